@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` (serve the best model in a browser)
+# and `make test` (the test suite). Each creates the virtualenv and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 7860
+
+.PHONY: setup demo test test-fast test-all check-java browser clean
+
+setup: $(STAMP)
+
+# torch/torchvision come from constraints.txt so no dependency can pull a second torch.
+$(STAMP): pyproject.toml constraints.txt
+	@$(MAKE) --no-print-directory check-java
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt torch torchvision
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+check-java:
+	@java -version >/dev/null 2>&1 || { \
+	  echo "Java was not found. METEOR and the PTB tokenizer of pycocoevalcap need a Java runtime."; \
+	  echo "Install one, e.g. 'sudo apt-get install default-jre-headless' (Debian/Ubuntu) or 'brew install openjdk', then run make again."; \
+	  exit 1; }
+
+demo: $(STAMP)
+	$(BIN)/vidcap-demo --host $(HOST) --port $(PORT)
+
+# The real-browser test needs Debian's Chromium; `make browser` installs it when apt is available.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1) || \
+	  echo "Chromium could not be installed: the browser test will be skipped."; }
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP) browser
+	$(BIN)/python -m pytest -q -m "" --runxfail
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""vidcap-demo: a Gradio app that captions uploaded videos."""

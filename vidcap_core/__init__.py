@@ -1,0 +1,3 @@
+"""vidcap: video captioning toolkit (frame features, recurrent encoder-decoders, evaluation)."""
+
+__version__ = "0.1.0"

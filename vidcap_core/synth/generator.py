@@ -1,0 +1,307 @@
+"""generate_synthclips: render, encode and annotate a SynthClips dataset on disk.
+
+Layout of `out_dir`:
+  videos/video<i>.mp4     H.264 (libx264, yuv420p) written with PyAV
+  videodatainfo.json      MSR-VTT format: info, videos (with split train/validate/test), sentences
+  ground_truth.json       per video id: objects, events in order, frames, split, held-out flag
+  synth.json              preset, seed, every generation parameter, version; written last
+
+Every clip is a function of (seed, clip index) alone, so the output does not depend on the
+number of worker processes. Files are written to a temporary name and renamed, and synth.json
+is written only once everything else is complete: an interrupted run leaves no half file that
+looks valid, and running again with the same parameters resumes (skipping finished videos) or,
+when the folder is complete, returns at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidcap_core.errors import ConfigError
+from vidcap_core.synth.captions import reference_captions
+from vidcap_core.synth.catalog import ACTION_FAMILIES, ACTION_FAMILY
+from vidcap_core.synth.config import SynthConfig, resolve_config
+from vidcap_core.synth.plan import ClipPlan, heldout_combinations, plan_for_split
+from vidcap_core.synth.render import render_clip
+from vidcap_core.synth.truth import ClipTruth, truth_from_plan
+
+ANNOTATION_NAME = "videodatainfo.json"
+GROUND_TRUTH_NAME = "ground_truth.json"
+SYNTH_INFO_NAME = "synth.json"
+PARTIAL_NAME = ".synth-partial.json"  # the parameters of a run in progress
+VIDEO_DIR = "videos"
+MSRVTT_SPLIT = {"train": "train", "val": "validate", "test": "test"}
+
+
+_JobResult = tuple[int, dict[str, Any], tuple[str, ...], bool]  # index, truth JSON, captions, rendered now
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One clip before encoding: its plan, its ground truth and its reference captions."""
+
+    plan: ClipPlan
+    truth: ClipTruth
+    captions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Job:
+    cfg: SynthConfig
+    seed: int
+    index: int
+    split: str
+    want_heldout: bool
+    video_path: Path
+
+
+def video_id(index: int) -> str:
+    return f"video{index}"
+
+
+def assign_splits(cfg: SynthConfig, seed: int) -> list[tuple[str, bool]]:
+    """(split, must show a held-out combination) per clip index; a seeded shuffle, exact fractions."""
+    count = cfg.num_clips
+    train = round(count * cfg.split_fractions[0])
+    val = round(count * cfg.split_fractions[1])
+    if count >= 3:  # every split non-empty when there is room
+        train, val = max(1, min(train, count - 2)), max(1, val)
+        val = min(val, count - train - 1)
+    test = count - train - val
+    heldout = int(test * cfg.heldout_fraction_of_test + 0.5)
+    roles = [("train", False)] * train + [("val", False)] * val
+    roles += [("test", True)] * heldout + [("test", False)] * (test - heldout)
+    order = np.random.default_rng([seed, 2]).permutation(count)
+    assigned: list[tuple[str, bool]] = [("train", False)] * count
+    for role, index in zip(roles, order):
+        assigned[int(index)] = role
+    return assigned
+
+
+def build_clip(cfg: SynthConfig, seed: int, index: int, split: str, want_heldout: bool) -> ClipSpec:
+    """Plan, ground truth and captions of clip `index`; a pure function of its arguments."""
+    plan = plan_for_split(np.random.default_rng([seed, 1, index]), cfg, want_heldout)
+    in_events, _ = heldout_combinations(plan, cfg)
+    truth = truth_from_plan(plan, video_id(index), split, in_events)
+    captions = reference_captions(truth.events, cfg.captions_per_clip, np.random.default_rng([seed, 3, index]))
+    return ClipSpec(plan, truth, tuple(captions))
+
+
+def write_video(frames: np.ndarray, path: Path, fps: int, crf: int = 18) -> None:
+    """Encode (T, H, W, 3) uint8 RGB frames as H.264 yuv420p mp4 at `path`, atomically."""
+    import av  # heavy; only encoding needs it
+
+    _, height, width, _ = frames.shape  # (T, H, W, 3)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            # One encoder thread: the worker processes already use the cores, and x264's
+            # per-clip thread start-up costs more than it saves on 64x64 frames.
+            stream.codec_context.thread_count = 1
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+            container.mux(stream.encode(None))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _run_job(job: _Job) -> _JobResult:
+    """Build one clip and encode it unless its video is already there (renamed into place = complete)."""
+    spec = build_clip(job.cfg, job.seed, job.index, job.split, job.want_heldout)
+    rendered = not job.video_path.is_file()
+    if rendered:
+        write_video(render_clip(spec.plan), job.video_path, job.cfg.fps, job.cfg.crf)
+    return job.index, spec.truth.to_json(), spec.captions, rendered
+
+
+def _write_json_atomic(path: Path, data: Any, indent: int | None = None) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _params(cfg: SynthConfig, seed: int) -> dict[str, Any]:
+    """The parameters that determine the output, as they read back from JSON."""
+    return json.loads(json.dumps({"version": cfg.version, "preset": cfg.name, "seed": seed,
+                                  "num_clips": cfg.num_clips, "config": cfg.to_json()}))
+
+
+def _read_params(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {key: data[key] for key in ("version", "preset", "seed", "num_clips", "config")}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path} is not a readable SynthClips parameter file ({type(exc).__name__}: {exc}); "
+            f"delete {path.parent} or choose another output folder."
+        ) from exc
+
+
+def _check_folder(out_dir: Path, params: dict[str, Any]) -> bool:
+    """True when out_dir already holds this exact dataset, complete. Raises if it holds another."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"SynthClips output {out_dir} exists and is not a folder; choose another --out.")
+    for name in (SYNTH_INFO_NAME, PARTIAL_NAME):
+        found = _read_params(out_dir / name)
+        if found is not None and found != params:
+            differs = sorted(k for k in params if found.get(k) != params[k])
+            raise ConfigError(
+                f"{out_dir} holds SynthClips made with other parameters ({', '.join(differs)} differ: "
+                f"found preset={found.get('preset')!r} seed={found.get('seed')!r} "
+                f"num_clips={found.get('num_clips')!r}); choose another --out or delete that folder."
+            )
+    has_info = (out_dir / SYNTH_INFO_NAME).is_file()
+    if not has_info and not (out_dir / PARTIAL_NAME).is_file() and (out_dir / ANNOTATION_NAME).is_file():
+        raise ConfigError(
+            f"{out_dir} already holds {ANNOTATION_NAME} that SynthClips did not write (no {SYNTH_INFO_NAME}); "
+            "choose another --out so it is not overwritten."
+        )
+    videos = out_dir / VIDEO_DIR
+    return (
+        has_info
+        and (out_dir / ANNOTATION_NAME).is_file()
+        and (out_dir / GROUND_TRUTH_NAME).is_file()
+        and all((videos / f"{video_id(i)}.mp4").is_file() for i in range(params["num_clips"]))
+    )
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary files of an interrupted run (names this module makes: `.<name>.<pid>.tmp`)."""
+    for folder in (out_dir, out_dir / VIDEO_DIR):
+        for path in folder.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+
+def _annotations(cfg: SynthConfig, seed: int, results: list[_JobResult]) -> dict[str, Any]:
+    duration = cfg.num_frames / cfg.fps
+    videos, sentences = [], []
+    for index, truth, captions, _ in results:
+        first_family = ACTION_FAMILY[truth["events"][0]["action"]]
+        videos.append({
+            "category": ACTION_FAMILIES.index(first_family),
+            "url": f"synthclips://{cfg.name}/{seed}/{video_id(index)}",
+            "video_id": video_id(index),
+            "start time": 0.0,
+            "end time": duration,
+            "split": MSRVTT_SPLIT[truth["split"]],
+            "id": index,
+        })
+        for caption in captions:
+            sentences.append({"caption": caption, "video_id": video_id(index), "sen_id": len(sentences)})
+    info = {
+        "contributor": "vidcap SynthClips",
+        "description": f"SynthClips synthetic diagnostic clips, preset {cfg.name!r}, seed {seed}",
+        "version": cfg.version,
+        "year": 2024,
+        "data_created": "synthetic",
+    }
+    return {"info": info, "videos": videos, "sentences": sentences}
+
+
+def _ground_truth(cfg: SynthConfig, seed: int, results: list[_JobResult]) -> dict[str, Any]:
+    return {
+        "version": cfg.version,
+        "preset": cfg.name,
+        "seed": seed,
+        "frame_size": cfg.frame_size,
+        "fps": cfg.fps,
+        "heldout_colour_shape": [list(p) for p in cfg.heldout_colour_shape],
+        "heldout_shape_action": [list(p) for p in cfg.heldout_shape_action],
+        "clips": {video_id(index): truth for index, truth, _, _ in results},
+    }
+
+
+def _summary(cfg: SynthConfig, out_dir: Path, rendered: int, seconds: float, splits: Counter[str], heldout: int) -> dict[str, Any]:
+    return {
+        "preset": cfg.name,
+        "out_dir": str(out_dir),
+        "clips": cfg.num_clips,
+        "rendered": rendered,
+        "skipped": cfg.num_clips - rendered,
+        "seconds": seconds,
+        "clips_per_s": cfg.num_clips / seconds if seconds > 0 else float("inf"),
+        "splits": {name: splits.get(name, 0) for name in MSRVTT_SPLIT},
+        "heldout": heldout,
+    }
+
+
+def generate_synthclips(
+    preset: str | SynthConfig,
+    out_dir: Path,
+    seed: int = 0,
+    num_clips: int | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Make (or finish, or confirm) SynthClips `preset` in `out_dir`; returns a summary dict.
+
+    The summary has clips, rendered, skipped, seconds, clips_per_s, splits and heldout.
+    `preset` is a name in PRESETS or a SynthConfig; `workers` defaults to min(2, CPUs);
+    `progress` shows a progress bar on stderr.
+    """
+    start = time.perf_counter()
+    cfg = resolve_config(preset, num_clips)
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ConfigError(f"workers={workers} is invalid; use at least 1 worker process.")
+    out_dir = Path(out_dir)
+    params = _params(cfg, seed)
+    roles = assign_splits(cfg, seed)
+    if _check_folder(out_dir, params):
+        truths = json.loads((out_dir / GROUND_TRUTH_NAME).read_text(encoding="utf-8"))["clips"].values()
+        splits = Counter(t["split"] for t in truths)
+        heldout = sum(bool(t["heldout"]) for t in truths)
+        return _summary(cfg, out_dir, 0, time.perf_counter() - start, splits, heldout)
+
+    (out_dir / VIDEO_DIR).mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out_dir)
+    _write_json_atomic(out_dir / PARTIAL_NAME, params, indent=2)
+    jobs = [
+        _Job(cfg, seed, i, split, heldout, out_dir / VIDEO_DIR / f"{video_id(i)}.mp4")
+        for i, (split, heldout) in enumerate(roles)
+    ]
+    results = _run_jobs(jobs, workers, progress)
+    _write_json_atomic(out_dir / ANNOTATION_NAME, _annotations(cfg, seed, results))
+    _write_json_atomic(out_dir / GROUND_TRUTH_NAME, _ground_truth(cfg, seed, results))
+    splits = Counter(truth["split"] for _, truth, _, _ in results)
+    heldout = sum(bool(truth["heldout"]) for _, truth, _, _ in results)
+    info = {**params, "counts": {"clips": cfg.num_clips, "splits": dict(splits), "heldout": heldout}}
+    _write_json_atomic(out_dir / SYNTH_INFO_NAME, info, indent=2)  # last: marks the folder complete
+    (out_dir / PARTIAL_NAME).unlink(missing_ok=True)
+    rendered = sum(r[3] for r in results)
+    return _summary(cfg, out_dir, rendered, time.perf_counter() - start, splits, heldout)
+
+
+def _run_jobs(jobs: list[_Job], workers: int, progress: bool) -> list[_JobResult]:
+    from tqdm import tqdm
+
+    def shown(results: Iterable[_JobResult]) -> list[_JobResult]:
+        return list(tqdm(results, total=len(jobs), desc="SynthClips", unit="clip", disable=not progress))
+
+    if workers == 1 or len(jobs) < 2:
+        return shown(map(_run_job, jobs))
+    # spawn, not fork: the caller may hold threads (torch, a web server) that fork would copy mid-state.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        chunk = max(1, min(32, len(jobs) // (workers * 8)))
+        return shown(pool.map(_run_job, jobs, chunksize=chunk))  # map keeps clip order

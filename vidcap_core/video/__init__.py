@@ -1,0 +1,12 @@
+"""Reading video frames: decord first, PyAV fallback; probing; frame sampling.
+
+`read_frames(path, num_frames, size)` returns `(T, H, W, 3)` uint8 RGB frames, evenly
+sampled, upright, centre-cropped and resized; `probe_video(path)` returns a VideoInfo.
+Any unreadable file raises `vidcap_core.errors.VideoReadError` naming it.
+"""
+
+from vidcap_core.video.info import VideoInfo
+from vidcap_core.video.reader import BACKENDS, Backend, probe_video, read_frames
+from vidcap_core.video.sampling import sample_frame_indices
+
+__all__ = ["BACKENDS", "Backend", "VideoInfo", "probe_video", "read_frames", "sample_frame_indices"]
