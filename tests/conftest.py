@@ -58,6 +58,8 @@ def write_video(
         if pts_ms is not None:
             stream.codec_context.time_base = fractions.Fraction(1, 1000)
         if rotation is not None:
+            if not hasattr(stream, "set_display_rotation"):
+                pytest.skip(f"PyAV {av.__version__} cannot write rotation metadata (needs set_display_rotation)")
             stream.set_display_rotation(rotation)
         for i in range(count):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")

@@ -337,9 +337,10 @@ def _bad_file(kind: str, root: Path, make_video) -> tuple[Path, str]:
     return path, "truncated"
 
 
-BAD_KINDS = ["missing", "directory", "empty", "unreadable", "fifo", "text", "audio-aac-m4a", "audio-mp2-mp4", "zero-frames", "garbage-payload"] + [
-    f"truncated-{layout}-{fraction}" for layout in ("moovlast", "moovfirst") for fraction in (0.05, 0.5, 0.9)
-]
+BAD_KINDS = [
+    "missing", "directory", "empty", "unreadable", "fifo", "text", "audio-aac-m4a", "audio-mp2-mp4",
+    "zero-frames", "garbage-payload",
+] + [f"truncated-{layout}-{fraction}" for layout in ("moovlast", "moovfirst") for fraction in (0.05, 0.5, 0.9)]
 
 
 @pytest.fixture(scope="module")

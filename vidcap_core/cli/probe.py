@@ -11,9 +11,15 @@ import typer
 
 def probe(
     videos: Annotated[list[Path], typer.Argument(help="Video files to check.", show_default=False)],
-    frames: Annotated[int, typer.Option("--frames", min=0, help="Also decode this many evenly spaced frames per video to prove it reads (0: metadata only).")] = 16,
-    output_format: Annotated[Literal["json", "table"], typer.Option("--format", help="table: aligned text with each error under its file; json: a list of objects.")] = "table",
-    backend: Annotated[Literal["auto", "decord", "pyav"], typer.Option("--backend", help="auto: decord, with PyAV when decord fails; or force one reader.")] = "auto",
+    frames: Annotated[
+        int, typer.Option("--frames", min=0, help="Also decode this many evenly spaced frames per video to prove it reads (0: metadata only).")
+    ] = 16,
+    output_format: Annotated[
+        Literal["json", "table"], typer.Option("--format", help="table: aligned text with each error under its file; json: a list of objects.")
+    ] = "table",
+    backend: Annotated[
+        Literal["auto", "decord", "pyav"], typer.Option("--backend", help="auto: decord, with PyAV when decord fails; or force one reader.")
+    ] = "auto",
 ) -> None:
     """Report frame count, displayed size, fps and duration of each video, or why it cannot be read.
 

@@ -27,7 +27,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidcap_core.errors import VideoReadError
 from vidcap_core.video.checks import video_read_error
 from vidcap_core.video.geometry import fit_frame, rotate_upright
 from vidcap_core.video.info import VideoInfo
