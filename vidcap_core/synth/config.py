@@ -28,7 +28,7 @@ class SynthConfig:
     first_event_end_fraction: float | None = None  # the first event ends within this fraction of the clip
     noise_level: float = 0.06  # std of the static per-clip pixel noise, as a fraction of 255
     num_distractors: int = 6  # grey specks drifting across the frame
-    invisible_start_prob: float = 0.2  # chance that an object starts hidden (so it can appear)
+    invisible_start_prob: float = 0.1  # chance that an object starts hidden (so it can appear)
     reverse_prob: float = 0.5  # chance that a clip's events are replaced by their time reversal
     captions_per_clip: int = 12
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train, val, test

@@ -42,6 +42,7 @@ SYNTH_INFO_NAME = "synth.json"
 PARTIAL_NAME = ".synth-partial.json"  # the parameters of a run in progress
 VIDEO_DIR = "videos"
 MSRVTT_SPLIT = {"train": "train", "val": "validate", "test": "test"}
+MIN_CLIPS_FOR_POOL = 16  # fewer clips to render than this: render in this process
 
 
 _JobResult = tuple[int, dict[str, Any], tuple[str, ...], bool]  # index, truth JSON, captions, rendered now
@@ -257,8 +258,9 @@ def generate_synthclips(
     """Make (or finish, or confirm) SynthClips `preset` in `out_dir`; returns a summary dict.
 
     The summary has clips, rendered, skipped, seconds, clips_per_s, splits and heldout.
-    `preset` is a name in PRESETS or a SynthConfig; `workers` defaults to min(2, CPUs);
-    `progress` shows a progress bar on stderr.
+    `preset` is a name in PRESETS or a SynthConfig; `workers` (processes; default min(2, CPUs),
+    unused below MIN_CLIPS_FOR_POOL clips) never changes the output; `progress` shows a
+    progress bar on stderr.
     """
     start = time.perf_counter()
     cfg = resolve_config(preset, num_clips)
@@ -299,7 +301,8 @@ def _run_jobs(jobs: list[_Job], workers: int, progress: bool) -> list[_JobResult
     def shown(results: Iterable[_JobResult]) -> list[_JobResult]:
         return list(tqdm(results, total=len(jobs), desc="SynthClips", unit="clip", disable=not progress))
 
-    if workers == 1 or len(jobs) < 2:
+    to_render = sum(not job.video_path.is_file() for job in jobs)
+    if workers == 1 or to_render < MIN_CLIPS_FOR_POOL:  # starting processes would cost more than it saves
         return shown(map(_run_job, jobs))
     # spawn, not fork: the caller may hold threads (torch, a web server) that fork would copy mid-state.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vidcap_core.synth.catalog import (
+    ACTION_FAMILY,
     ACTIONS,
     COLOURS,
     COUNTERPART,
@@ -37,6 +38,9 @@ SPECK_MAX_SPEED = 10  # units per frame per axis (0.625 px)
 MIN_MOVE_FRACTION = 0.25  # a move covers at least this fraction of the frame side
 BOUNCE_FRACTION = 0.22  # bounce height as a fraction of the frame side
 MAX_ATTEMPTS = 400
+# A hidden object can only appear, and a lone object that vanished must reappear next: halving
+# the visibility family's weight keeps it about as common as the others overall.
+FAMILY_WEIGHT = {"visibility": 0.5}
 
 
 @dataclass(frozen=True)
@@ -186,21 +190,28 @@ def _propose(
 
 
 def _sample_content(rng: np.random.Generator, cfg: SynthConfig) -> tuple[list[str], list[ObjectState], list[PlannedEvent]]:
+    """Objects, then events one by one: a family among those possible now (FAMILY_WEIGHT), then
+    a uniform possible (object, action) within it, so that moves are as common as colour changes."""
     shapes, initial = _sample_objects(rng, cfg)
     states = list(initial)
     wanted = int(rng.integers(cfg.events_per_clip[0], cfg.events_per_clip[1] + 1))
     events: list[PlannedEvent] = []
-    for _ in range(wanted * MAX_ATTEMPTS):
-        if len(events) == wanted:
+    for _ in range(wanted):
+        options: dict[str, list[PlannedEvent]] = {}
+        for actor in range(len(states)):
+            for action in ACTIONS:
+                proposal = _propose(action, actor, shapes, states, rng, cfg.frame_size)
+                if proposal is not None:
+                    event = PlannedEvent(actor, action, states[actor], proposal[0], bounce_height=proposal[1])
+                    options.setdefault(ACTION_FAMILY[action], []).append(event)
+        if not options:
             break
-        actor = int(rng.integers(len(states)))
-        action = _choice(rng, ACTIONS)
-        proposal = _propose(action, actor, shapes, states, rng, cfg.frame_size)
-        if proposal is None:
-            continue
-        end, height = proposal
-        events.append(PlannedEvent(actor, action, states[actor], end, bounce_height=height))
-        states[actor] = end
+        names = sorted(options)
+        weights = np.array([FAMILY_WEIGHT.get(name, 1.0) for name in names])
+        family = options[names[int(rng.choice(len(names), p=weights / weights.sum()))]]
+        event = family[int(rng.integers(len(family)))]
+        events.append(event)
+        states[event.actor] = event.end
     return _drop_unseen_objects(shapes, initial, events)
 
 
