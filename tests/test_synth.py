@@ -329,6 +329,6 @@ def test_cli_generates_and_reports(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["rendered"] == 0
     clash = runner.invoke(app, [*prefix, "--preset", "tiny", "--out", str(out), "--seed", "9", "--no-progress"])
-    assert clash.exit_code == 1 and "other parameters" in clash.output
+    assert clash.exit_code == 2 and "other parameters" in clash.output
     bad = runner.invoke(app, [*prefix, "--preset", "huge", "--out", str(out)])
     assert bad.exit_code == 2

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from vidcap_core.data.registry import DatasetName
+from vidcap_core.options import DatasetName
 
 
 def stats(

@@ -41,7 +41,7 @@ def synth(
                                       progress=progress)
     except VidcapError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise typer.Exit(code=2) from exc
     if format is SynthOutput.json:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 from vidcap_core.data.generic import load_generic
 from vidcap_core.data.msrvtt import load_msrvtt, load_synth
@@ -13,7 +12,6 @@ from vidcap_core.data.records import CaptionDataset
 from vidcap_core.data.trimming import trim_dataset
 from vidcap_core.errors import ConfigError
 
-DatasetName = Literal["synth", "msrvtt", "msvd", "csv"]
 DatasetLoader = Callable[[Path, Path | None], CaptionDataset]
 
 DATASET_LOADERS: dict[str, DatasetLoader] = {

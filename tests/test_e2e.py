@@ -1,0 +1,132 @@
+"""End to end: SynthClips -> synth-cnn features -> `vidcap train` -> `vidcap evaluate` -> `vidcap caption`,
+plus a one-epoch smoke run of every architecture x cell on tiny cached features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from test_training import toy_config
+from typer.testing import CliRunner
+
+from vidcap_core.checkpoint import load_checkpoint
+from vidcap_core.cli.caption import caption_command
+from vidcap_core.cli.evaluate import evaluate_command
+from vidcap_core.cli.train import train_command
+from vidcap_core.evaluation import Scorer
+from vidcap_core.training import train
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
+NUM_FRAMES = 8
+
+
+def cli_app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("caption")(caption_command)
+    return app
+
+
+@pytest.fixture(scope="module")
+def synth_run(tmp_path_factory):
+    """SynthClips tiny, its synth-cnn features and a 2-epoch attention-LSTM run (every caption of every
+    training clip per epoch, so it learns enough to say something), made through the CLI."""
+    from vidcap_core.data import load_dataset
+    from vidcap_core.features.extract import extract_features
+    from vidcap_core.synth import generate_synthclips
+
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("e2e")
+    root, features, run = folder / "synth", folder / "features", folder / "run"
+    generate_synthclips("tiny", root, seed=0, workers=1)
+    records = load_dataset("synth", root).records
+    summary = extract_features(records, "synth-cnn", features, num_frames=NUM_FRAMES, progress=False)
+    assert not summary.failed
+    result = CliRunner().invoke(cli_app(), [
+        "train", "--dataset", "synth", "--root", str(root), "--features", str(features), "--arch", "attention",
+        "--cell", "lstm", "--epochs", "2", "--hidden-size", "32", "--embed-size", "16", "--attention-size", "16",
+        "--batch-size", "8", "--captions-per-video", "0", "--lr", "0.005", "--min-count", "1",
+        "--val-metrics", "CIDEr", "--seed", "1", "--out", str(run),
+        "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    return root, features, run, json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_train_evaluate_caption_through_the_cli(synth_run):
+    root, features, run, summary = synth_run
+    assert summary["epochs_completed"] == 2 and Path(summary["best_checkpoint"]).is_file()
+
+    # METEOR's JVM needs a minute of CPU to start; the evaluation tests cover it
+    result = CliRunner().invoke(cli_app(), ["evaluate", "--run", str(run), "--split", "test",
+                                            "--metrics", "Bleu_4,ROUGE_L,CIDEr", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert list(report)[:5] == ["split", "n_videos", "metrics", "semantic", "predictions_file"]
+    assert report["n_videos"] > 0 and "CIDEr" in report["metrics"] and report["semantic"]
+    assert all(np.isfinite(v) for v in report["semantic"].values())
+
+    synth_video = sorted((root / "videos").glob("*.mp4"))[0]
+    videos = [synth_video]
+    if SHARED_VIDEOS.is_dir():
+        videos += [SHARED_VIDEOS / "corrupted.mp4", SHARED_VIDEOS / "flipping_a_pancake.mkv"]
+    result = CliRunner().invoke(cli_app(), ["caption", *map(str, videos), "--checkpoint", str(run / "best.pt"),
+                                            "--format", "json"])
+    assert result.exit_code == 0, result.output  # every file judged, even the unreadable one
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [str(v) for v in videos]
+    assert lines[0]["caption"] and np.array(lines[0]["attention"]).shape[1] == NUM_FRAMES
+    if SHARED_VIDEOS.is_dir():
+        assert set(lines[1]) == {"path", "error"} and "corrupted.mp4" in lines[1]["error"]
+        assert lines[2]["caption"] and "error" not in lines[2]
+
+
+@pytest.mark.slow
+def test_captioner_sees_the_features_it_was_trained_on(synth_run):
+    from vidcap_core.features.store import FeatureStore
+    from vidcap_core.pipeline import Captioner
+
+    root, features, run, _ = synth_run
+    captioner = Captioner.from_checkpoint(run / "best.pt", device="cpu")
+    video = sorted((root / "videos").glob("*.mp4"))[0]
+    frames = captioner.read(video)
+    assert frames.shape == (NUM_FRAMES, 64, 64, 3) and frames.dtype == np.uint8
+    cached = FeatureStore(features).load(video.stem)  # (T, F)
+    np.testing.assert_array_equal(captioner.features(frames)[0].cpu().numpy(), cached)
+
+    result = captioner.caption(video, beam=3, n_best=2)
+    assert len(result.hypotheses) == 2 and result.caption == result.hypotheses[0][0]
+    assert result.hypotheses[0][1] >= result.hypotheses[1][1]
+    assert result.attention.shape == (len(result.caption.split()), NUM_FRAMES)  # one row per word
+    np.testing.assert_allclose(result.attention.sum(axis=1), 1.0, rtol=1e-4)
+    assert set(result.timings_ms) == {"decode_video", "features", "caption"}
+    assert result.frames.shape == frames.shape
+
+
+# ----------------------------------------------------------------------------- every arch x cell
+
+
+@pytest.fixture(scope="module")
+def cider_scorer():
+    with Scorer(metrics=["CIDEr"]) as scorer:
+        yield scorer
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("arch", ["meanpool", "s2vt", "attention"])
+def test_one_epoch_smoke(arch, cell, tmp_path, cider_scorer):
+    torch.set_num_threads(1)
+    cfg = toy_config(tmp_path / "data", arch=arch, cell=cell, epochs=1, hidden_size=8, embed_size=8,
+                     attention_size=8, probe_every=0, val_metrics=["CIDEr"])
+    result = train(cfg, tmp_path / "run", progress=False, scorer=cider_scorer)
+    row = result.history[0]
+    assert np.isfinite(row["train_loss"]) and row["val"]["CIDEr"] >= 0 and result.best_epoch == 1
+    loaded = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert (loaded.config.arch, loaded.config.cell) == (arch, cell)
+    assert loaded.preprocessing["backbone"] == "random" and loaded.extra["epoch"] == 1

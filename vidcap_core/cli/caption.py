@@ -1,0 +1,49 @@
+"""`vidcap caption VIDEO...`: caption video files with a trained checkpoint.
+
+Exit code 0 when every file was judged: a file that cannot be read gets {"path", "error"} and
+the others still get captions. Exit code 2 only when the checkpoint or options are unusable.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+
+def caption_command(
+    videos: Annotated[list[Path], typer.Argument(help="Video files to caption.")],
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint (a run's best.pt).")],
+    beam: Annotated[int, typer.Option(min=1, help="Beam size (1 = greedy).")] = 1,
+    n_best: Annotated[int, typer.Option(min=1, help="Captions per video (<= beam); text format lists them all.")] = 1,
+    length_penalty: Annotated[float, typer.Option(help="GNMT length-penalty alpha for beam search (0 = none).")] = 0.0,
+    backbone_weights: Annotated[Optional[Path], typer.Option(help="Backbone weights file, if features were extracted with --weights.")] = None,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="auto = cuda if available, else cpu.")] = "auto",
+    output_format: Annotated[Literal["json", "text"], typer.Option("--format", help="json: one JSON object per line per video.")] = "text",
+) -> None:
+    """Caption each video; an unreadable file gets an error entry and the rest go on."""
+    from vidcap_core.errors import VidcapError
+    from vidcap_core.pipeline import Captioner
+
+    if n_best > beam:
+        typer.echo(f"Error: --n-best {n_best} needs --beam of at least {n_best}.", err=True)
+        raise typer.Exit(code=2)
+    try:
+        captioner = Captioner.from_checkpoint(checkpoint, device=device, backbone_weights=backbone_weights)
+    except VidcapError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    for video in videos:
+        try:
+            result = captioner.caption(video, beam=beam, n_best=n_best, length_penalty=length_penalty)
+        except VidcapError as exc:
+            entry = {"path": str(video), "error": str(exc)}
+            typer.echo(json.dumps(entry) if output_format == "json" else f"{video}: ERROR {exc}")
+            continue
+        if output_format == "json":
+            typer.echo(json.dumps(result.to_dict()))
+        else:
+            for caption, score in result.hypotheses:
+                typer.echo(f"{video}: {caption}  ({score:.3f})")

@@ -1,0 +1,324 @@
+"""Frame encoders: torchvision ImageNet CNNs, our SynthClips CNN (`synth-cnn`) and its untrained twin.
+
+Every backbone takes images `(N, 3, H, W)` float in [0, 1], normalises them itself and returns
+`(global (N, F), grid (N, R, G))`: one vector per frame and the last convolutional map flattened
+into `R = h * w` regions. `G == F` except for VGG, whose global vector is fc7 (4096-d, the S2VT
+feature) while its grid is the 512-channel conv5 map.
+
+Weights never come from the network. torchvision models read the file torchvision itself would
+have downloaded from `torch.hub.get_dir()/checkpoints/`, or a state_dict given with `weights=`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import get_args
+
+import torch
+from torch import nn
+
+from vidcap_core.errors import FeatureError
+from vidcap_core.options import SYNTH_CNN_WEIGHTS, BackboneName
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SYNTH_MEAN = (0.5, 0.5, 0.5)
+SYNTH_STD = (0.5, 0.5, 0.5)
+RANDOM_SEED = 0  # the `random` backbone is always this initialisation
+
+
+
+class Backbone(nn.Module):
+    """Base class: holds the facts a feature cache records and does the input normalisation."""
+
+    def __init__(
+        self,
+        name: str,
+        feature_dim: int,
+        grid_dim: int,
+        input_size: tuple[int, int],
+        grid_size: tuple[int, int],
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.feature_dim = feature_dim
+        self.grid_dim = grid_dim
+        self.input_size = input_size  # (H, W) the backbone expects
+        self.grid_size = grid_size  # (h, w) of the grid at input_size; R = h * w
+        self.weights_id = "unset"  # where the weights came from; recorded in features.json
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise FeatureError(f"backbone {self.name} needs images (N, 3, H, W); got shape {tuple(images.shape)}")
+        return (images - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        conv = self.conv_map(self.normalise(images))  # (N, G, h, w)
+        grid = conv.flatten(2).transpose(1, 2)  # (N, R, G)
+        return self.global_vector(conv), grid  # (N, F), (N, R, G)
+
+    def conv_map(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define conv_map")
+
+    def global_vector(self, conv: torch.Tensor) -> torch.Tensor:
+        return conv.mean(dim=(2, 3))  # (N, G)
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+class ResNetBackbone(Backbone):
+    """ResNet up to layer4; global = average-pooled layer4 (the penultimate layer), grid = layer4."""
+
+    def __init__(self, name: str, model: nn.Module) -> None:
+        dim = model.fc.in_features
+        super().__init__(name, dim, dim, (224, 224), (7, 7), IMAGENET_MEAN, IMAGENET_STD)
+        self.body = nn.Sequential(
+            model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3, model.layer4
+        )
+
+    def conv_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # (N, F, H/32, W/32)
+
+
+class VGGBackbone(Backbone):
+    """VGG; global = fc7 after ReLU (4096-d, penultimate layer), grid = conv5 after its max-pool."""
+
+    def __init__(self, name: str, model: nn.Module) -> None:
+        fc7_dim = model.classifier[3].out_features
+        super().__init__(name, fc7_dim, 512, (224, 224), (7, 7), IMAGENET_MEAN, IMAGENET_STD)
+        self.features = model.features
+        self.avgpool = model.avgpool
+        self.fc67 = nn.Sequential(*list(model.classifier.children())[:-1])  # drop the 1000-way fc8
+
+    def conv_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (N, 512, H/32, W/32)
+
+    def global_vector(self, conv: torch.Tensor) -> torch.Tensor:
+        return self.fc67(self.avgpool(conv).flatten(1))  # (N, 4096)
+
+
+TORCHVISION_BACKBONES: dict[str, type[Backbone]] = {
+    "resnet18": ResNetBackbone,
+    "resnet50": ResNetBackbone,
+    "resnet152": ResNetBackbone,
+    "vgg16": VGGBackbone,
+    "vgg19": VGGBackbone,
+}
+
+
+def torchvision_weight_files(name: str) -> list[str]:
+    """File names torchvision downloads for `name`, the DEFAULT one first."""
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(name)
+    default = Path(enum.DEFAULT.url).name
+    others = [Path(w.url).name for w in enum if Path(w.url).name != default]
+    return [default] + [f for f in others if f.startswith(f"{name}-")]  # skip feature-only files
+
+
+def expected_torchvision_path(name: str) -> Path:
+    """Where torchvision's cache keeps the DEFAULT ImageNet weights of `name`."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / torchvision_weight_files(name)[0]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state_dict from a .safetensors file or a torch file loaded with weights_only=True."""
+    if not path.is_file():
+        raise FeatureError(f"weights file {path} does not exist: pass an existing state_dict file with --weights")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the user
+        raise FeatureError(f"cannot read weights file {path} ({type(exc).__name__}: {exc}); it must be a state_dict") from exc
+    for key in ("state_dict", "model"):  # common checkpoint wrappers
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise FeatureError(f"weights file {path} is not a state_dict (a dict of tensors)")
+    return state
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: Path, name: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise FeatureError(f"weights {source} do not fit backbone {name}: {' '.join(first)}") from exc
+
+
+def build_torchvision(name: str, weights: Path | None) -> Backbone:
+    import torchvision
+
+    if weights is None:
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        found = [cache / f for f in torchvision_weight_files(name) if (cache / f).is_file()]
+        if not found:
+            raise FeatureError(
+                f"no ImageNet weights for {name}: put torchvision's file {torchvision_weight_files(name)[0]} at "
+                f"{expected_torchvision_path(name)} (this machine cannot download it), or pass a state_dict "
+                f"file with --weights FILE"
+            )
+        source, weights_id = found[0], f"torchvision:{found[0].name}"
+    else:
+        source, weights_id = weights, None
+    state = read_state_dict(source)  # checks the file exists before it is hashed
+    weights_id = weights_id or f"sha256:{file_sha256(source)}"
+    model = torchvision.models.get_model(name, weights=None)
+    load_state(model, state, source, name)
+    backbone = TORCHVISION_BACKBONES[name](name, model)
+    backbone.weights_id = weights_id
+    return backbone.eval()
+
+
+# ----------------------------------------------------------------------------- synth-cnn
+
+
+@dataclass
+class SynthCNNConfig:
+    """Architecture of synth-cnn; stored in its weights file and used to rebuild it."""
+
+    image_size: int = 64
+    channels: tuple[int, ...] = (16, 32, 64, 256)  # one conv block per entry, each halves H and W
+    heads: dict[str, list[str]] = field(default_factory=dict)  # head name -> class names
+
+    @property
+    def grid_side(self) -> int:
+        return self.image_size // 2 ** len(self.channels)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SynthCNNConfig:
+        raw = json.loads(text)
+        return cls(image_size=int(raw["image_size"]), channels=tuple(raw["channels"]), heads=dict(raw["heads"]))
+
+
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+class SynthCNN(Backbone):
+    """A small CNN for SynthClips stills. Two coordinate channels are appended to the input, so the
+    average-pooled global vector can say *where* the object is, not only what it is.
+    Classification heads (shape, colour, size, position) are used only for pretraining and tests."""
+
+    def __init__(self, cfg: SynthCNNConfig, name: str = "synth-cnn") -> None:
+        dim, side = cfg.channels[-1], cfg.grid_side
+        super().__init__(name, dim, dim, (cfg.image_size, cfg.image_size), (side, side), SYNTH_MEAN, SYNTH_STD)
+        self.cfg = cfg
+        widths = (5, *cfg.channels)  # RGB + (y, x) coordinates
+        self.blocks = nn.Sequential(*[conv_block(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.heads = nn.ModuleDict({head: nn.Linear(dim, len(classes)) for head, classes in cfg.heads.items()})
+
+    def conv_map(self, x: torch.Tensor) -> torch.Tensor:
+        N, _, H, W = x.shape
+        ys = torch.linspace(-1.0, 1.0, H, device=x.device, dtype=x.dtype).view(1, 1, H, 1).expand(N, 1, H, W)
+        xs = torch.linspace(-1.0, 1.0, W, device=x.device, dtype=x.dtype).view(1, 1, 1, W).expand(N, 1, H, W)
+        # channels_last: oneDNN runs these narrow convolutions several times faster on CPU
+        x = torch.cat([x, ys, xs], dim=1).contiguous(memory_format=torch.channels_last)  # (N, 5, H, W)
+        return self.blocks(x)  # (N, F, H/16, W/16)
+
+    def classify(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per head: {head: (N, classes)}."""
+        feats, _ = self(images)  # (N, F)
+        return {head: layer(feats) for head, layer in self.heads.items()}
+
+
+def read_synth_cnn_file(path: Path) -> tuple[SynthCNNConfig, dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise FeatureError(
+            f"synth-cnn weights {path} are missing: reinstall vidcap, or train them with "
+            f"`vidcap pretrain-cnn --out {path}`"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}
+        cfg = SynthCNNConfig.from_json(meta["config"])
+    except Exception as exc:  # noqa: BLE001
+        raise FeatureError(
+            f"cannot read synth-cnn weights {path} ({type(exc).__name__}: {exc}); retrain them with "
+            f"`vidcap pretrain-cnn --out {path}`"
+        ) from exc
+    return cfg, state
+
+
+def save_synth_cnn(model: SynthCNN, path: Path) -> None:
+    """Write weights + config as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata={"config": model.cfg.to_json(), "format": "vidcap-synth-cnn-1"})
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+def build_synth_cnn(name: str, weights: Path | None) -> Backbone:
+    path = weights if weights is not None else SYNTH_CNN_WEIGHTS
+    cfg, state = read_synth_cnn_file(path)
+    model = SynthCNN(cfg, name)
+    load_state(model, state, path, name)
+    model = model.to(memory_format=torch.channels_last)
+    model.weights_id = "committed synth-cnn " if weights is None else ""
+    model.weights_id += f"sha256:{file_sha256(path)}"
+    return model.eval()
+
+
+def build_random_cnn(name: str, weights: Path | None) -> Backbone:
+    """synth-cnn's architecture, untrained, initialised from seed RANDOM_SEED (an ablation)."""
+    if weights is not None:
+        raise FeatureError(f"backbone 'random' is untrained by definition; drop --weights {weights}")
+    cfg = read_synth_cnn_file(SYNTH_CNN_WEIGHTS)[0] if SYNTH_CNN_WEIGHTS.is_file() else SynthCNNConfig()
+    cfg = SynthCNNConfig(image_size=cfg.image_size, channels=cfg.channels, heads={})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        model = SynthCNN(cfg, name).to(memory_format=torch.channels_last)
+    model.weights_id = f"random-init seed {RANDOM_SEED}, channels {'-'.join(map(str, cfg.channels))}"
+    return model.eval()
+
+
+BACKBONES: dict[str, Callable[[str, Path | None], Backbone]] = {
+    **{name: build_torchvision for name in TORCHVISION_BACKBONES},
+    "synth-cnn": build_synth_cnn,
+    "random": build_random_cnn,
+}
+if tuple(BACKBONES) != get_args(BackboneName):
+    raise ImportError("BackboneName and BACKBONES must list the same names")
+
+
+def build_backbone(name: str, weights: Path | None = None) -> Backbone:
+    """Build backbone `name` in eval mode. `weights`: a state_dict file overriding the default weights."""
+    if name not in BACKBONES:
+        raise FeatureError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name](name, None if weights is None else Path(weights))

@@ -1,0 +1,52 @@
+"""Caption models: `ModelConfig`, cells, soft attention, meanpool / s2vt / attention captioners."""
+
+from vidcap_core.models.attention import SoftAttention
+from vidcap_core.models.base import CaptionModel, Memory, check_frame_mask
+from vidcap_core.models.cells import (
+    CELLS,
+    Recurrent,
+    State,
+    cell_class,
+    map_state,
+    select_state,
+)
+from vidcap_core.models.config import (
+    ARCH_NAMES,
+    BOS_ID,
+    CELL_NAMES,
+    EOS_ID,
+    PAD_ID,
+    UNK_ID,
+    ModelConfig,
+)
+from vidcap_core.models.loss import masked_nll
+from vidcap_core.models.meanpool import MeanPoolCaptioner
+from vidcap_core.models.registry import ARCHITECTURES, build_model
+from vidcap_core.models.s2vt import S2VTCaptioner
+from vidcap_core.models.soft_attention import AttentionCaptioner
+
+__all__ = [
+    "ARCHITECTURES",
+    "ARCH_NAMES",
+    "BOS_ID",
+    "CELLS",
+    "CELL_NAMES",
+    "EOS_ID",
+    "PAD_ID",
+    "UNK_ID",
+    "AttentionCaptioner",
+    "CaptionModel",
+    "Memory",
+    "MeanPoolCaptioner",
+    "ModelConfig",
+    "Recurrent",
+    "S2VTCaptioner",
+    "SoftAttention",
+    "State",
+    "build_model",
+    "cell_class",
+    "check_frame_mask",
+    "map_state",
+    "masked_nll",
+    "select_state",
+]

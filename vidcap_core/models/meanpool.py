@@ -1,0 +1,49 @@
+"""Mean-pool captioner (Venugopalan et al., NAACL 2015): the clip is the masked mean of its frames."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from vidcap_core.models.base import CaptionModel, Memory
+from vidcap_core.models.cells import Recurrent, State
+from vidcap_core.models.config import ModelConfig
+
+
+class MeanPoolCaptioner(CaptionModel):
+    """A recurrent language model whose input at every step is [word embedding, clip vector].
+
+    The clip vector is a linear projection of the masked mean of the frame features, so the
+    model is invariant to frame order. Region grids (B, T, R, F) are averaged over regions.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        E, H = config.embed_size, config.hidden_size
+        self.video_proj = nn.Linear(config.feature_dim, E)
+        self.decoder = Recurrent(config.cell, 2 * E, H, config.num_layers, config.dropout)
+
+    def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
+        feats, mask = self._check_inputs(feats, mask)
+        if feats.dim() == 4:
+            feats = feats.mean(2)  # (B, T, R, F) -> (B, T, F)
+        weights = mask.unsqueeze(-1).to(feats.dtype)  # (B, T, 1)
+        pooled = (feats * weights).sum(1) / weights.sum(1)  # (B, F)
+        video = self.dropout(self.video_proj(pooled))  # (B, E)
+        return Memory(mask=mask, video=video)
+
+    def init_state(self, memory: Memory) -> State:
+        return self.decoder.zero_state(memory.batch_size)
+
+    def step(self, tokens: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, None]:
+        words = self.dropout(self.embed(tokens))  # (B, E)
+        out, state = self.decoder.step(torch.cat([words, memory.video], dim=-1), state)  # (B, 2E) -> (B, H)
+        return self.classifier(self.dropout(out)), state, None  # (B, V)
+
+    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory) -> Tensor:
+        """All L steps in one recurrent call; equal to looping `step()` (tested)."""
+        B, L = captions.shape
+        words = self.dropout(self.embed(captions))  # (B, L, E)
+        video = memory.video.unsqueeze(1).expand(B, L, -1)  # (B, L, E)
+        out, _ = self.decoder(torch.cat([words, video], dim=-1), state)  # (B, L, H)
+        return self.classifier(self.dropout(out))  # (B, L, V)

@@ -1,0 +1,60 @@
+"""S2VT (Venugopalan et al., ICCV 2015, "Sequence to Sequence - Video to Text")."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from vidcap_core.models.base import CaptionModel, Memory
+from vidcap_core.models.cells import Recurrent, State
+from vidcap_core.models.config import ModelConfig
+
+
+class S2VTCaptioner(CaptionModel):
+    """Two stacked recurrent layers shared by the encoding and the decoding stage.
+
+    Encoding (T steps, one cuDNN call per layer): the video layer reads projected frames, the
+    word layer reads [video-layer output, zero word]. Decoding (one `step()` per word): the
+    video layer reads zero "padding" frames, the word layer reads [video-layer output, word
+    embedding] and emits the next word. Decoding starts from the encoder's final states.
+    Padded frames (mask False, always at the end) are packed away and do not change a state.
+    Region grids (B, T, R, F) are averaged over regions.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        E, H, layers = config.embed_size, config.hidden_size, config.num_layers
+        self.frame_proj = nn.Linear(config.feature_dim, E)
+        self.video_rnn = Recurrent(config.cell, E, H, layers, config.dropout)
+        self.word_rnn = Recurrent(config.cell, H + E, H, layers, config.dropout)
+
+    def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
+        feats, mask = self._check_inputs(feats, mask)
+        if feats.dim() == 4:
+            feats = feats.mean(2)  # (B, T, R, F) -> (B, T, F)
+        B, T, _ = feats.shape
+        frames = self.dropout(self.frame_proj(feats))  # (B, T, E)
+        video_out, video_state = self.video_rnn(frames, mask=mask)  # (B, T, H)
+        no_words = frames.new_zeros(B, T, self.config.embed_size)  # (B, T, E)
+        _, word_state = self.word_rnn(torch.cat([video_out, no_words], dim=-1), mask=mask)  # (B, T, H + E)
+        return Memory(mask=mask, initial_state=(video_state, word_state))
+
+    def init_state(self, memory: Memory) -> State:
+        return memory.initial_state
+
+    def step(self, tokens: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, None]:
+        video_state, word_state = state
+        words = self.dropout(self.embed(tokens))  # (B, E)
+        pad_frame = words.new_zeros(words.shape)  # (B, E)
+        video_out, video_state = self.video_rnn.step(pad_frame, video_state)  # (B, H)
+        out, word_state = self.word_rnn.step(torch.cat([video_out, words], dim=-1), word_state)  # (B, H)
+        return self.classifier(self.dropout(out)), (video_state, word_state), None  # (B, V)
+
+    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory) -> Tensor:
+        """All L steps in one call per layer; equal to looping `step()` (tested)."""
+        video_state, word_state = state
+        words = self.dropout(self.embed(captions))  # (B, L, E)
+        pad_frames = words.new_zeros(words.shape)  # (B, L, E)
+        video_out, _ = self.video_rnn(pad_frames, video_state)  # (B, L, H)
+        out, _ = self.word_rnn(torch.cat([video_out, words], dim=-1), word_state)  # (B, L, H)
+        return self.classifier(self.dropout(out))  # (B, L, V)

@@ -1,0 +1,17 @@
+"""Training: TrainConfig, the `train` loop (val-CIDEr selection, resume, torchrun), gradient-flow probe."""
+
+from vidcap_core.training.config import TrainConfig, read_config_file, resolve_config
+from vidcap_core.training.gradient_probe import ProbeBatch, frame_gradient_norms
+from vidcap_core.training.loop import TrainResult, train
+from vidcap_core.training.loss import caption_loss
+
+__all__ = [
+    "ProbeBatch",
+    "TrainConfig",
+    "TrainResult",
+    "caption_loss",
+    "frame_gradient_norms",
+    "read_config_file",
+    "resolve_config",
+    "train",
+]
