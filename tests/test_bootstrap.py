@@ -163,6 +163,15 @@ def test_resampled_bleu_cider_rouge_equal_pycocoevalcap_on_the_duplicated_corpus
             assert abs(ours["ROUGE_L"][s, r] - np.mean(rouge)) < 1e-12
 
 
+def test_a_system_of_only_empty_captions_scores_zero_on_every_resample():
+    n = len(TOKEN_REFS)
+    counts = np.vstack([np.ones(n, dtype=np.int64), draw_counts(resample_indices(n, 3, seed=1), n)])
+    silent = [""] * n  # an untrained model that emits EOS first
+    for metric in ("Bleu_4", "CIDEr", "ROUGE_L"):
+        scores = resampled_corpus(metric, TOKEN_REFS, [silent, TOKEN_HYPS[0]], counts)
+        assert scores.dtype == np.float64 and (scores[0] == 0).all() and (scores[1] > 0).all(), metric
+
+
 def test_resampling_an_unknown_metric_is_refused():
     with pytest.raises(ConfigError, match="Bleu_1"):
         resampled_corpus("Bleu_5", TOKEN_REFS, TOKEN_HYPS, np.ones((1, len(TOKEN_REFS)), dtype=np.int64))

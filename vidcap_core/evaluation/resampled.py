@@ -166,7 +166,9 @@ def _per_order(entries: _Entries, idf2: np.ndarray, buffers: dict[int, np.ndarra
     """Sum of value * idf^2 per (row, n-gram order) -> (rows, n)."""
     weighted = np.take(idf2, entries.slot, out=buffers[id(entries)], mode="clip")
     weighted *= entries.value
-    return np.bincount(entries.cell, weights=weighted, minlength=entries.n_rows * CIDER_N).reshape(-1, CIDER_N)
+    summed = np.bincount(entries.cell, weights=weighted, minlength=entries.n_rows * CIDER_N)
+    # bincount returns int64 when there are no entries at all (every caption empty): keep float
+    return summed.astype(np.float64, copy=False).reshape(-1, CIDER_N)
 
 
 def _bigram_count(counts: dict[tuple[str, ...], int]) -> int:
