@@ -1,0 +1,130 @@
+"""The best model, chosen on validation (benchmark.selection), exported with a model card; the best
+seed of every architecture x cell is kept next to it for the demo when its checkpoint is small."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from benchmark.runner import EvalRecord, RunRecord
+from benchmark.selection import (
+    SELECTION_RULE,
+    Choice,
+    best_of,
+    choose,
+    grid_labels,
+    val_cider,
+)
+from benchmark.suites.base import BenchContext, fmt, write_text
+from vidcap_core.training.run_files import atomic_write, write_json
+
+MAX_CHECKPOINT_BYTES = 5 * 1024 * 1024  # per-config checkpoints kept for the demo only below this size
+
+
+def candidates(ctx: BenchContext) -> dict[str, list[RunRecord]]:
+    """Finished default-setting runs of each architecture x cell on the main features, by label."""
+    found: dict[str, list[RunRecord]] = {}
+    for spec, record in ctx.executor.seen.values():
+        default = ctx.spec(spec.config.arch, spec.config.cell, spec.seed)
+        if spec.label in grid_labels() and spec.key == default.key:
+            found.setdefault(spec.label, []).append(record)
+    return {label: sorted(records, key=lambda r: r.seed) for label, records in found.items()}
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as handle:
+        atomic_write(target, lambda f: shutil.copyfileobj(handle, f))
+
+
+def export_best(ctx: BenchContext, command: str) -> Choice | None:
+    """Write `<out>/best/` (model.pt, MODEL_CARD.md, summary.json) and `<out>/checkpoints/<arch>-<cell>.pt`."""
+    groups = candidates(ctx)
+    choice = choose(groups)
+    if choice is None:
+        return None
+    best_dir = ctx.out / "best"
+    checkpoint = choice.record.best_checkpoint
+    assert checkpoint is not None  # best_of only returns runs with a checkpoint
+    copy_atomic(checkpoint, best_dir / "model.pt")
+    test = ctx.evaluate(choice.record)
+    summary = {
+        "config": choice.label, "seed": choice.record.seed, "run_key": choice.record.key,
+        "selection_rule": SELECTION_RULE, "mean_val_CIDEr_of_config": choice.mean_val,
+        "val": choice.record.result.get("best_val"), "best_epoch": choice.record.result.get("best_epoch"),
+        "test": None if test is None else {**test.metrics, **({"semantic": test.semantic} if test.semantic else {})},
+        "train_config": choice.record.config, "data": ctx.main.dataset.label, "features": ctx.main.label,
+    }
+    write_json(best_dir / "summary.json", _finite(summary))
+    write_text(best_dir / "MODEL_CARD.md", model_card(ctx, choice, test, command))
+    export_per_config(ctx, groups)
+    return choice
+
+
+def export_per_config(ctx: BenchContext, groups: dict[str, list[RunRecord]]) -> None:
+    index: dict[str, Any] = {}
+    for label, records in sorted(groups.items()):
+        record = best_of(records)
+        if record is None or record.best_checkpoint is None:
+            continue
+        size = record.best_checkpoint.stat().st_size
+        entry: dict[str, Any] = {"seed": record.seed, "val_CIDEr": val_cider(record), "bytes": size, "run_key": record.key}
+        if size <= MAX_CHECKPOINT_BYTES:
+            copy_atomic(record.best_checkpoint, ctx.out / "checkpoints" / f"{label}.pt")
+            entry["file"] = f"{label}.pt"
+        else:
+            entry["file"] = None
+            entry["skipped"] = f"{size / 2**20:.1f} MiB is over the {MAX_CHECKPOINT_BYTES / 2**20:.0f} MiB limit"
+        test = ctx.evaluate(record)
+        entry["test_CIDEr"] = None if test is None else test.metrics.get("CIDEr")
+        index[label] = entry
+    if index:
+        write_json(ctx.out / "checkpoints" / "index.json", _finite(index))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, command: str) -> str:
+    record = choice.record
+    val = record.result.get("best_val") or {}
+    metrics = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+    lines = [
+        f"# Model card: {choice.label} (seed {record.seed})", "",
+        f"Chosen by the benchmark on validation: {SELECTION_RULE}. Mean validation CIDEr-D of the "
+        f"configuration over {len(choice.records)} seed(s): {fmt(choice.mean_val)}.", "",
+        "## Data", "",
+        f"- Dataset: {ctx.main.dataset.label}",
+        f"- Features: {ctx.main.label} (weights: {ctx.main.weights_id})",
+        f"- Train / val / test splits of that dataset; best epoch {record.result.get('best_epoch')} of "
+        f"{record.result.get('epochs_completed')} by validation CIDEr-D.", "",
+        "## Scores", "",
+        "| split | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics),
+        "| val (greedy) | " + " | ".join(fmt(val.get(m)) for m in metrics) + " |",
+    ]
+    if test is not None:
+        lines.append("| test (greedy) | " + " | ".join(fmt(test.metrics.get(m)) for m in metrics) + " |")
+        if test.semantic:
+            lines += ["", "Semantic checker on test (SynthClips): " + ", ".join(
+                f"{k} {fmt(v)}" for k, v in test.semantic.items() if k != "n")]
+    config = {k: v for k, v in record.config.items() if k not in ("root", "features")}
+    lines += [
+        "", "## Training configuration", "", "```json", json.dumps(config, indent=2), "```", "",
+        "## Use it", "", "```bash", "vidcap caption VIDEO.mp4 --checkpoint results/best/model.pt", "```", "",
+        "The checkpoint carries its vocabulary and preprocessing (backbone, frame count and size), so "
+        "`vidcap caption` needs nothing else; the backbone's weights must be available (synth-cnn's are in the package).", "",
+        "## Regenerate", "", "```bash", command, "```", "",
+        "Every run is keyed by a hash of its configuration, data and library code; this one is "
+        f"`{record.key}` in the benchmark cache.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,88 @@
+"""The report's claims, each tied to one comparison of one suite, and how each gets its verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.stats import Better, Comparison, Verdict, verdict
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str  # what is claimed, quoted or paraphrased
+    where: str  # where the report makes (or cites) it
+    suite: str
+    comparison: str  # key of the comparison in <suite>.json ("{A} vs {B}: {metric}")
+    measured: str  # what the comparison measures, in words
+    better: Better  # the claim says A is higher / lower than B
+    delta: float  # smallest effect of interest: absolute, or a fraction of B's mean when `relative`
+    relative: bool = False
+    delta_reason: str = ""
+    per_seed: bool = False  # a per-run quantity: bootstrapped over seeds, so it needs MIN_SEEDS seeds
+
+    def resolve_delta(self, comparison: Comparison | None) -> float:
+        if not self.relative:
+            return self.delta
+        if comparison is None:
+            return float("nan")
+        return self.delta * abs(comparison.mean_b)
+
+
+def beam_comparison(beam_json: dict[str, Any] | None) -> str:
+    k = ((beam_json or {}).get("facts") or {}).get("claim_beam", 5)
+    return f"beam 1 vs beam {k}: CIDEr"
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("lstm_vs_rnn", "“a significant improvement in our results when we used LSTM instead of a simple RNN”",
+          "report §4.2", "cells", "s2vt-lstm vs s2vt-rnn: CIDEr", "test CIDEr-D, S2VT-LSTM − S2VT-RNN",
+          "higher", 0.05, relative=True, delta_reason="5% of the RNN's score"),
+    Claim("vanishing", "plain RNNs suffer from vanishing gradients", "report §4.2.2", "gradients",
+          "s2vt-lstm vs s2vt-rnn: log10_ratio_mean",
+          "log10(‖dL/dx_first‖/‖dL/dx_last‖) averaged over training probes, LSTM − RNN (> 0: the RNN's early frames get less gradient)",
+          "higher", 0.3, delta_reason="a factor of 2 in the ratio", per_seed=True),
+    Claim("exploding", "plain RNNs suffer from exploding gradients", "report §4.2.2", "gradients",
+          "s2vt-rnn-noclip vs s2vt-lstm-noclip: log10_grad_norm_max",
+          "log10 of the largest pre-clip gradient norm with clipping off, RNN − LSTM (divergences listed in the gradients suite)",
+          "higher", 0.3, delta_reason="a factor of 2 in the norm", per_seed=True),
+    Claim("attention_precise", "attention is “more precise”", "report §4.3", "attention",
+          "attention-lstm vs s2vt-lstm: CIDEr", "test CIDEr-D, attention-LSTM − S2VT-LSTM",
+          "higher", 0.05, relative=True, delta_reason="5% of S2VT's score"),
+    Claim("attention_faster", "attention is “significantly faster”", "report §4.3", "attention",
+          "attention-lstm vs s2vt-lstm: s_to_95pct_val_CIDEr",
+          "training seconds until validation CIDEr-D reaches 95% of its best, attention-LSTM − S2VT-LSTM",
+          "lower", 0.10, relative=True, delta_reason="10% of S2VT's time", per_seed=True),
+    Claim("frame_order", "frame order matters (S2VT's ablation: MSVD METEOR 29.2 ordered vs 28.2 shuffled)",
+          "cited: Venugopalan et al. 2015 (S2VT)", "temporal",
+          "s2vt-lstm ordered vs s2vt-lstm trained+tested shuffled: METEOR",
+          "test METEOR, S2VT-LSTM on ordered frames − trained and tested on shuffled frames",
+          "higher", 0.01, delta_reason="one METEOR point, S2VT's own gap"),
+    Claim("beam_one", "“beam size one is better than larger beam sizes”", "report, literature survey (cited)", "beam",
+          "beam 1 vs beam 5: CIDEr", "test CIDEr-D of the best model, beam 1 − beam 5",
+          "higher", 0.05, relative=True, delta_reason="5% of the beam-5 score"),
+    Claim("meanpool", "temporal models beat mean pooling (MSVD CIDEr 70.8 mean pool vs 74.4 temporal attention)",
+          "cited: Venugopalan et al. 2015; xmodaler benchmarks", "temporal",
+          "attention-lstm vs meanpool-lstm: CIDEr", "test CIDEr-D, attention-LSTM − mean-pool-LSTM",
+          "higher", 0.05, relative=True, delta_reason="5% of mean pooling's score"),
+)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    comparison: Comparison | None
+    verdict: Verdict
+    delta: float
+
+
+def judge(claim: Claim, suites: dict[str, dict[str, Any]]) -> ClaimResult:
+    """The claim's verdict from the comparisons stored in `<suite>.json` (missing suite: not measured)."""
+    suite = suites.get(claim.suite)
+    key = beam_comparison(suite) if claim.id == "beam_one" else claim.comparison
+    stored = ((suite or {}).get("comparisons") or {}).get(key)
+    comparison = Comparison.from_dict(stored) if stored else None
+    delta = claim.resolve_delta(comparison)
+    result = verdict(comparison, claim.better, delta if delta == delta else 0.0)
+    return ClaimResult(claim, comparison, result, delta)

@@ -1,0 +1,113 @@
+"""`vidcap-bench`: run the benchmark suites, write REPORT.md, measure performance.
+
+Commands parse options, call typed functions of the `benchmark` package, print where results went.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="vidcap-bench: regenerate the report's comparisons as tables, figures and claim verdicts.")
+
+
+class ProfileChoice(str, Enum):
+    quick = "quick"
+    full = "full"
+    smoke = "smoke"
+
+
+class DatasetChoice(str, Enum):
+    synth = "synth"
+    msvd = "msvd"
+    msrvtt = "msrvtt"
+    csv = "csv"
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"Error: {exc}", err=True)
+    raise typer.Exit(code=2) from exc
+
+
+@app.command()
+def run(
+    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, cells, attention, temporal, gradients, backbone, length, beam.")],
+    out: Annotated[Path, typer.Option("--out", help="Results folder: <suite>.csv/.md/.json, figures/, best/, checkpoints/.")] = Path("results"),
+    profile: Annotated[ProfileChoice, typer.Option(help="quick (5 min, 1 seed), full (the committed results: 3 seeds, 60 min on 2 cores), smoke (tests only).")] = ProfileChoice.quick,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds per configuration (default: the profile's).")] = None,
+    dataset: Annotated[Optional[DatasetChoice], typer.Option(help="Real dataset to use instead of SynthClips (needs --root and --backbone).")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Root folder of the real dataset.")] = None,
+    annotations: Annotated[Optional[Path], typer.Option(help="Annotation file, when not found under --root.")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="Frame encoder: synth-cnn (SynthClips default), resnet18/50/152, vgg16/19, random.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="A state_dict file for --backbone (when torchvision's cache has no weights).")] = None,
+    max_videos: Annotated[Optional[str], typer.Option(help="Trim the real dataset: videos per split (50) or a fraction (0.1).")] = None,
+    cache: Annotated[Path, typer.Option(help="Where generated data, features and training runs are cached.")] = Path(".cache/vidcap-bench"),
+    jobs: Annotated[int, typer.Option(help="Training runs at once (separate processes, one thread each).")] = 1,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the profile's maximum epochs.")] = None,
+) -> None:
+    """Train (or reuse) every run the suites need, evaluate, and write tables, figures and the best model."""
+    from benchmark.bench import BenchOptions, run_benchmark
+    from vidcap_core.data import parse_max_videos
+    from vidcap_core.errors import VidcapError
+
+    try:
+        options = BenchOptions(
+            suites=suite, profile=profile.value, out=out, seeds=seeds,
+            dataset=None if dataset is None else dataset.value, root=root, annotations=annotations, backbone=backbone,
+            weights=weights, max_videos=parse_max_videos(max_videos), cache=cache, jobs=jobs, epochs=epochs,
+            command=shlex.join(["vidcap-bench", *sys.argv[1:]]) if Path(sys.argv[0]).name == "vidcap-bench" else "",
+        )
+        options.resolved_suites()
+        summary = run_benchmark(options)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{len(summary.results)} suite(s) written to {out} in {summary.wall_seconds / 60:.1f} min "
+               f"({summary.runs_trained} of {summary.runs_total} runs trained now).")
+    if summary.best:
+        typer.echo(f"best model (chosen on validation): {summary.best} -> {out / 'best' / 'model.pt'}")
+    typer.echo(f"next: vidcap-bench report --results {out}")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Option("--results", help="The folder `vidcap-bench run --out` wrote.")] = Path("results"),
+) -> None:
+    """Write REPORT.md: the claims table with verdicts, every suite's tables and figures, machine and costs."""
+    from benchmark.report import write_report
+    from vidcap_core.errors import VidcapError
+
+    try:
+        path = write_report(results)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def perf(
+    out: Annotated[Path, typer.Option("--out", help="Folder for perf.md and perf.json.")] = Path("results"),
+    repeats: Annotated[int, typer.Option(help="Repeats per measurement (medians are reported).")] = 5,
+    cache: Annotated[Path, typer.Option(help="Cache folder (the SynthClips clips and features perf reuses).")] = Path(".cache/vidcap-bench"),
+) -> None:
+    """Measure decoding, feature extraction, training, decoding latency, beam speedup and end-to-end captioning."""
+    from benchmark.perf import PerfOptions, run_perf
+    from vidcap_core.errors import VidcapError
+
+    try:
+        path = run_perf(PerfOptions(out=out, repeats=repeats, cache=cache))
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,204 @@
+"""Datasets and feature caches the suites train on: made once, reused from the cache folder.
+
+With no `--dataset`, SynthClips presets are generated into `<cache>/synth/<preset>-<key>/` and
+their features extracted into `<cache>/features/<key>/`. A folder counts as finished only once its
+`bench_complete.json` marker exists; generation writes into a temp folder renamed at the end, and
+feature extraction is resumable by itself, so an interrupted preparation is simply redone/resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.identity import (
+    FEATURE_CODE,
+    SYNTH_CODE,
+    file_digest,
+    source_digest,
+    stable_hash,
+)
+from vidcap_core.errors import DatasetError, FeatureError
+
+COMPLETE_MARKER = "bench_complete.json"
+DEFAULT_CACHE = Path(".cache/vidcap-bench")
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A dataset a run reads: its loader name, root, and what makes it this dataset."""
+
+    name: str  # synth | msvd | msrvtt | csv
+    root: Path
+    annotations: Path | None = None
+    max_videos: int | float | None = None
+    synth_preset: str | None = None  # set when the benchmark generates the data itself
+    synth_clips: int | None = None
+    synth_seed: int = 0
+
+    @property
+    def is_synth(self) -> bool:
+        return self.name == "synth"
+
+    @property
+    def label(self) -> str:
+        if self.synth_preset is not None:
+            clips = f", {self.synth_clips} clips" if self.synth_clips else ""
+            return f"SynthClips {self.synth_preset}{clips} (seed {self.synth_seed})"
+        return f"{self.name} at {self.root}"
+
+    def identity(self) -> dict[str, Any]:
+        if self.synth_preset is not None:
+            return {"dataset": "synth", "preset": self.synth_preset, "clips": self.synth_clips,
+                    "seed": self.synth_seed, "code": source_digest(SYNTH_CODE)}
+        annotations = self.annotations
+        return {
+            "dataset": self.name,
+            "root": str(self.root.resolve()),
+            "annotations": None if annotations is None else str(annotations.resolve()),
+            "annotations_sha": file_digest(annotations) if annotations is not None and annotations.is_file() else None,
+            "max_videos": self.max_videos,
+        }
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """Features of one dataset under one backbone, frame count and frame size."""
+
+    dataset: DatasetSource
+    backbone: str
+    num_frames: int
+    dir: Path
+    weights: Path | None = None
+    frame_size: int | None = None
+    weights_id: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.backbone}, {self.num_frames} frames"
+
+    def identity(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.identity(), "backbone": self.backbone, "weights": self.weights_id,
+                "frames": self.num_frames, "frame_size": self.frame_size, "code": source_digest(FEATURE_CODE)}
+
+
+@dataclass
+class PrepLog:
+    """Seconds spent generating and extracting, by folder: part of each suite's wall time."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def synth_source(cache: Path, preset: str, clips: int | None, seed: int = 0) -> DatasetSource:
+    probe = DatasetSource("synth", Path("."), synth_preset=preset, synth_clips=clips, synth_seed=seed)
+    key = stable_hash(probe.identity())
+    return DatasetSource("synth", cache / "synth" / f"{preset}-{key}", synth_preset=preset, synth_clips=clips,
+                         synth_seed=seed)
+
+
+def backbone_weights_id(backbone: str, weights: Path | None) -> str:
+    """The weights a backbone would use (a file digest or a fixed init), without extracting anything."""
+    from vidcap_core.features.backbones import build_backbone
+
+    return build_backbone(backbone, weights).weights_id
+
+
+def feature_source(cache: Path, dataset: DatasetSource, backbone: str, num_frames: int,
+                   weights: Path | None = None, frame_size: int | None = None) -> FeatureSource:
+    weights_id = backbone_weights_id(backbone, weights)
+    probe = FeatureSource(dataset, backbone, num_frames, Path("."), weights, frame_size, weights_id)
+    key = stable_hash(probe.identity())
+    return FeatureSource(dataset, backbone, num_frames, cache / "features" / f"{backbone}-{num_frames}f-{key}",
+                         weights, frame_size, weights_id)
+
+
+def is_complete(directory: Path) -> bool:
+    return (directory / COMPLETE_MARKER).is_file()
+
+
+def mark_complete(directory: Path, info: dict[str, Any]) -> None:
+    tmp = directory / f".{COMPLETE_MARKER}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
+    os.replace(tmp, directory / COMPLETE_MARKER)
+
+
+def features_cover(source: FeatureSource, seeds: tuple[int, ...]) -> bool:
+    """True when the cache is finished for every clip the runs of `seeds` read."""
+    if not is_complete(source.dir):
+        return False
+    covered = json.loads((source.dir / COMPLETE_MARKER).read_text()).get("seeds", [])
+    return covered == "all" or set(seeds) <= set(covered)
+
+
+def records_to_extract(data: DatasetSource, seeds: tuple[int, ...]) -> list:
+    """Captioned records on disk that some run with one of `seeds` reads, each once."""
+    from vidcap_core.data import load_dataset
+
+    chosen: dict[str, Any] = {}
+    for seed in (seeds if data.max_videos is not None else (0,)):
+        dataset = load_dataset(data.name, data.root, annotations=data.annotations, max_videos=data.max_videos, seed=seed)
+        chosen.update({r.video_id: r for r in dataset.records if r.captions and r.exists})
+    if not chosen:
+        raise DatasetError(f"{data.label} has no captioned videos on disk: check --root {data.root}")
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def ensure_dataset(source: DatasetSource, log: PrepLog | None = None, say=print) -> None:
+    """Generate a benchmark SynthClips set if it is not cached; check a user dataset's root exists."""
+    if source.synth_preset is None:
+        if not source.root.is_dir():
+            raise DatasetError(f"dataset root {source.root} does not exist: pass --root with the folder of your {source.name} copy")
+        return
+    if is_complete(source.root):
+        return
+    from vidcap_core.synth import generate_synthclips
+
+    started = time.perf_counter()
+    say(f"generating {source.label} into {source.root} ...")
+    partial = source.root.with_name(source.root.name + f".partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    summary = generate_synthclips(source.synth_preset, partial, seed=source.synth_seed, num_clips=source.synth_clips)
+    mark_complete(partial, {"identity": source.identity(), "summary": summary})
+    if source.root.exists():  # an unfinished folder from an older layout: replace it
+        shutil.rmtree(source.root)
+    os.replace(partial, source.root)
+    seconds = time.perf_counter() - started
+    say(f"generated {source.label} in {seconds:.0f} s")
+    if log is not None:
+        log.seconds[str(source.root)] = seconds
+
+
+def ensure_features(source: FeatureSource, seeds: tuple[int, ...] = (0,), log: PrepLog | None = None, say=print,
+                    progress: bool = False) -> None:
+    """Extract (or finish extracting) the features of every clip a run with one of `seeds` reads.
+
+    Training trims a dataset (`max_videos`) with the run's own seed, so with trimming the union of
+    the subsets of all `seeds` is extracted; without trimming, every clip.
+    """
+    if features_cover(source, seeds):
+        return
+    ensure_dataset(source.dataset, log, say)
+    from vidcap_core.features.extract import extract_features
+
+    data = source.dataset
+    records = records_to_extract(data, seeds)
+    started = time.perf_counter()
+    say(f"extracting {source.label} features of {len(records)} clips of {data.label} ...")
+    summary = extract_features(records, source.backbone, source.dir, num_frames=source.num_frames,
+                               frame_size=source.frame_size, weights=source.weights, progress=progress)
+    if summary.failed:
+        first = next(iter(summary.failed.items()))
+        say(f"warning: {len(summary.failed)} clip(s) could not be read and have no features (e.g. {first[0]}: {first[1]})")
+        if len(summary.failed) == len(records):
+            raise FeatureError(f"no clip of {data.label} could be read; first error: {first[1]}")
+    covered: str | list[int] = "all" if source.dataset.max_videos is None else sorted(seeds)
+    mark_complete(source.dir, {"identity": source.identity(), "seeds": covered, "summary": summary.to_dict()})
+    seconds = time.perf_counter() - started
+    say(f"extracted {source.label} features in {seconds:.0f} s ({summary.frames_per_s:.0f} frames/s)")
+    if log is not None:
+        log.seconds[str(source.dir)] = seconds

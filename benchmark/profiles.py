@@ -1,0 +1,91 @@
+"""Profiles: how big each suite's data and models are, sized to fit a time budget on 2 CPU cores.
+
+`quick` is the 5-minute look (one seed, a slice of the standard preset); `full` is the committed
+benchmark (3 seeds, every suite, 60 minutes on 2 cores); `smoke` exists for the tests and CI: it
+proves the pipeline runs end to end and its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vidcap_core.errors import ConfigError
+
+ProfileName = Literal["smoke", "quick", "full"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    seeds: int  # default number of seeds per configuration
+    budget_s: int  # what the whole profile should cost on a 2-core machine (all suites)
+    main_preset: str  # SynthClips preset of every suite but `length`
+    main_clips: int | None  # clips generated (None = the preset's size)
+    main_frames: int  # frames per clip fed to the models
+    long_preset: str  # SynthClips preset of the `length` suite
+    long_clips: int | None
+    length_frames: tuple[int, ...]  # clip lengths of the `length` suite
+    beams: tuple[int, ...]  # beam sizes of the `beam` suite
+    resamples: int  # bootstrap resamples per comparison
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every run
+    length_train: dict[str, Any] = field(default_factory=dict)  # overrides for the `length` suite
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="tests and CI only: SynthClips tiny, 1 seed, 1 epoch, tiny models; the numbers mean nothing",
+        seeds=1,
+        budget_s=120,
+        main_preset="tiny",
+        main_clips=None,
+        main_frames=8,
+        long_preset="tiny",
+        long_clips=None,
+        length_frames=(4, 8),
+        beams=(1, 2),
+        resamples=1000,
+        train=dict(embed_size=16, hidden_size=16, attention_size=16, epochs=1, batch_size=16, lr=3e-3,
+                   dropout=0.0, min_count=1, patience=None, probe_batch=4, captions_per_video=1),
+    ),
+    "quick": Profile(
+        name="quick",
+        description="a 5-minute look: 600 standard-preset clips, 1 seed, small models, few epochs",
+        seeds=1,
+        budget_s=300,
+        main_preset="standard",
+        main_clips=600,
+        main_frames=32,
+        long_preset="long",
+        long_clips=300,
+        length_frames=(8, 16, 32, 64),
+        beams=(1, 2, 3, 5, 10),
+        resamples=1000,
+        train=dict(embed_size=64, hidden_size=128, attention_size=64, epochs=8, batch_size=32, lr=3e-3,
+                   dropout=0.1, min_count=2, patience=3, probe_batch=16, captions_per_video=2),
+    ),
+    "full": Profile(
+        name="full",
+        description="the committed benchmark: 3 seeds, every suite, 60 minutes on 2 cores",
+        seeds=3,
+        budget_s=3600,
+        main_preset="standard",
+        main_clips=1200,
+        main_frames=32,
+        long_preset="long",
+        long_clips=600,
+        length_frames=(8, 16, 32, 64),
+        beams=(1, 2, 3, 5, 10),
+        resamples=1000,
+        train=dict(embed_size=64, hidden_size=128, attention_size=64, epochs=12, batch_size=32, lr=3e-3,
+                   dropout=0.1, min_count=2, patience=4, probe_batch=16, captions_per_video=2),
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]

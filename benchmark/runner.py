@@ -1,0 +1,354 @@
+"""Training runs keyed by their full configuration: skip what is finished, resume what was cut short.
+
+Layout of `<cache>/runs/<key>/`:
+  spec.json        what the key hashes (train config without paths, data + feature identity, code digest)
+  train/           the RUN_DIR given to `vidcap_core.training.train` (resumes from its last.pt)
+  result.json      written last, atomically: the run is finished once it exists
+  evals/<name>.json  one `evaluate_run` report (with per-video scores) per split / beam / frame order
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, TextIO
+
+from benchmark.identity import BENCH_SCHEMA, TRAINING_CODE, source_digest, stable_hash
+from benchmark.prepare import FeatureSource, PrepLog, ensure_features
+from vidcap_core.errors import ConfigError
+from vidcap_core.training.config import TrainConfig
+from vidcap_core.training.run_files import read_jsonl, write_json
+
+# TrainConfig fields that do not change what a run computes (paths are replaced by data identity).
+NOT_IN_KEY = frozenset({"root", "features", "annotations", "num_workers", "device"})
+# Validation scores every epoch of every run: METEOR is left out there (its JVM takes about a minute of
+# CPU to start); model selection uses CIDEr-D only. Test evaluations compute every metric.
+VALIDATION_METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "CIDEr")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a label for people, the complete TrainConfig, and the features it reads."""
+
+    label: str  # e.g. "s2vt-lstm"; the seed is in config.seed
+    config: TrainConfig
+    features: FeatureSource
+
+    def key_material(self) -> dict[str, Any]:
+        train = {k: v for k, v in self.config.to_dict().items() if k not in NOT_IN_KEY}
+        return {"schema": BENCH_SCHEMA, "train": train, "features": self.features.identity(),
+                "code": source_digest(TRAINING_CODE)}
+
+    @property
+    def key(self) -> str:
+        return stable_hash(self.key_material())
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    split: str = "test"
+    beam: int = 1
+    frame_order: str = "ordered"
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-beam{self.beam}-{self.frame_order}"
+
+
+@dataclass
+class RunRecord:
+    """A finished run as the suites see it."""
+
+    key: str
+    label: str
+    config: dict[str, Any]
+    dir: Path
+    result: dict[str, Any]  # TrainResult fields (without history)
+    wall_seconds: float  # this benchmark's time training it (0 for a run finished earlier)
+    history: list[dict[str, Any]] = field(default_factory=list)  # log.jsonl rows
+    gradients: list[dict[str, Any]] = field(default_factory=list)  # gradients.jsonl rows
+
+    @property
+    def train_dir(self) -> Path:
+        return self.dir / "train"
+
+    @property
+    def best_checkpoint(self) -> Path | None:
+        path = self.train_dir / "best.pt"
+        return path if path.is_file() else None
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.result.get("diverged"))
+
+
+@dataclass
+class EvalRecord:
+    """The parts of an EvalReport the suites use."""
+
+    request: EvalRequest
+    metrics: dict[str, float]
+    semantic: dict[str, float] | None
+    per_video: dict[str, dict[str, float]]
+    inference_ms_per_clip: float
+    n_videos: int
+    predictions_file: str
+    per_video_semantic: dict[str, dict[str, float]] = field(default_factory=dict)  # SynthClips only
+
+    def predictions(self) -> list[dict[str, Any]]:
+        return read_jsonl(Path(self.predictions_file))
+
+    def captions(self) -> dict[str, str]:
+        return {row["video_id"]: row["caption"] for row in self.predictions()}
+
+    def references(self) -> dict[str, list[str]]:
+        return {row["video_id"]: list(row["references"]) for row in self.predictions()}
+
+
+class RunStore:
+    """Finished and unfinished runs under `<cache>/runs`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def dir(self, spec: RunSpec) -> Path:
+        return self.root / spec.key
+
+    def is_finished(self, spec: RunSpec) -> bool:
+        return (self.dir(spec) / "result.json").is_file()
+
+    def load(self, spec: RunSpec) -> RunRecord:
+        directory = self.dir(spec)
+        payload = json.loads((directory / "result.json").read_text(encoding="utf-8"))
+        return RunRecord(
+            key=spec.key, label=spec.label, config=payload["config"], dir=directory, result=payload["result"],
+            wall_seconds=0.0, history=read_jsonl(directory / "train" / "log.jsonl"),
+            gradients=read_jsonl(directory / "train" / "gradients.jsonl"),
+        )
+
+    def train(self, spec: RunSpec, threads: int = 0, progress: bool = False) -> RunRecord:
+        """Train (or resume) the run and mark it finished; returns its record."""
+        from vidcap_core.evaluation import Scorer
+        from vidcap_core.training import train
+
+        directory = self.dir(spec)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(directory / "spec.json", {"label": spec.label, "key": spec.key, **spec.key_material()})
+        config = TrainConfig.from_dict({**spec.config.to_dict(), "num_workers": threads}, source=spec.title)
+        started = time.perf_counter()
+        with Scorer(config.val_metrics) as scorer:  # one per run: cheap without METEOR
+            result = train(config, directory / "train", resume=True, progress=progress, scorer=scorer)
+        wall = time.perf_counter() - started
+        summary = {
+            "epochs_completed": result.epochs_completed, "best_epoch": result.best_epoch,
+            "best_val": result.best_val, "stopped_early": result.stopped_early, "diverged": result.diverged,
+            "final_train_loss": result.final_train_loss,
+        }
+        write_json(directory / "result.json", {"label": spec.label, "key": spec.key, "config": spec.config.to_dict(),
+                                               "result": summary, "wall_seconds": round(wall, 3)})
+        record = self.load(spec)
+        record.wall_seconds = wall
+        return record
+
+    def evaluate(self, record: RunRecord, request: EvalRequest, scorer: Any) -> EvalRecord | None:
+        """Evaluate the run's best checkpoint (cached per request); None when it has none (diverged at once)."""
+        if record.best_checkpoint is None:
+            return None
+        cached = record.dir / "evals" / f"{request.name}.json"
+        if not cached.is_file():
+            from vidcap_core.pipeline import evaluate_run
+
+            report = evaluate_run(record.train_dir, split=request.split, beam=request.beam,
+                                  frame_order=request.frame_order, out_dir=record.dir / "evals", scorer=scorer)
+            payload = report.to_dict(per_video=True)
+            if record.config["dataset"] == "synth":
+                payload["per_video_semantic"] = per_video_semantic(Path(record.config["root"]), report.predictions_file)
+            write_json(cached, payload)
+        payload = json.loads(cached.read_text(encoding="utf-8"))
+        return EvalRecord(
+            request=request, metrics=payload["metrics"], semantic=payload.get("semantic"),
+            per_video=payload.get("per_video", {}), inference_ms_per_clip=float(payload["inference_ms_per_clip"]),
+            n_videos=int(payload["n_videos"]), predictions_file=str(payload["predictions_file"]),
+            per_video_semantic=payload.get("per_video_semantic") or {},
+        )
+
+
+def per_video_semantic(root: Path, predictions_file: Path) -> dict[str, dict[str, float | None]]:
+    """The semantic checker's slots for each predicted clip (None where a slot does not apply)."""
+    from vidcap_core.synth import load_ground_truth, score_caption
+
+    truths = load_ground_truth(root)
+    scores: dict[str, dict[str, float | None]] = {}
+    for row in read_jsonl(Path(predictions_file)):
+        slots = score_caption(row["caption"], truths[row["video_id"]])
+        scores[row["video_id"]] = {k: (float(v) if math.isfinite(v) else None) for k, v in slots.items()}
+    return scores
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class ProgressDisplay:
+    """One line per run: which run, i/n over the whole invocation, elapsed, and an estimate of what is left.
+
+    `total` counts the invocation's distinct runs, `to_train` those not finished before it started;
+    the estimate is the mean time of the runs trained so far times the runs still to train.
+    """
+
+    def __init__(self, total: int, to_train: int, jobs: int = 1, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.to_train = to_train
+        self.jobs = jobs
+        self.done = 0
+        self.trained = 0
+        self.trained_seconds = 0.0
+        self.started = time.perf_counter()
+        self.stream = stream
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def left(self) -> str:
+        pending = max(self.to_train - self.trained, 0)
+        if pending == 0:
+            return "nothing"
+        if self.trained == 0:
+            return f"{pending} run(s)"
+        estimate = self.trained_seconds / self.trained * pending / self.jobs
+        return f"{pending} run(s), ~{format_duration(estimate)}"
+
+    def skipped(self, suite: str, spec: RunSpec) -> None:
+        self.done += 1
+        self.say(f"[{self.done:>3}/{self.total}] {suite:<10} {spec.title:<26} finished earlier: skipped")
+
+    def started_run(self, suite: str, spec: RunSpec, resumed: bool) -> None:
+        what = "resuming" if resumed else "training"
+        self.say(f"[{self.done + 1:>3}/{self.total}] {suite:<10} {spec.title:<26} {what} ... "
+                 f"(elapsed {format_duration(self.elapsed())}, left {self.left()})")
+
+    def queued(self, suite: str, spec: RunSpec, resumed: bool) -> None:
+        what = "resume" if resumed else "train"
+        self.say(f"[  -/{self.total}] {suite:<10} {spec.title:<26} queued to {what} ({self.jobs} at a time)")
+
+    def finished_run(self, suite: str, record: RunRecord) -> None:
+        self.done += 1
+        self.trained += 1
+        self.trained_seconds += record.wall_seconds
+        best = (record.result.get("best_val") or {}).get("CIDEr")
+        status = "diverged" if record.diverged else f"best val CIDEr {best:.3f}" if best is not None else "no validation"
+        title = f"{record.label} seed {record.seed}"
+        self.say(f"[{self.done:>3}/{self.total}] {suite:<10} {title:<26} done in {format_duration(record.wall_seconds)}, "
+                 f"{status} | elapsed {format_duration(self.elapsed())} | left {self.left()}")
+
+
+@dataclass
+class Executor:
+    """Runs the pending specs of a suite, `jobs` at a time (separate processes, one torch thread each)."""
+
+    store: RunStore
+    progress: ProgressDisplay
+    jobs: int = 1
+    prep: PrepLog = field(default_factory=PrepLog)
+    seeds: tuple[int, ...] = (0,)
+    train_progress: bool = False
+    counted: set[str] = field(default_factory=set)  # keys already shown on the progress display
+    seen: dict[str, tuple[RunSpec, RunRecord]] = field(default_factory=dict)  # every run this invocation used
+    tally: dict[str, list[int]] = field(default_factory=dict)  # suite -> [trained now, reused]
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ConfigError(f"--jobs {self.jobs} must be at least 1.")
+
+    def ensure(self, suite: str, specs: Sequence[RunSpec]) -> dict[str, RunRecord]:
+        """Every spec trained (or loaded), by key."""
+        unique: dict[str, RunSpec] = {}
+        for spec in specs:
+            unique.setdefault(spec.key, spec)
+        records: dict[str, RunRecord] = {}
+        pending: list[RunSpec] = []
+        for key, spec in unique.items():
+            if self.store.is_finished(spec):
+                records[key] = self.store.load(spec)
+                if key not in self.counted:
+                    self.counted.add(key)
+                    self.progress.skipped(suite, spec)
+            else:
+                pending.append(spec)
+        for source in {spec.features.dir: spec.features for spec in pending}.values():
+            ensure_features(source, seeds=self.seeds, log=self.prep, say=self.progress.say)
+        if self.jobs == 1 or len(pending) <= 1:
+            for spec in pending:
+                self.progress.started_run(suite, spec, resumed=self.resumable(spec))
+                records[spec.key] = self.store.train(spec, threads=0, progress=self.train_progress)
+                self.counted.add(spec.key)
+                self.progress.finished_run(suite, records[spec.key])
+        else:
+            records.update(self._parallel(suite, pending))
+        counts = self.tally.setdefault(suite, [0, 0])
+        counts[0] += len(pending)
+        counts[1] += len(unique) - len(pending)
+        for key, spec in unique.items():
+            self.seen[key] = (spec, records[key])
+        return records
+
+    def resumable(self, spec: RunSpec) -> bool:
+        return (self.store.dir(spec) / "train" / "last.pt").is_file()
+
+    def _parallel(self, suite: str, pending: Sequence[RunSpec]) -> dict[str, RunRecord]:
+        records: dict[str, RunRecord] = {}
+        context = get_context("spawn")  # fresh interpreters: no torch thread pools inherited by fork
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
+            futures = {}
+            for spec in pending:
+                self.progress.queued(suite, spec, resumed=self.resumable(spec))
+                futures[pool.submit(train_in_worker, self.store.root, spec)] = spec
+            for future in as_completed(futures):
+                record = future.result()
+                records[record.key] = record
+                self.counted.add(record.key)
+                self.progress.finished_run(suite, record)
+        return records
+
+
+def train_in_worker(store_root: Path, spec: RunSpec) -> RunRecord:
+    """Process-pool entry point: one run on one torch thread."""
+    return RunStore(store_root).train(spec, threads=1, progress=False)
+
+
+def count_pending(store: RunStore, specs: Sequence[RunSpec]) -> tuple[int, int]:
+    """(unique runs, of which not finished yet)."""
+    unique = {spec.key: spec for spec in specs}
+    return len(unique), sum(not store.is_finished(spec) for spec in unique.values())
+

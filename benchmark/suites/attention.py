@@ -1,0 +1,75 @@
+"""`attention`: S2VT without attention vs the soft-attention decoder, for each cell (the report, 4.3).
+
+Precision: every caption metric. Speed: training seconds per epoch, seconds until validation
+CIDEr-D first reaches 95% of the run's best, and decoding milliseconds per test clip.
+"""
+
+from __future__ import annotations
+
+from benchmark.figures import curves, grouped_bars
+from benchmark.runner import RunSpec
+from benchmark.suites.base import (
+    CELLS,
+    BenchContext,
+    SuiteResult,
+    compare_configs,
+    compare_runs,
+    curves_of,
+    figure_link,
+    metric_values,
+    metrics_for,
+    per_seed_table,
+    rows_of,
+    summary_table,
+    train_and_evaluate,
+)
+
+NAME = "attention"
+TITLE = "Attention: S2VT (no attention) vs soft attention, for each cell"
+SPEED = ("s_to_95pct_val_CIDEr", "train_s_per_epoch", "inference_ms_per_clip")
+
+
+def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
+    return {f"{arch}-{cell}": ctx.grid(arch, cell) for cell in CELLS for arch in ("s2vt", "attention")}
+
+
+def plan(ctx: BenchContext) -> list[RunSpec]:
+    return [spec for specs in groups(ctx).values() for spec in specs]
+
+
+def run(ctx: BenchContext) -> SuiteResult:
+    trained = train_and_evaluate(ctx, NAME, groups(ctx))
+    rows = [row for group in trained.values() for row in rows_of(NAME, group)]
+    comparisons = {}
+    for cell in CELLS:
+        a, b = trained[f"attention-{cell}"], trained[f"s2vt-{cell}"]
+        comparisons.update(compare_configs(ctx, a.label, a.evals, b.label, b.evals, metrics_for(ctx)))
+        for fact in SPEED:
+            comparisons.update(compare_runs(ctx, a.label, a.facts(fact), b.label, b.facts(fact), fact))
+    bars = grouped_bars(
+        ctx.figures_dir / "attention_cider.png", list(CELLS),
+        {arch: {cell: metric_values(trained, "CIDEr")[f"{arch}-{cell}"] for cell in CELLS} for arch in ("s2vt", "attention")},
+        "test CIDEr-D", "Test CIDEr-D without and with attention (bars: mean, dots: seeds)")
+    speed = grouped_bars(
+        ctx.figures_dir / "attention_time_to_95.png", list(CELLS),
+        {arch: {cell: list(trained[f"{arch}-{cell}"].facts("s_to_95pct_val_CIDEr").values()) for cell in CELLS}
+         for arch in ("s2vt", "attention")},
+        "seconds", "Training seconds until val CIDEr-D reaches 95% of its best")
+    val = curves(ctx.figures_dir / "attention_val_curves.png",
+                 {label: curves_of(trained[label]) for label in ("s2vt-lstm", "attention-lstm")},
+                 "training wall-clock seconds (incl. validation)", "validation CIDEr-D",
+                 "LSTM: validation CIDEr-D against time, one line per seed")
+    columns = ["CIDEr", "METEOR", "Bleu_4", "ROUGE_L"] + (["sem_exact"] if ctx.is_synth else []) + ["val_CIDEr", *SPEED]
+    body = "\n\n".join([
+        "Precision (test metrics) and speed, mean ± std over seeds. `s_to_95pct_val_CIDEr`: cumulative epoch "
+        "seconds (training + validation) until validation CIDEr-D first reaches 95% of the run's best; "
+        "`train_s_per_epoch`: mean epoch seconds; `inference_ms_per_clip`: greedy decoding of the test split from "
+        "cached features, per clip.",
+        summary_table(rows, ["config"], columns),
+        per_seed_table(rows, ["config"], "CIDEr"),
+        per_seed_table(rows, ["config"], "s_to_95pct_val_CIDEr", digits=1),
+        figure_link(bars.name, "CIDEr with and without attention"),
+        figure_link(speed.name, "time to 95% of best validation CIDEr"),
+        figure_link(val.name, "validation curves against time"),
+    ])
+    return SuiteResult(NAME, TITLE, rows, body, figures=[bars.name, speed.name, val.name], comparisons=comparisons)

@@ -1,0 +1,69 @@
+"""`backbone`: the same S2VT-LSTM on features of different frame encoders: our pretrained
+synth-cnn (or the ImageNet CNN given with --backbone on real data) vs the same CNN untrained."""
+
+from __future__ import annotations
+
+from benchmark.figures import grouped_bars
+from benchmark.prepare import FeatureSource
+from benchmark.runner import RunSpec
+from benchmark.suites.base import (
+    BenchContext,
+    SuiteResult,
+    compare_configs,
+    figure_link,
+    metric_values,
+    metrics_for,
+    per_seed_table,
+    rows_of,
+    summary_table,
+    train_and_evaluate,
+)
+
+NAME = "backbone"
+TITLE = "Frame features: pretrained vs untrained CNN"
+ARCH, CELL = "s2vt", "lstm"
+
+
+def sources(ctx: BenchContext) -> dict[str, FeatureSource]:
+    return {ctx.main.backbone: ctx.main, **{s.backbone: s for s in ctx.backbone_sources}}
+
+
+def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
+    out = {}
+    for backbone, source in sources(ctx).items():
+        suffix = "" if source is ctx.main else f"-{backbone}"
+        out[backbone] = ctx.grid(ARCH, CELL, features=source, suffix=suffix)
+    return out
+
+
+def plan(ctx: BenchContext) -> list[RunSpec]:
+    return [spec for specs in groups(ctx).values() for spec in specs]
+
+
+def run(ctx: BenchContext) -> SuiteResult:
+    trained = train_and_evaluate(ctx, NAME, groups(ctx))
+    rows = []
+    for backbone, group in trained.items():
+        rows += [dict(row, backbone=backbone, weights=sources(ctx)[backbone].weights_id) for row in rows_of(NAME, group)]
+    comparisons = {}
+    main = ctx.main.backbone
+    slots = ("colour", "shape", "action")
+    for backbone in trained:
+        if backbone != main:
+            comparisons.update(compare_configs(ctx, main, trained[main].evals, backbone, trained[backbone].evals,
+                                               metrics_for(ctx, slots)))
+    metrics = ["CIDEr", "METEOR"] + (["sem_exact"] if ctx.is_synth else [])
+    bars = grouped_bars(ctx.figures_dir / "backbone_metrics.png", list(trained),
+                        {m: metric_values(trained, m) for m in metrics},
+                        "test score", f"{ARCH}-{CELL} test scores by frame encoder (bars: mean, dots: seeds)")
+    columns = ["CIDEr", "METEOR", "Bleu_4", "ROUGE_L"] + ([f"sem_{s}" for s in ("exact", *slots)] if ctx.is_synth else [])
+    weights = "; ".join(f"{name}: {source.weights_id}" for name, source in sources(ctx).items())
+    body = "\n\n".join([
+        f"{ARCH}-{CELL} trained on features of each encoder ({weights}). `random` is synth-cnn's architecture "
+        "with its initial (untrained) weights: what the decoder can learn from features that were never taught "
+        "what objects look like.",
+        summary_table(rows, ["backbone"], columns),
+        per_seed_table(rows, ["backbone"], "CIDEr"),
+        figure_link(bars.name, "scores by frame encoder"),
+    ])
+    return SuiteResult(NAME, TITLE, rows, body, figures=[bars.name], comparisons=comparisons)

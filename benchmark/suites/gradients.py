@@ -1,0 +1,149 @@
+"""`gradients`: vanishing and exploding gradients in plain RNNs (the report, section 4.2.2).
+
+Vanishing: the gradient-flow probe's ||dL/dx_t|| (Pascanu et al. 2013) for every input frame t,
+against the distance from the last frame, at initialisation and after training; summarised per run
+as log10(||dL/dx_first|| / ||dL/dx_last||) (more negative = the start of the clip gets less signal).
+Exploding: how often clipping fired (runs with clipping on), and with clipping off the largest
+pre-clip gradient norm and how many runs diverged (non-finite loss or gradient).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from benchmark.figures import gradient_panels, grouped_bars
+from benchmark.runner import RunRecord, RunSpec
+from benchmark.suites.base import (
+    CELLS,
+    BenchContext,
+    SuiteResult,
+    compare_runs,
+    figure_link,
+    fmt,
+    history_facts,
+    per_seed_table,
+    train_and_evaluate,
+)
+
+NAME = "gradients"
+TITLE = "Gradients: vanishing and exploding gradients by cell"
+NOCLIP_SUFFIX = "-noclip"
+
+
+def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
+    out = {f"s2vt-{cell}": ctx.grid("s2vt", cell) for cell in CELLS}
+    out.update({f"s2vt-{cell}{NOCLIP_SUFFIX}": ctx.grid("s2vt", cell, suffix=NOCLIP_SUFFIX, grad_clip=None)
+                for cell in CELLS})
+    return out
+
+
+def plan(ctx: BenchContext) -> list[RunSpec]:
+    return [spec for specs in groups(ctx).values() for spec in specs]
+
+
+def probe_norms(record: RunRecord, which: str) -> list[float] | None:
+    """||dL/dx_t|| of the probe at initialisation ('init') or at its last probe ('final')."""
+    rows = sorted(record.gradients, key=lambda r: r["epoch"])
+    if not rows:
+        return None
+    row = rows[0] if which == "init" else rows[-1]
+    if which == "final" and row["epoch"] == 0:
+        return None
+    return [float(v) for v in row["grad_norms"]]
+
+
+def log_ratio(norms: list[float] | None) -> float:
+    """log10(||dL/dx_first|| / ||dL/dx_last||); NaN when undefined."""
+    if not norms or norms[0] <= 0 or norms[-1] <= 0:
+        return float("nan")
+    return math.log10(norms[0] / norms[-1])
+
+
+def mean_log_ratio(record: RunRecord) -> float:
+    """log10 ratio averaged over every probe of the run (initialisation and each probed epoch)."""
+    ratios = [log_ratio([float(v) for v in row["grad_norms"]]) for row in record.gradients]
+    finite = [r for r in ratios if math.isfinite(r)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def gradient_facts(record: RunRecord) -> dict[str, Any]:
+    facts = history_facts(record)
+    return {
+        "log10_ratio_init": log_ratio(probe_norms(record, "init")),
+        "log10_ratio_final": log_ratio(probe_norms(record, "final")),
+        "log10_ratio_mean": mean_log_ratio(record),
+        "clip_fraction": facts["clip_fraction"],
+        "log10_grad_norm_max": math.log10(facts["grad_norm_max"]) if facts["grad_norm_max"] > 0 else float("nan"),
+        "diverged": record.diverged,
+        "epochs": facts["epochs"],
+    }
+
+
+def run(ctx: BenchContext) -> SuiteResult:
+    trained = train_and_evaluate(ctx, NAME, groups(ctx), request=None)  # gradients need no test scores
+    rows = []
+    for label, group in trained.items():
+        for record in group.records:
+            rows.append({"suite": NAME, "config": label, "cell": record.config["cell"], "seed": record.seed,
+                         "grad_clip": record.config["grad_clip"], **gradient_facts(record), "run_key": record.key})
+    by_seed = {label: {r["seed"]: r for r in rows if r["config"] == label} for label in trained}
+
+    def facts(label: str, column: str) -> dict[int, float]:
+        return {seed: float(row[column]) for seed, row in by_seed[label].items()}
+
+    comparisons = {}
+    for moment in ("init", "final", "mean"):
+        for other in ("lstm", "gru"):
+            comparisons.update(compare_runs(ctx, f"s2vt-{other}", facts(f"s2vt-{other}", f"log10_ratio_{moment}"),
+                                            "s2vt-rnn", facts("s2vt-rnn", f"log10_ratio_{moment}"), f"log10_ratio_{moment}"))
+    for other in ("lstm", "gru"):
+        comparisons.update(compare_runs(ctx, "s2vt-rnn", facts("s2vt-rnn", "clip_fraction"), f"s2vt-{other}",
+                                        facts(f"s2vt-{other}", "clip_fraction"), "clip_fraction"))
+        comparisons.update(compare_runs(ctx, f"s2vt-rnn{NOCLIP_SUFFIX}", facts(f"s2vt-rnn{NOCLIP_SUFFIX}", "log10_grad_norm_max"),
+                                        f"s2vt-{other}{NOCLIP_SUFFIX}", facts(f"s2vt-{other}{NOCLIP_SUFFIX}", "log10_grad_norm_max"),
+                                        "log10_grad_norm_max"))
+    diverged = {cell: sum(bool(r["diverged"]) for r in rows if r["config"] == f"s2vt-{cell}{NOCLIP_SUFFIX}") for cell in CELLS}
+    runs_noclip = {cell: sum(1 for r in rows if r["config"] == f"s2vt-{cell}{NOCLIP_SUFFIX}") for cell in CELLS}
+    panels = {
+        "at initialisation": {cell: [n for r in trained[f"s2vt-{cell}"].records if (n := probe_norms(r, "init"))] for cell in CELLS},
+        "after training": {cell: [n for r in trained[f"s2vt-{cell}"].records if (n := probe_norms(r, "final"))] for cell in CELLS},
+    }
+    flow = gradient_panels(ctx.figures_dir / "gradients_flow.png", panels,
+                           "Gradient reaching each input frame, S2VT (log scale; band = min..max over seeds)")
+    clip = grouped_bars(ctx.figures_dir / "gradients_clipping.png", list(CELLS), {
+        "clip fraction (clipping on)": {cell: [r["clip_fraction"] for r in rows if r["config"] == f"s2vt-{cell}"] for cell in CELLS},
+    }, "share of steps clipped", "How often gradient clipping fired")
+    table = ["| cell | log10 ratio at init | log10 ratio after training | log10 ratio, mean over probes | clip fraction | "
+             "max grad norm, no clipping (log10) | diverged without clipping |", "|---|---|---|---|---|---|---|"]
+    for cell in CELLS:
+        clipped, free = by_seed[f"s2vt-{cell}"].values(), by_seed[f"s2vt-{cell}{NOCLIP_SUFFIX}"].values()
+        table.append("| " + " | ".join([
+            cell, _mean_std([r["log10_ratio_init"] for r in clipped]), _mean_std([r["log10_ratio_final"] for r in clipped]),
+            _mean_std([r["log10_ratio_mean"] for r in clipped]),
+            _mean_std([r["clip_fraction"] for r in clipped]), _mean_std([r["log10_grad_norm_max"] for r in free]),
+            f"{diverged[cell]} of {runs_noclip[cell]}",
+        ]) + " |")
+    clip_value = ctx.spec("s2vt", "lstm", ctx.seeds[0]).config.grad_clip
+    body = "\n\n".join([
+        "log10 ratio = log10(||dL/dx_first|| / ||dL/dx_last||) of the probe batch (mean ± std over seeds): "
+        "0 means the first frame receives as much gradient as the last; -3 means a thousand times less. "
+        f"Clip fraction: share of training steps whose total gradient norm exceeded the clipping threshold ({fmt(clip_value)}).",
+        "\n".join(table),
+        per_seed_table(rows, ["config"], "log10_ratio_mean"),
+        figure_link(flow.name, "gradient norm against distance from the last frame"),
+        figure_link(clip.name, "clip fraction"),
+    ])
+    facts_out = {"diverged_without_clipping": diverged, "runs_without_clipping": runs_noclip}
+    return SuiteResult(NAME, TITLE, rows, body, figures=[flow.name, clip.name], comparisons=comparisons, facts=facts_out)
+
+
+def _mean_std(values: list[float]) -> str:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    if len(finite) == 1:
+        return f"{finite[0]:.3f}"
+    return f"{np.mean(finite):.3f} ± {np.std(finite, ddof=1):.3f}"
