@@ -1,0 +1,311 @@
+"""What the demo does, as plain functions with no Gradio in them: check an upload against the
+demo's limits, caption it with a lazily loaded, cached Captioner, compare the RNN, LSTM and
+attention checkpoints on it, and turn every VidcapError into a message for people.
+
+`DemoHandlers.caption_video` and `DemoHandlers.compare` never raise on bad input: they return a
+`Failed` whose `message` names the file and says what to do. The page, the `/caption` API and
+the tests all go through them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from demo.examples import Example, ExampleSet
+from vidcap_core.errors import ConfigError, VidcapError, VideoReadError
+
+if TYPE_CHECKING:  # torch-heavy: imported when the first model loads, not at startup
+    from vidcap_core.pipeline import Captioner
+    from vidcap_core.video import VideoInfo
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+BEST_MODEL = "best"
+# The report's comparison: checkpoint name under results/checkpoints -> column title.
+COMPARE_MODELS: dict[str, str] = {
+    "s2vt-rnn": "RNN (S2VT)",
+    "s2vt-lstm": "LSTM (S2VT)",
+    "attention-lstm": "Attention (LSTM)",
+}
+CREATE_CHECKPOINTS = "vidcap-bench run --suite cells --out results"
+BYTES_PER_MB = 1024 * 1024
+DECORD_DETAIL = " (decord also failed:"  # appended by vidcap_core.video.reader after PyAV's own reason
+
+
+@dataclass(frozen=True)
+class DemoLimits:
+    """What one request may ask for; anything beyond gets a friendly refusal, not a slow server."""
+
+    max_upload_mb: float = 200.0
+    max_duration_s: float = 600.0
+    max_beam: int = 8
+    max_frames: int = 64
+    max_hypotheses: int = 5  # beam hypotheses shown (n_best = min(beam, this))
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_mb", "max_duration_s", "max_beam", "max_frames", "max_hypotheses"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"DemoLimits.{name}={value!r} must be a positive number.")
+
+
+def find_checkpoints(results: Path) -> dict[str, Path]:
+    """Every servable checkpoint under a results folder: `best` (results/best/model.pt) first, then
+    results/checkpoints/<arch>-<cell>.pt by name. Empty when the benchmark has not run."""
+    results = Path(results)
+    found: dict[str, Path] = {}
+    best = results / "best" / "model.pt"
+    if best.is_file():
+        found[BEST_MODEL] = best
+    for path in sorted((results / "checkpoints").glob("*.pt")):
+        found.setdefault(path.stem, path)
+    return found
+
+
+class ModelCache:
+    """One Captioner per checkpoint name, loaded on first use (on CPU) and kept."""
+
+    def __init__(self, checkpoints: dict[str, Path], device: str = "cpu") -> None:
+        if not checkpoints:
+            raise ConfigError(f"no checkpoints to serve; `{CREATE_CHECKPOINTS}` writes results/best/model.pt.")
+        self.checkpoints = {name: Path(path) for name, path in checkpoints.items()}
+        self.device = device
+        self._loaded: dict[str, Captioner] = {}
+        self._lock = threading.Lock()  # two queued requests must not load the same model twice
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.checkpoints)
+
+    def get(self, name: str) -> Captioner:
+        if name not in self.checkpoints:
+            raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(self.checkpoints)}.")
+        with self._lock:
+            if name not in self._loaded:
+                from vidcap_core.pipeline import Captioner
+
+                self._loaded[name] = Captioner.from_checkpoint(self.checkpoints[name], device=self.device)
+            return self._loaded[name]
+
+
+@dataclass
+class Captioned:
+    """One caption of one clip by one model, with everything the page shows about it."""
+
+    model: str
+    video: Path
+    caption: str
+    score: float
+    hypotheses: list[tuple[str, float]]  # best first
+    attention: np.ndarray | None  # (words, T) for attention models, else None
+    frames: np.ndarray  # (T, H, W, 3) uint8: what the model saw
+    frame_indices: list[int]  # (T,) index of each sampled frame in the source video
+    fps: float
+    timings_ms: dict[str, float]  # decode_video (probe + read), features, caption, total
+    example: Example | None = None  # set when the clip is one of the bundled SynthClips examples
+    verdict: dict[str, float | None] | None = None  # semantic checker per slot (None = does not apply)
+
+    @property
+    def words(self) -> list[str]:
+        return self.caption.split()
+
+    def most_attended(self) -> list[tuple[str, int, float]]:
+        """(word, sampled-frame position, weight) of the frame each word looked at most."""
+        if self.attention is None:
+            return []
+        best = self.attention.argmax(axis=1)  # (words,)
+        return [(word, int(t), float(self.attention[i, t])) for i, (word, t) in enumerate(zip(self.words, best))]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `/caption` API answer: caption, hypotheses, attention, timings_ms and the rest."""
+        return {
+            "model": self.model,
+            "caption": self.caption,
+            "score": round(self.score, 5),
+            "hypotheses": [{"caption": text, "score": round(score, 5)} for text, score in self.hypotheses],
+            "attention": None if self.attention is None else np.round(self.attention.astype(np.float64), 5).tolist(),
+            "most_attended": [{"word": w, "frame": t, "source_frame": self.frame_indices[t], "weight": round(a, 5)}
+                              for w, t, a in self.most_attended()],
+            "frame_indices": self.frame_indices,
+            "timings_ms": self.timings_ms,
+            "references": None if self.example is None else list(self.example.references),
+            "verdict": self.verdict,
+        }
+
+
+@dataclass
+class Failed:
+    """A request the demo refused or could not do; `message` is for the person who asked."""
+
+    message: str
+    model: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.message}
+
+
+Outcome = Captioned | Failed
+
+
+@dataclass
+class CheckedVideo:
+    path: Path
+    info: VideoInfo
+    probe_ms: float
+
+
+@dataclass
+class DemoHandlers:
+    """The demo's request handlers over a set of checkpoints, limits and bundled examples."""
+
+    models: ModelCache
+    limits: DemoLimits = field(default_factory=DemoLimits)
+    examples: ExampleSet = field(default_factory=ExampleSet)
+
+    def caption_video(self, path: str | Path | None, model_name: str, beam: int = 1, frames: int = 0) -> Outcome:
+        """Caption one video with `model_name`; `frames` 0 means as many frames as the model was trained on."""
+        try:
+            beam, frames = self.check_controls(beam, frames)
+            video = check_upload(path, self.limits)
+            return self.run(video, model_name, beam, frames)
+        except VidcapError as exc:
+            return Failed(friendly_message(exc, path), model_name)
+
+    def compare(self, path: str | Path | None, beam: int = 1, frames: int = 0) -> dict[str, Outcome]:
+        """The clip through every model of COMPARE_MODELS that exists (a Failed naming the missing ones)."""
+        try:
+            beam, frames = self.check_controls(beam, frames)
+            video = check_upload(path, self.limits)
+        except VidcapError as exc:
+            return {name: Failed(friendly_message(exc, path), name) for name in COMPARE_MODELS}
+        outcomes: dict[str, Outcome] = {}
+        for name in COMPARE_MODELS:
+            if name not in self.models.checkpoints:
+                outcomes[name] = Failed(f"No {name} checkpoint is served (results/checkpoints/{name}.pt is missing); "
+                                        f"`{CREATE_CHECKPOINTS}` writes it.", name)
+                continue
+            try:
+                outcomes[name] = self.run(video, name, beam, frames)
+            except VidcapError as exc:
+                outcomes[name] = Failed(friendly_message(exc, path), name)
+        return outcomes
+
+    def check_controls(self, beam: int | float, frames: int | float) -> tuple[int, int]:
+        beam_i = whole_number("beam size", beam)
+        frames_i = whole_number("number of frames", frames)
+        if not 1 <= beam_i <= self.limits.max_beam:
+            raise ConfigError(f"beam size {beam_i} is out of range; choose 1 (greedy) to {self.limits.max_beam}.")
+        if not 0 <= frames_i <= self.limits.max_frames:
+            raise ConfigError(f"number of frames {frames_i} is out of range; choose 1 to {self.limits.max_frames}, "
+                              "or 0 for as many as the model was trained on.")
+        return beam_i, frames_i
+
+    def run(self, video: CheckedVideo, model_name: str, beam: int, frames: int) -> Captioned:
+        from vidcap_core.video import read_frames, sample_frame_indices
+
+        captioner = self.models.get(model_name)
+        num_frames = frames or captioner.num_frames
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        clip = read_frames(video.path, num_frames, captioner.frame_size)  # (T, H, W, 3) uint8
+        timings["decode_video"] = video.probe_ms + elapsed_ms(started)
+        started = time.perf_counter()
+        feats = captioner.features(clip)  # (1, T, F)
+        timings["features"] = elapsed_ms(started)
+        started = time.perf_counter()
+        n_best = min(beam, self.limits.max_hypotheses)
+        hypotheses, attention = captioner.decode(feats, beam, n_best, length_penalty=0.0)
+        timings["caption"] = elapsed_ms(started)
+        timings = {key: round(value, 1) for key, value in timings.items()}
+        timings["total"] = round(sum(timings.values()), 1)
+        caption, score = hypotheses[0]
+        example = self.examples.match(video.path)
+        return Captioned(
+            model=model_name,
+            video=video.path,
+            caption=caption,
+            score=score,
+            hypotheses=hypotheses,
+            attention=attention if captioner.is_attention else None,
+            frames=clip,
+            frame_indices=[int(i) for i in sample_frame_indices(video.info.frames, num_frames)],
+            fps=video.info.fps,
+            timings_ms=timings,
+            example=example,
+            verdict=None if example is None else semantic_verdict(caption, example),
+        )
+
+
+def whole_number(what: str, value: int | float | str) -> int:
+    """Sliders and JSON clients send 3, 3.0 or "3"; anything else is a ConfigError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a whole number, got {value!r}.") from None
+    if isinstance(value, bool) or not number.is_integer():
+        raise ConfigError(f"{what} must be a whole number, got {value!r}.")
+    return int(number)
+
+
+def check_upload(path: str | Path | None, limits: DemoLimits) -> CheckedVideo:
+    """The file exists, has a video suffix, and is within the size and duration limits, with frames.
+
+    Raises VideoReadError (for people: it names the file and says what to do).
+    """
+    from vidcap_core.video import probe_video
+
+    if path is None or str(path).strip() == "":
+        raise VideoReadError("No video given: upload a video file (mp4, avi, mkv, mov or webm) or pick an example.")
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"{path.name} was not found; upload it again.")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        kind = f"a {path.suffix} file" if path.suffix else "a file without an extension"
+        raise VideoReadError(f"{path.name} is {kind}; upload a video: {', '.join(s[1:] for s in VIDEO_SUFFIXES)}.")
+    size_mb = path.stat().st_size / BYTES_PER_MB
+    if size_mb > limits.max_upload_mb:
+        raise VideoReadError(f"{path.name} is {size_mb:.1f} MB, over this demo's {limits.max_upload_mb:g} MB limit; "
+                             "trim or re-encode it smaller (or start vidcap-demo with a larger --max-upload-mb).")
+    started = time.perf_counter()
+    info = probe_video(path)
+    probe_ms = elapsed_ms(started)
+    if info.frames < 1:
+        raise VideoReadError(f"{path.name} has no video frames to caption; upload a clip with a video track.")
+    if math.isfinite(info.duration_s) and info.duration_s > limits.max_duration_s:
+        raise VideoReadError(f"{path.name} lasts {info.duration_s:.0f} s, over this demo's {limits.max_duration_s:g} s "
+                             "limit; trim it (e.g. `ffmpeg -i in.mp4 -t 60 out.mp4`) or start vidcap-demo with a "
+                             "larger --max-duration.")
+    return CheckedVideo(path, info, probe_ms)
+
+
+def friendly_message(exc: VidcapError, path: str | Path | None) -> str:
+    """The error's own message (it names the file and the fix), with the server's temporary upload
+    folder cut from the file name, so the page shows `corrupted.mp4`, not /tmp/gradio/3f9.../corrupted.mp4,
+    and without the second backend's low-level reason."""
+    text = str(exc).split(DECORD_DETAIL)[0]  # PyAV's reason is the one people can act on
+    if path is not None and str(path).strip():
+        full = str(path)
+        name = Path(full).name
+        text = text.replace(str(Path(full).resolve()), name).replace(full, name)
+        if text.startswith(name):  # a file name keeps its case
+            return text
+    return text[:1].upper() + text[1:]
+
+
+def semantic_verdict(caption: str, example: Example) -> dict[str, float | None]:
+    """The SynthClips checker's per-slot score of `caption` against the example's ground truth
+    (fraction of events right; None where a slot does not apply, e.g. order for one event)."""
+    from vidcap_core.synth import score_caption
+
+    scores = score_caption(caption, example.truth)
+    return {slot: None if math.isnan(value) else round(float(value), 4) for slot, value in scores.items()}
+
+
+def elapsed_ms(started: float) -> float:
+    return 1000.0 * (time.perf_counter() - started)

@@ -1,0 +1,310 @@
+"""vidcap-demo: handlers as plain functions, the page's render helpers, the CLI, and the app
+launched in-process and driven through gradio_client (`/caption`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from demo.examples import ExampleSet, load_examples
+from demo.handlers import (
+    COMPARE_MODELS,
+    Captioned,
+    DemoHandlers,
+    DemoLimits,
+    Failed,
+    ModelCache,
+    find_checkpoints,
+)
+from vidcap_core.errors import ConfigError
+from vidcap_core.synth.checker import SLOTS
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
+REPO = Path(__file__).resolve().parents[1]
+NUM_FRAMES = 8
+COMPARED = ("s2vt-rnn", "s2vt-lstm", "attention-lstm")  # the compare view's three checkpoints
+_BUILT: dict[str, Path] = {}
+
+
+def build_demo_results(base: Path) -> dict[str, Path]:
+    """SynthClips tiny (12 clips) and three small seeded checkpoints (vocabulary from its train
+    captions, features from the `random` backbone, untrained weights: the demo's mechanics do not
+    depend on caption quality), laid out as `vidcap-bench run` writes them: results/best/model.pt
+    and results/checkpoints/<arch>-<cell>.pt. Built once per session, shared with test_demo_browser."""
+    if _BUILT:
+        return _BUILT
+    import torch
+
+    from vidcap_core.checkpoint import save_checkpoint
+    from vidcap_core.data import load_dataset
+    from vidcap_core.features.backbones import build_backbone
+    from vidcap_core.models import ModelConfig, build_model
+    from vidcap_core.synth import generate_synthclips
+    from vidcap_core.text import Vocabulary
+
+    synth, results = base / "synth", base / "results"
+    generate_synthclips("tiny", synth, seed=0, num_clips=12, workers=1)
+    train_captions = [c for r in load_dataset("synth", synth).records if r.split == "train" for c in r.captions]
+    vocab = Vocabulary.build(train_captions, min_count=1)
+    backbone = build_backbone("random")
+    preprocessing = {"backbone": "random", "weights": backbone.weights_id, "feature_dim": backbone.feature_dim,
+                     "num_frames": NUM_FRAMES, "frame_size": list(backbone.input_size), "grid": False}
+    for seed, label in enumerate(COMPARED):
+        arch, cell = label.split("-")
+        config = ModelConfig(arch=arch, cell=cell, feature_dim=backbone.feature_dim, vocab_size=len(vocab),
+                             embed_size=16, hidden_size=32, attention_size=16, max_len=8)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(config)
+        save_checkpoint(results / "checkpoints" / f"{label}.pt", model, vocab.to_dict(), preprocessing)
+    (results / "best").mkdir(parents=True, exist_ok=True)
+    shutil.copy(results / "checkpoints" / "attention-lstm.pt", results / "best" / "model.pt")
+    _BUILT.update(synth=synth, results=results)
+    return _BUILT
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> dict[str, Path]:
+    return build_demo_results(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="session")
+def handlers(demo_data) -> DemoHandlers:
+    models = ModelCache(find_checkpoints(demo_data["results"]))
+    return DemoHandlers(models, DemoLimits(max_beam=4, max_frames=16), load_examples(demo_data["synth"]))
+
+
+@pytest.fixture(scope="session")
+def clip(demo_data) -> Path:
+    return load_examples(demo_data["synth"], count=1).examples[0].path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def test_find_checkpoints_serves_best_then_each_config(demo_data, tmp_path):
+    found = find_checkpoints(demo_data["results"])
+    assert list(found) == ["best", "attention-lstm", "s2vt-lstm", "s2vt-rnn"]
+    assert found["best"] == demo_data["results"] / "best" / "model.pt"
+    assert find_checkpoints(tmp_path) == {}
+    with pytest.raises(ConfigError, match="vidcap-bench run"):
+        ModelCache({})
+
+
+def test_caption_video_on_a_synthclips_example(handlers, clip):
+    outcome = handlers.caption_video(clip, "attention-lstm", beam=3, frames=0)
+    assert isinstance(outcome, Captioned), outcome
+    assert outcome.caption == outcome.hypotheses[0][0] and len(outcome.hypotheses) == 3
+    assert [s for _, s in outcome.hypotheses] == sorted((s for _, s in outcome.hypotheses), reverse=True)
+    assert outcome.frames.shape == (NUM_FRAMES, 64, 64, 3) and outcome.frames.dtype == np.uint8
+    assert outcome.attention.shape == (len(outcome.words), NUM_FRAMES)
+    np.testing.assert_allclose(outcome.attention.sum(axis=1), 1.0, rtol=1e-4)
+    assert [w for w, _, _ in outcome.most_attended()] == outcome.words
+    assert set(outcome.timings_ms) == {"decode_video", "features", "caption", "total"}
+    assert outcome.frame_indices == sorted(outcome.frame_indices) and len(outcome.frame_indices) == NUM_FRAMES
+    # the clip is a bundled example: the semantic checker judges the caption against its ground truth
+    assert outcome.example is not None and outcome.example.path == clip
+    assert set(outcome.verdict) == set(SLOTS)
+    answer = json.loads(json.dumps(outcome.to_json(), allow_nan=False))
+    assert {"caption", "hypotheses", "attention", "timings_ms"} <= set(answer) and "error" not in answer
+    assert answer["references"] == list(outcome.example.references)
+
+
+def test_frames_and_beam_controls_change_the_run(handlers, clip):
+    four = handlers.caption_video(clip, "attention-lstm", beam=1, frames=4)
+    assert isinstance(four, Captioned), four
+    assert four.frames.shape[0] == 4 and len(four.hypotheses) == 1
+    assert four.attention.shape == (len(four.words), 4)
+    again = handlers.caption_video(clip, "attention-lstm", beam=1.0, frames="4")  # slider floats, JSON strings
+    assert isinstance(again, Captioned) and again.caption == four.caption
+
+
+def test_s2vt_has_no_heatmap_and_models_load_once(handlers, clip):
+    outcome = handlers.caption_video(clip, "s2vt-lstm", beam=2, frames=0)
+    assert isinstance(outcome, Captioned) and outcome.attention is None and outcome.most_attended() == []
+    assert handlers.models.get("s2vt-lstm") is handlers.models.get("s2vt-lstm")
+
+
+def write_video_without_frames(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height = 64, 64
+        container.start_encoding()  # writes the header; PyAV writes no file without it or a packet
+    assert path.is_file()
+    return path
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("text renamed to mp4", "notes.mp4"),
+    ("text file", "upload a video"),
+    ("empty file", "empty.mp4"),
+    ("no frames", "frames.mp4"),
+    ("missing path", "No video given"),
+    ("too large", "MB limit"),
+    ("too long", "s limit"),
+    ("beam too big", "Beam size 9"),
+    ("frames not a number", "whole number"),
+    ("unknown model", "Unknown model 'gpt'"),
+])
+def test_bad_input_becomes_a_friendly_error(handlers, clip, tmp_path, case, expected):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n")
+    renamed = tmp_path / "notes.mp4"
+    renamed.write_text("not a video either\n")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    strict = DemoHandlers(handlers.models, DemoLimits(max_upload_mb=0.001, max_duration_s=0.5), ExampleSet())
+    calls = {
+        "text renamed to mp4": lambda: handlers.caption_video(renamed, "best"),
+        "text file": lambda: handlers.caption_video(text, "best"),
+        "empty file": lambda: handlers.caption_video(tmp_path / "empty.mp4", "best"),
+        "no frames": lambda: handlers.caption_video(write_video_without_frames(tmp_path / "frames.mp4"), "best"),
+        "missing path": lambda: handlers.caption_video(None, "best"),
+        "too large": lambda: strict.caption_video(clip, "best"),
+        "too long": lambda: DemoHandlers(handlers.models, DemoLimits(max_duration_s=0.5)).caption_video(clip, "best"),
+        "beam too big": lambda: handlers.caption_video(clip, "best", beam=9),
+        "frames not a number": lambda: handlers.caption_video(clip, "best", frames="many"),
+        "unknown model": lambda: handlers.caption_video(clip, "gpt"),
+    }
+    outcome = calls[case]()
+    assert isinstance(outcome, Failed), outcome
+    assert expected in outcome.message
+    assert "Traceback" not in outcome.message and str(tmp_path) not in outcome.message  # no server paths
+    assert outcome.to_json() == {"error": outcome.message}
+
+
+def test_corrupted_real_video_is_a_friendly_error(handlers):
+    corrupted = SHARED_VIDEOS / "corrupted.mp4"
+    if not corrupted.is_file():
+        pytest.skip(f"{SHARED_VIDEOS} is absent (shared sample videos exist only next to the project checkout)")
+    outcome = handlers.caption_video(corrupted, "best", beam=2)
+    assert isinstance(outcome, Failed) and outcome.message.startswith("Cannot read video 'corrupted.mp4'")
+    assert str(SHARED_VIDEOS) not in outcome.message
+
+
+def test_compare_runs_each_model_and_names_missing_ones(handlers, demo_data, clip):
+    outcomes = handlers.compare(clip, beam=2, frames=0)
+    assert list(outcomes) == list(COMPARE_MODELS)
+    assert all(isinstance(o, Captioned) for o in outcomes.values()), outcomes
+    assert outcomes["attention-lstm"].attention is not None and outcomes["s2vt-rnn"].attention is None
+
+    only_attention = ModelCache({"attention-lstm": demo_data["results"] / "checkpoints" / "attention-lstm.pt"})
+    partial = DemoHandlers(only_attention).compare(clip)
+    assert isinstance(partial["attention-lstm"], Captioned)
+    for name in ("s2vt-rnn", "s2vt-lstm"):
+        assert isinstance(partial[name], Failed) and f"results/checkpoints/{name}.pt is missing" in partial[name].message
+    bad = handlers.compare(None)
+    assert all(isinstance(o, Failed) and "No video given" in o.message for o in bad.values())
+
+
+def test_page_values_from_outcomes(handlers, clip):
+    from demo.app import caption_page, compare_page
+    from demo.render import attention_heatmap, frame_strip
+
+    outcome = handlers.caption_video(clip, "best", beam=2)
+    picture = attention_heatmap(outcome)
+    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.dtype == np.uint8
+    strip = frame_strip(outcome)
+    assert len(strip) == NUM_FRAMES and strip[0][0].shape == (64, 64, 3) and strip[0][1].startswith("#0 (frame ")
+    values = caption_page(outcome)
+    assert len(values) == 9 and values[0] == "" and values[1] == outcome.caption
+    assert values[5]["visible"] is True and values[8]["visible"] is True  # heatmap and verdict shown
+    failed = caption_page(handlers.caption_video(None, "best"))
+    assert "No video given" in failed[0] and failed[1] == ""
+    compared = compare_page(handlers.compare(clip))
+    assert len(compared) == 1 + 3 * len(COMPARE_MODELS)
+
+
+def test_importing_the_demo_loads_no_model_code():
+    code = ("import sys, demo.cli, demo.handlers, demo.examples, demo.render; "
+            "heavy = [m for m in ('torch', 'gradio', 'vidcap_core.pipeline') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_without_a_checkpoint_says_how_to_make_one(tmp_path):
+    from demo.cli import app
+
+    result = CliRunner().invoke(app, ["--results", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert "vidcap-bench run --suite cells" in result.output and "vidcap-demo --checkpoint" in result.output
+    result = CliRunner().invoke(app, ["--checkpoint", str(tmp_path / "nope.pt")])
+    assert result.exit_code == 2 and "nope.pt does not exist" in result.output
+
+
+def test_cli_checkpoint_becomes_the_default_model(demo_data, tmp_path):
+    from demo.cli import serving_checkpoints
+
+    run_best = demo_data["results"] / "checkpoints" / "s2vt-rnn.pt"
+    found, default = serving_checkpoints(demo_data["results"], run_best)
+    assert default == "s2vt-rnn" and found == find_checkpoints(demo_data["results"])  # already served: same name
+    elsewhere = tmp_path / "runs" / "demo" / "best.pt"
+    elsewhere.parent.mkdir(parents=True)
+    shutil.copy(run_best, elsewhere)
+    found, default = serving_checkpoints(demo_data["results"], elsewhere)
+    assert default == "demo" and list(found) == ["demo", "best", "attention-lstm", "s2vt-lstm", "s2vt-rnn"]
+    found, default = serving_checkpoints(tmp_path, run_best)
+    assert found == {"s2vt-rnn": run_best} and default == "s2vt-rnn"
+
+
+# ----------------------------------------------------------------------------- gradio_client
+
+
+@pytest.fixture(scope="module")
+def served(demo_data):
+    from demo.app import build_app, launch_app
+
+    limits = DemoLimits(max_beam=4, max_frames=16)
+    app = build_app(demo_data["results"], demo_data["synth"], limits)
+    port = free_port()
+    launch_app(app, host="127.0.0.1", port=port, limits=limits, examples_dir=demo_data["synth"],
+               prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+
+
+def test_gradio_client_captions_and_gets_friendly_errors(served, clip, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(served, verbose=False)
+    answer = client.predict(handle_file(str(clip)), "best", 2, 0, api_name="/caption")
+    assert "error" not in answer, answer
+    assert answer["caption"] == answer["hypotheses"][0]["caption"] and len(answer["hypotheses"]) == 2
+    assert np.array(answer["attention"]).shape == (len(answer["caption"].split()), NUM_FRAMES)
+    assert set(answer["timings_ms"]) == {"decode_video", "features", "caption", "total"}
+    assert answer["verdict"] is not None  # the upload's bytes are a bundled example's
+
+    renamed = tmp_path / "holiday.mp4"
+    renamed.write_text("this is text, not a video")
+    answer = client.predict(handle_file(str(renamed)), "best", 1, 0, api_name="/caption")
+    assert set(answer) == {"error"} and "holiday.mp4" in answer["error"]
+
+    corrupted = SHARED_VIDEOS / "corrupted.mp4"
+    if corrupted.is_file():
+        answer = client.predict(handle_file(str(corrupted)), "best", 1, 0, api_name="/caption")
+        assert set(answer) == {"error"} and answer["error"].startswith("Cannot read video 'corrupted.mp4'")
+    # the server keeps serving after bad input
+    answer = client.predict(handle_file(str(clip)), "s2vt-rnn", 1, 4, api_name="/caption")
+    assert answer["caption"] == answer["hypotheses"][0]["caption"] and answer["attention"] is None
+    if not corrupted.is_file():
+        pytest.skip(f"{SHARED_VIDEOS} is absent: the corrupted.mp4 check did not run")

@@ -1,0 +1,85 @@
+"""vidcap-demo in a real browser: Playwright drives Debian's Chromium (headless) to upload a clip,
+press Caption, wait for the caption and check the page shows it, and save a screenshot.
+
+`make browser` installs Chromium (Debian: apt-get install chromium); without it this test skips.
+VIDCAP_DEMO_RESULTS=results serves a real results folder instead of the tiny untrained test models
+and writes the screenshot to results/figures/demo.png, the one the README shows (`make screenshot`
+after `vidcap-bench run`). Without it the screenshot goes to the test's temporary folder, so a
+test run never overwrites a committed file with a picture of untrained models.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_demo import REPO, build_demo_results, free_port
+
+from demo.handlers import DemoHandlers, DemoLimits, ModelCache, find_checkpoints
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOT = REPO / "results" / "figures" / "demo.png"
+WAIT_MS = 180_000  # first caption loads the model; a loaded 2-core machine is slow
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser` (Debian: apt-get install chromium, needs root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed: pip install -e '.[dev]'")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_upload_caption_and_screenshot(browser, tmp_path_factory):
+    from demo.app import build_app, launch_app
+    from demo.examples import load_examples
+
+    demo_data = build_demo_results(tmp_path_factory.mktemp("demo_browser"))
+    served = os.environ.get("VIDCAP_DEMO_RESULTS")
+    results = Path(served) if served else demo_data["results"]
+    screenshot = SCREENSHOT if served else tmp_path_factory.mktemp("screenshot") / "demo.png"
+    limits = DemoLimits()
+    clip = load_examples(demo_data["synth"], count=1).examples[0].path
+    expected = DemoHandlers(ModelCache(find_checkpoints(results)), limits).caption_video(clip, "best", beam=3)
+
+    app = build_app(results, demo_data["synth"], limits)
+    port = free_port()
+    launch_app(app, port=port, limits=limits, examples_dir=demo_data["synth"], prevent_thread_lock=True, quiet=True)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+        page.locator("#video input[type=file]").set_input_files(str(clip))
+        page.locator("#video video").wait_for(timeout=WAIT_MS)  # the upload reached the server
+        page.locator("#caption-button").click()
+        page.wait_for_function(
+            "() => { const box = document.querySelector('#caption textarea, #caption input');"
+            " const note = document.querySelector('#message .vidcap-error');"
+            " return (box && box.value.length > 0) || note !== null; }",
+            timeout=WAIT_MS,
+        )
+        error = page.locator("#message .vidcap-error")
+        assert error.count() == 0, error.inner_text()
+        shown = page.locator("#caption textarea, #caption input").first.input_value()
+        assert shown == expected.caption and shown
+        page.get_by_text("Top beam hypotheses").first.wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(1000)  # let the gallery and heatmap images paint
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        partial = screenshot.with_name(f".{screenshot.name}.tmp.png")
+        page.screenshot(path=str(partial), full_page=True)
+        os.replace(partial, screenshot)
+        assert screenshot.stat().st_size > 10_000
+    finally:
+        app.close()
