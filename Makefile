@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: setup demo test test-fast test-all check-java browser clean
+.PHONY: setup demo test test-all check-java browser screenshot clean
 
 setup: $(STAMP)
 
@@ -39,11 +39,18 @@ browser:
 	  fi; \
 	  test -x /usr/bin/chromium || echo "Chromium could not be installed (needs apt-get and root: apt-get install chromium); the browser test will be skipped."; }
 
+# Two workers, one test file each at a time (module fixtures such as the benchmark's smoke run are
+# built once): most tests wait on Java, ffmpeg or a subprocess, so two run well on two cores.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# Everything, including the slow tests (DDP, VGG-16, MSVD-format benchmark) and the full robustness suite.
 test-all: $(STAMP) browser
-	$(BIN)/python -m pytest -q -m "" --runxfail
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "" --runxfail
+
+# The README's demo screenshot, from the real browser test serving the committed results/.
+screenshot: $(STAMP) browser
+	VIDCAP_DEMO_RESULTS=results $(BIN)/python -m pytest -q tests/test_demo_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

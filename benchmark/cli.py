@@ -109,5 +109,25 @@ def perf(
     typer.echo(f"wrote {path}")
 
 
+@app.command()
+def robustness(
+    out: Annotated[Path, typer.Option("--out", help="Folder for robustness.md and robustness.json.")] = Path("results"),
+    results: Annotated[Optional[Path], typer.Option(help="Folder with the checkpoints (best/model.pt, checkpoints/*.pt); default: --out.")] = None,
+    clients: Annotated[int, typer.Option(min=0, help="Concurrent demo clients in the load test (0: no load test).")] = 20,
+    requests: Annotated[int, typer.Option(min=1, help="/caption requests per client.")] = 5,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds each file (and each request) may take before it counts as a hang.")] = 120.0,
+) -> None:
+    """Hostile inputs through probe, caption and the demo (crash, hang or typed error?), then a demo load test."""
+    from benchmark.robustness import run_robustness
+    from vidcap_core.errors import VidcapError
+
+    try:
+        path = run_robustness(out, results=results, clients=clients, requests=requests, timeout_s=timeout)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
+
+
 def main() -> None:
     app()

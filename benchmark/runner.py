@@ -329,7 +329,7 @@ class Executor:
     def _parallel(self, suite: str, pending: Sequence[RunSpec]) -> dict[str, RunRecord]:
         records: dict[str, RunRecord] = {}
         context = get_context("spawn")  # fresh interpreters: no torch thread pools inherited by fork
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=die_with_parent) as pool:
             futures = {}
             for spec in pending:
                 self.progress.queued(suite, spec, resumed=self.resumable(spec))
@@ -340,6 +340,19 @@ class Executor:
                 self.counted.add(record.key)
                 self.progress.finished_run(suite, record)
         return records
+
+
+def die_with_parent() -> None:
+    """Worker initializer (Linux): the kernel kills this worker when the runner dies, so an interrupted
+    benchmark leaves no orphaned training behind (a killed runner's workers otherwise finish their run)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: workers stop when their current run ends
+        pass
 
 
 def train_in_worker(store_root: Path, spec: RunSpec) -> RunRecord:

@@ -19,7 +19,7 @@ NO_CHECKPOINT = (
     "Create them with the benchmark:   vidcap-bench run --suite cells --out {results}\n"
     "or train one model and pass it:   vidcap train --dataset synth --root DATA --features FEATURES --out runs/demo\n"
     "                                  vidcap-demo --checkpoint runs/demo/best.pt\n"
-    "(the README's 'Train a model' section has the full recipe)."
+    "(the README's 'Features, training, evaluation, captioning' section has the full recipe)."
 )
 
 app = typer.Typer(add_completion=False, help="vidcap-demo: caption videos in the browser with trained checkpoints.")

@@ -58,7 +58,6 @@ def synth_run(tmp_path_factory):
     return root, features, run, json.loads(result.stdout)
 
 
-@pytest.mark.slow
 def test_train_evaluate_caption_through_the_cli(synth_run):
     root, features, run, summary = synth_run
     assert summary["epochs_completed"] == 2 and Path(summary["best_checkpoint"]).is_file()
@@ -87,7 +86,6 @@ def test_train_evaluate_caption_through_the_cli(synth_run):
         assert lines[2]["caption"] and "error" not in lines[2]
 
 
-@pytest.mark.slow
 def test_captioner_sees_the_features_it_was_trained_on(synth_run):
     from vidcap_core.features.store import FeatureStore
     from vidcap_core.pipeline import Captioner
