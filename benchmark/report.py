@@ -49,6 +49,9 @@ BUDGET_MISSED = (
 )
 
 
+NOTES_FILE = "report_notes.md"  # hand-written prose about a run, shown near the top of REPORT.md
+
+
 def load_results(results: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Every `<suite>.json` present, and the run manifest."""
     if not results.is_dir():
@@ -177,6 +180,9 @@ def build_report(results: Path) -> str:
         f"Verdict rule. {VERDICT_RULE} δ is stated per claim.", "", STATS_NOTE.format(resamples=resamples), "",
         best_text(results), "",
     ]
+    notes = results / NOTES_FILE
+    if notes.is_file():  # the only hand-written part: what a reader must know about this particular run
+        parts += ["## About this run", "", notes.read_text(encoding="utf-8").strip(), ""]
     for name, suite in suites.items():
         parts += [f"## Suite `{name}`: {suite['title']}", "", suite["body"], ""]
         comparisons = {k: Comparison.from_dict(v) for k, v in suite["comparisons"].items()}

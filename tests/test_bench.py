@@ -211,6 +211,12 @@ def test_report_from_real_results(bench_dirs):
         assert f"## Suite `{name}`" in text
     assert "## Machine and versions" in text and "CPU:" in text and "torch" in text
     assert "vidcap-bench run" in text and "vidcap-bench report --results" in text
+    assert "## About this run" not in text
+    (results / "report_notes.md").write_text("Hand-written note.\n")
+    try:
+        assert "## About this run\n\nHand-written note.\n" in build_report(results)
+    finally:
+        (results / "report_notes.md").unlink()
 
 
 # ----------------------------------------------------------------------------- CLI
