@@ -41,7 +41,7 @@ CLIP_FRAMES = 40
 HUGE_SIDE = 60000  # what the patched header claims: 60000 x 60000 (10.8 GB per RGB frame if believed)
 RANDOM_SEED = 6  # issue #6
 HEADER_BYTES = 1024  # "random behind a header": the first KB of a real mp4 kept, the rest random
-QUIET_X264 = {"x264-params": "log-level=error"}
+QUIET_X264 = {"x264-params": "log-level=error", "threads": "1"}  # one thread: the same bytes on every run
 DEFAULT_TIMEOUT_S = 120.0  # per file, per CLI path: a hang shows up as an outcome, not a stuck run
 MESSAGE_CHARS = 240  # error messages in robustness.md are cut to this length (the JSON keeps them whole)
 
