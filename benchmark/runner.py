@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from benchmark.identity import BENCH_SCHEMA, TRAINING_CODE, source_digest, stable_hash
 from benchmark.prepare import FeatureSource, PrepLog, ensure_features
 from vidcap_core.errors import ConfigError
+from vidcap_core.processes import die_with_parent
 from vidcap_core.training.config import TrainConfig
 from vidcap_core.training.run_files import read_jsonl, write_json
 
@@ -340,19 +341,6 @@ class Executor:
                 self.counted.add(record.key)
                 self.progress.finished_run(suite, record)
         return records
-
-
-def die_with_parent() -> None:
-    """Worker initializer (Linux): the kernel kills this worker when the runner dies, so an interrupted
-    benchmark leaves no orphaned training behind (a killed runner's workers otherwise finish their run)."""
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: workers stop when their current run ends
-        pass
 
 
 def train_in_worker(store_root: Path, spec: RunSpec) -> RunRecord:

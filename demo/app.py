@@ -46,6 +46,8 @@ from demo.render import (
     timings_markdown,
     verdict_rows,
 )
+from vidcap_core.video import IsolatedDecoder
+
 
 log = logging.getLogger("vidcap-demo")
 
@@ -85,7 +87,8 @@ def build_app(
     examples = ExampleSet()
     if examples_dir is not None:
         examples = load_examples(ensure_examples(Path(examples_dir)))
-    handlers = DemoHandlers(models, limits, examples)
+    # Probing and decoding run in child processes: a decoder crash on an upload fails that request only.
+    handlers = DemoHandlers(models, limits, examples, IsolatedDecoder(workers=CONCURRENCY_LIMIT))
     default = default_model or (BEST_MODEL if BEST_MODEL in models.names else models.names[0])
 
     with gr.Blocks(title="vidcap demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:

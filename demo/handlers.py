@@ -23,7 +23,7 @@ from vidcap_core.errors import ConfigError, VidcapError, VideoReadError
 
 if TYPE_CHECKING:  # torch-heavy: imported when the first model loads, not at startup
     from vidcap_core.pipeline import Captioner
-    from vidcap_core.video import VideoInfo
+    from vidcap_core.video import IsolatedDecoder, VideoInfo
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 BEST_MODEL = "best"
@@ -167,12 +167,15 @@ class DemoHandlers:
     models: ModelCache
     limits: DemoLimits = field(default_factory=DemoLimits)
     examples: ExampleSet = field(default_factory=ExampleSet)
+    # Where probing and decoding run: None = in this process; the served app passes an
+    # IsolatedDecoder, so a decoder that crashes on an upload costs that request, not the server.
+    decoder: IsolatedDecoder | None = None
 
     def caption_video(self, path: str | Path | None, model_name: str, beam: int = 1, frames: int = 0) -> Outcome:
         """Caption one video with `model_name`; `frames` 0 means as many frames as the model was trained on."""
         try:
             beam, frames = self.check_controls(beam, frames)
-            video = check_upload(path, self.limits)
+            video = check_upload(path, self.limits, self.decoder)
             return self.run(video, model_name, beam, frames)
         except VidcapError as exc:
             return Failed(friendly_message(exc, path), model_name)
@@ -181,7 +184,7 @@ class DemoHandlers:
         """The clip through every model of COMPARE_MODELS that exists (a Failed naming the missing ones)."""
         try:
             beam, frames = self.check_controls(beam, frames)
-            video = check_upload(path, self.limits)
+            video = check_upload(path, self.limits, self.decoder)
         except VidcapError as exc:
             return {name: Failed(friendly_message(exc, path), name) for name in COMPARE_MODELS}
         outcomes: dict[str, Outcome] = {}
@@ -211,9 +214,10 @@ class DemoHandlers:
 
         captioner = self.models.get(model_name)
         num_frames = frames or captioner.num_frames
+        read = read_frames if self.decoder is None else self.decoder.read
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        clip = read_frames(video.path, num_frames, captioner.frame_size)  # (T, H, W, 3) uint8
+        clip = read(video.path, num_frames, captioner.frame_size)  # (T, H, W, 3) uint8
         timings["decode_video"] = video.probe_ms + elapsed_ms(started)
         started = time.perf_counter()
         feats = captioner.features(clip)  # (1, T, F)
@@ -253,10 +257,11 @@ def whole_number(what: str, value: int | float | str) -> int:
     return int(number)
 
 
-def check_upload(path: str | Path | None, limits: DemoLimits) -> CheckedVideo:
+def check_upload(path: str | Path | None, limits: DemoLimits, decoder: IsolatedDecoder | None = None) -> CheckedVideo:
     """The file exists, has a video suffix, and is within the size and duration limits, with frames.
 
-    Raises VideoReadError (for people: it names the file and says what to do).
+    Probes in `decoder`'s child process when given, else here. Raises VideoReadError (for
+    people: it names the file and says what to do).
     """
     from vidcap_core.video import probe_video
 
@@ -273,7 +278,7 @@ def check_upload(path: str | Path | None, limits: DemoLimits) -> CheckedVideo:
         raise VideoReadError(f"{path.name} is {size_mb:.1f} MB, over this demo's {limits.max_upload_mb:g} MB limit; "
                              "trim or re-encode it smaller (or start vidcap-demo with a larger --max-upload-mb).")
     started = time.perf_counter()
-    info = probe_video(path)
+    info = probe_video(path) if decoder is None else decoder.probe(path)
     probe_ms = elapsed_ms(started)
     if info.frames < 1:
         raise VideoReadError(f"{path.name} has no video frames to caption; upload a clip with a video track.")

@@ -2,15 +2,20 @@
 
 Exit code 0 when every file was judged: a file that cannot be read gets {"path", "error"} and
 the others still get captions. Exit code 2 only when the checkpoint or options are unusable.
+Videos are decoded in a child process (IsolatedDecoder): a decoder that crashes or hangs on one
+file gives that file an error entry, and the batch goes on.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
+
+if TYPE_CHECKING:  # torch-heavy: imported inside the command
+    from vidcap_core.pipeline import Captioner
 
 
 def caption_command(
@@ -22,19 +27,33 @@ def caption_command(
     backbone_weights: Annotated[Optional[Path], typer.Option(help="Backbone weights file, if features were extracted with --weights.")] = None,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="auto = cuda if available, else cpu.")] = "auto",
     output_format: Annotated[Literal["json", "text"], typer.Option("--format", help="json: one JSON object per line per video.")] = "text",
+    decode_timeout: Annotated[float, typer.Option(min=1, help="Seconds one file may take to decode before it is given up.")] = 120.0,
 ) -> None:
     """Caption each video; an unreadable file gets an error entry and the rest go on."""
     from vidcap_core.errors import VidcapError
     from vidcap_core.pipeline import Captioner
+    from vidcap_core.video import IsolatedDecoder
 
     if n_best > beam:
         typer.echo(f"Error: --n-best {n_best} needs --beam of at least {n_best}.", err=True)
         raise typer.Exit(code=2)
+    decoder = IsolatedDecoder(workers=1, timeout_s=decode_timeout)
     try:
-        captioner = Captioner.from_checkpoint(checkpoint, device=device, backbone_weights=backbone_weights)
+        captioner = Captioner.from_checkpoint(checkpoint, device=device, backbone_weights=backbone_weights,
+                                              reader=decoder.read)
     except VidcapError as exc:
+        decoder.close()
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    with decoder:
+        caption_each(captioner, videos, beam, n_best, length_penalty, output_format)
+
+
+def caption_each(captioner: Captioner, videos: list[Path], beam: int, n_best: int, length_penalty: float,
+                 output_format: str) -> None:
+    """Print one line (json) or n_best lines (text) per video; an unreadable one gets its error."""
+    from vidcap_core.errors import VidcapError
+
     for video in videos:
         try:
             result = captioner.caption(video, beam=beam, n_best=n_best, length_penalty=length_penalty)

@@ -8,6 +8,7 @@ sees the features its model was trained on.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from vidcap_core.training.distributed import pick_device
 from vidcap_core.video import read_frames
 
 REQUIRED_PREPROCESSING = ("backbone", "num_frames", "frame_size")
+# read_frames(path, num_frames, (H, W)) -> (T, H, W, 3) uint8; an IsolatedDecoder fits too
+FrameReader = Callable[[Path, int, tuple[int, int]], np.ndarray]
 
 
 @dataclass
@@ -47,21 +50,27 @@ class CaptionResult:
 
 
 class Captioner:
-    """A loaded model plus the backbone its features came from; `caption(path)` per video."""
+    """A loaded model plus the backbone its features came from; `caption(path)` per video.
+
+    `reader` decodes the frames: `read_frames` in this process by default; the CLI and the demo
+    pass a `vidcap_core.video.IsolatedDecoder` so a decoder crash costs one file, not the batch.
+    """
 
     def __init__(self, model: nn.Module, vocab, preprocessing: dict[str, Any], backbone: nn.Module,
-                 checkpoint: Path | None = None) -> None:
+                 checkpoint: Path | None = None, reader: FrameReader = read_frames) -> None:
         self.model = model.eval()
         self.vocab = vocab
         self.preprocessing = preprocessing
         self.backbone = backbone.eval()
         self.checkpoint = checkpoint
+        self.reader = reader
         size = preprocessing["frame_size"]
         self.frame_size: tuple[int, int] = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.num_frames = int(preprocessing["num_frames"])
 
     @classmethod
-    def from_checkpoint(cls, path: Path, device: str = "auto", backbone_weights: Path | None = None) -> Captioner:
+    def from_checkpoint(cls, path: Path, device: str = "auto", backbone_weights: Path | None = None,
+                        reader: FrameReader = read_frames) -> Captioner:
         """Load the model and build the backbone named in its preprocessing facts (default weights,
         e.g. the committed synth-cnn asset, unless `backbone_weights` names a state_dict file)."""
         path = Path(path)
@@ -79,7 +88,8 @@ class Captioner:
                 f"{path} was trained on {preprocessing['backbone']} features from weights {trained_with!r}, "
                 f"but this backbone has {backbone.weights_id!r}; pass the matching file with --backbone-weights."
             )
-        return cls(loaded.model.to(target), Vocabulary.from_dict(loaded.vocab, source=str(path)), preprocessing, backbone, path)
+        return cls(loaded.model.to(target), Vocabulary.from_dict(loaded.vocab, source=str(path)), preprocessing, backbone, path,
+                   reader)
 
     @property
     def device(self) -> torch.device:
@@ -91,7 +101,7 @@ class Captioner:
 
     def read(self, path: Path) -> np.ndarray:
         """(T, H, W, 3) uint8 frames sampled as in feature extraction; VideoReadError if unreadable."""
-        return read_frames(Path(path), self.num_frames, self.frame_size)
+        return self.reader(Path(path), self.num_frames, self.frame_size)
 
     def features(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (1, T, F) float32, rounded through float16 like the feature cache."""

@@ -1,0 +1,176 @@
+"""IsolatedDecoder: decoding in child processes, so a native crash or a hang costs one file.
+
+The crashes are real: the child dies of SIGSEGV (tests/decoder_faults.py) and the hang is a child
+that never answers; the files around them are real mp4s through the real decoders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from decoder_faults import faulty_probe, faulty_read
+from vidcap_core.errors import ConfigError, VideoReadError
+from vidcap_core.video import IsolatedDecoder, probe_video, read_frames
+
+pytestmark = pytest.mark.timeout(240)
+NUM_FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Two real clips, plus copies named so decoder_faults crashes or hangs on them."""
+    from conftest import write_video
+
+    folder = tmp_path_factory.mktemp("isolated")
+    good = write_video(folder / "good.mp4", 20)
+    other = write_video(folder / "other.mp4", 30, size=(64, 48))
+    crash = folder / "segfault.mp4"
+    hang = folder / "hang.mp4"
+    for path in (crash, hang):
+        path.write_bytes(good.read_bytes())
+    return {"good": good, "other": other, "crash": crash, "hang": hang}
+
+
+@pytest.fixture(scope="module")
+def faulty() -> IsolatedDecoder:
+    with IsolatedDecoder(workers=1, timeout_s=10, read_fn=faulty_read, probe_fn=faulty_probe) as decoder:
+        yield decoder
+
+
+def test_results_equal_decoding_in_process(clips):
+    with IsolatedDecoder() as decoder:
+        for name in ("good", "other"):
+            np.testing.assert_array_equal(decoder.read(clips[name], NUM_FRAMES, 32), read_frames(clips[name], NUM_FRAMES, 32))
+            assert decoder.probe(clips[name]) == probe_video(clips[name])
+        assert len(decoder.pids) == 1 and decoder.pids[0] != os.getpid()  # one child, kept between calls
+
+
+def test_a_typed_error_in_the_child_arrives_unchanged(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    with pytest.raises(VideoReadError) as here:
+        read_frames(text, NUM_FRAMES, 32)
+    with IsolatedDecoder() as decoder, pytest.raises(VideoReadError) as there:
+        decoder.read(text, NUM_FRAMES, 32)
+    assert str(there.value) == str(here.value)
+
+
+def test_a_segfault_costs_that_file_only(faulty, clips):
+    before = faulty.read(clips["good"], NUM_FRAMES, 32)
+    first_child = faulty.pids
+    with pytest.raises(VideoReadError, match=r"segfault\.mp4: the video decoder crashed \(signal SIGSEGV\)"):
+        faulty.read(clips["crash"], NUM_FRAMES, 32)
+    with pytest.raises(VideoReadError, match="SIGSEGV"):
+        faulty.probe(clips["crash"])
+    np.testing.assert_array_equal(faulty.read(clips["good"], NUM_FRAMES, 32), before)  # a fresh child took over
+    assert faulty.pids and faulty.pids != first_child
+
+
+def test_a_hang_is_stopped_after_the_time_limit(clips):
+    with IsolatedDecoder(timeout_s=2, read_fn=faulty_read, probe_fn=faulty_probe) as decoder:
+        decoder.read(clips["good"], NUM_FRAMES, 32)  # child started, so the limit below times decoding only
+        hung_child = decoder.pids[0]
+        started = time.monotonic()
+        with pytest.raises(VideoReadError, match=r"hang\.mp4: decoding did not finish within 2 s"):
+            decoder.read(clips["hang"], NUM_FRAMES, 32)
+        assert time.monotonic() - started < 8
+        assert not pid_alive(hung_child)
+        assert decoder.read(clips["other"], NUM_FRAMES, 32).shape == (NUM_FRAMES, 32, 32, 3)
+
+
+def test_calls_run_in_parallel_up_to_the_worker_count(clips):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with IsolatedDecoder(workers=2) as decoder:
+        with ThreadPoolExecutor(4) as pool:
+            frames = list(pool.map(lambda p: decoder.read(p, NUM_FRAMES, 32), [clips["good"], clips["other"]] * 3))
+        assert len(decoder.pids) <= 2
+    assert all(f.shape == (NUM_FRAMES, 32, 32, 3) for f in frames)
+
+
+def test_closed_decoder_refuses_and_leaves_no_child(clips):
+    decoder = IsolatedDecoder()
+    decoder.read(clips["good"], NUM_FRAMES, 32)
+    child = decoder.pids[0]
+    decoder.close()
+    assert not pid_alive(child)
+    with pytest.raises(ConfigError, match="closed"):
+        decoder.read(clips["good"], NUM_FRAMES, 32)
+    with pytest.raises(ConfigError):
+        IsolatedDecoder(workers=0)
+
+
+def test_children_die_with_a_killed_parent(clips, tmp_path):
+    """kill -9 of the process that owns the decoder leaves no decoder process behind (PR_SET_PDEATHSIG)."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from vidcap_core.video import IsolatedDecoder
+        decoder = IsolatedDecoder()
+        decoder.read({str(clips["good"])!r}, 4, 32)
+        print(decoder.pids[0], flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child)
+
+
+# ----------------------------------------------------------------------------- through vidcap caption and the demo
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> dict[str, Path]:
+    from test_demo import build_demo_results
+
+    return build_demo_results(tmp_path_factory.mktemp("served"))
+
+
+def test_caption_batch_goes_on_after_a_decoder_crash(served, clips, capsys):
+    from vidcap_core.cli.caption import caption_each
+    from vidcap_core.pipeline import Captioner
+
+    with IsolatedDecoder(timeout_s=10, read_fn=faulty_read, probe_fn=faulty_probe) as decoder:
+        captioner = Captioner.from_checkpoint(served["results"] / "best" / "model.pt", device="cpu", reader=decoder.read)
+        capsys.readouterr()
+        caption_each(captioner, [clips["good"], clips["crash"], clips["other"]], 1, 1, 0.0, "json")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["path"] for line in lines] == [str(clips[n]) for n in ("good", "crash", "other")]
+    assert "caption" in lines[0] and "caption" in lines[2]
+    assert "SIGSEGV" in lines[1]["error"] and "caption" not in lines[1]
+
+
+def test_demo_request_fails_alone_when_the_decoder_crashes(served, clips):
+    from demo.examples import ExampleSet
+    from demo.handlers import Captioned, DemoHandlers, DemoLimits, Failed, ModelCache, find_checkpoints
+
+    with IsolatedDecoder(workers=2, timeout_s=10, read_fn=faulty_read, probe_fn=faulty_probe) as decoder:
+        handlers = DemoHandlers(ModelCache(find_checkpoints(served["results"])), DemoLimits(), ExampleSet(), decoder)
+        crashed = handlers.caption_video(clips["crash"], "best")
+        assert isinstance(crashed, Failed)
+        assert crashed.message.startswith("segfault.mp4: the video decoder crashed (signal SIGSEGV)")
+        assert isinstance(handlers.caption_video(clips["good"], "best"), Captioned)  # the server carries on
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

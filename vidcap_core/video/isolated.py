@@ -1,0 +1,186 @@
+"""Decode in a child process, so a crash in native decoder code costs one file, not the caller.
+
+FFmpeg and decord are C/C++; a damaged file can make them segfault or hang, and a segfault in
+the process that runs `vidcap caption` over a folder, or serves the demo, would end the whole
+batch or server. `IsolatedDecoder` keeps up to `workers` spawned child processes that only decode.
+`read(path, num_frames, size)` and `probe(path)` hand the file to an idle child and wait:
+
+- an answer comes back: frames / VideoInfo, or the child's VidcapError re-raised here;
+- the child dies (a signal such as SIGSEGV): VideoReadError naming the file and the signal;
+- no answer within `timeout_s`: the child is killed, VideoReadError naming the file.
+
+A dead or killed child is replaced before the next request, so the rest of the batch goes on.
+Children die with their parent (Linux), so a killed caller leaves no decoder behind.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidcap_core.errors import ConfigError, VidcapError, VideoReadError
+from vidcap_core.processes import die_with_parent
+from vidcap_core.video.info import VideoInfo
+from vidcap_core.video.reader import probe_video, read_frames
+
+ReadFn = Callable[..., np.ndarray]  # read_frames(path, num_frames, size) -> (T, H, W, 3) uint8
+ProbeFn = Callable[[Path], VideoInfo]
+DEFAULT_TIMEOUT_S = 120.0  # a 10-minute 1080p clip decodes in well under this on 2 cores
+REENCODE_HINT = "re-encode it (ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4) or leave it out"
+
+
+class IsolatedDecoder:
+    """`read` / `probe` like vidcap_core.video, each call run in one of up to `workers` child
+    processes (started on first use, kept for the next calls; at most `workers` calls at once)."""
+
+    def __init__(self, workers: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 read_fn: ReadFn = read_frames, probe_fn: ProbeFn = probe_video) -> None:
+        if workers < 1 or timeout_s <= 0:
+            raise ConfigError(f"IsolatedDecoder needs workers >= 1 and timeout_s > 0, got {workers}, {timeout_s}.")
+        self.timeout_s = timeout_s
+        self._functions = (read_fn, probe_fn)
+        self._slots = threading.BoundedSemaphore(workers)
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._closed = False
+
+    def read(self, path: str | Path, num_frames: int, size: int | tuple[int, int] = 112) -> np.ndarray:
+        """(num_frames, H, W, 3) uint8 frames, as `read_frames`; VideoReadError if the child fails."""
+        return self._call(Path(path), "read", (Path(path), num_frames, size))
+
+    def probe(self, path: str | Path) -> VideoInfo:
+        """VideoInfo, as `probe_video`; VideoReadError if the child fails."""
+        return self._call(Path(path), "probe", (Path(path),))
+
+    __call__ = read  # usable wherever a read_frames-like function is expected
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running children (for tests and diagnostics)."""
+        with self._lock:
+            return [w.process.pid for w in [*self._idle, *self._busy] if w.alive()]
+
+    def close(self) -> None:
+        """Stop every child; later calls raise ConfigError."""
+        with self._lock:
+            self._closed = True
+            workers, self._idle = [*self._idle, *self._busy], []
+            self._busy = set()
+        for worker in workers:
+            worker.stop()
+
+    def __enter__(self) -> IsolatedDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # children also die with the parent; this frees them earlier
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: modules may already be gone
+            pass
+
+    def _call(self, path: Path, kind: str, args: tuple[Any, ...]) -> Any:
+        with self._slots:  # blocks while `workers` calls are running
+            worker = self._take()
+            try:
+                return worker.request(path, kind, args, self.timeout_s)
+            finally:
+                self._give_back(worker)
+
+    def _take(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise ConfigError("this IsolatedDecoder is closed; create a new one.")
+            worker = self._idle.pop() if self._idle else None
+        worker = worker or _Worker(*self._functions)  # spawned outside the lock: it takes a second
+        with self._lock:
+            self._busy.add(worker)
+        return worker
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+            keep = worker.alive() and not self._closed
+            if keep:
+                self._idle.append(worker)
+        if not keep:  # crashed, timed out or closed meanwhile: the next call spawns a fresh child
+            worker.stop()
+
+
+class _Worker:
+    """One child process and the parent's end of its pipe."""
+
+    def __init__(self, read_fn: ReadFn, probe_fn: ProbeFn) -> None:
+        # spawn, not fork: the caller may hold torch threads and locks that a fork would copy half-taken
+        context = multiprocessing.get_context("spawn")
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(target=serve, args=(child_conn, read_fn, probe_fn),
+                                       name="vidcap-decoder", daemon=True)
+        self.process.start()
+        child_conn.close()
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def request(self, path: Path, kind: str, args: tuple[Any, ...], timeout_s: float) -> Any:
+        try:
+            self.conn.send((kind, args))
+            if not self.conn.poll(timeout_s):
+                self.stop()
+                raise VideoReadError(f"{path}: decoding did not finish within {timeout_s:.0f} s, so it was stopped; "
+                                     f"the file may be damaged: {REENCODE_HINT}.")
+            status, payload = self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
+            raise VideoReadError(f"{path}: the video decoder crashed ({self.death()}) while reading this file; "
+                                 f"it is probably damaged: {REENCODE_HINT}.") from exc
+        if status == "error":
+            raise payload
+        return payload
+
+    def death(self) -> str:
+        """How the child ended, e.g. 'signal SIGSEGV' or 'exit code 1'."""
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        if code is None:
+            return "it stopped answering"
+        if code < 0:
+            try:
+                return f"signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"signal {-code}"
+        return f"exit code {code}"
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+def serve(conn: Connection, read_fn: ReadFn, probe_fn: ProbeFn) -> None:
+    """Child process loop: answer ("ok", result) or ("error", VidcapError) until the pipe closes."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    functions: dict[str, Callable[..., Any]] = {"read": read_fn, "probe": probe_fn}
+    while True:
+        try:
+            kind, args = conn.recv()
+        except (EOFError, OSError):  # the parent closed the pipe or died
+            return
+        try:
+            conn.send(("ok", functions[kind](*args)))
+        except VidcapError as exc:
+            conn.send(("error", exc))
+        except Exception as exc:  # a decoder bug, not bad input we know: still this file's error
+            conn.send(("error", VideoReadError(f"{args[0]}: the decoder failed unexpectedly ({exc!r}); {REENCODE_HINT}.")))
+
