@@ -105,7 +105,7 @@ def timing_table(suites: dict[str, dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|"]
     for name, data in suites.items():
         lines.append(f"| {name} | {data['wall_seconds'] / 60:.1f} min | {data['runs_trained']} | {data['runs_reused']} | "
-                     f"{data['profile']} | {len(data['seeds'])} |")
+                     f"{data['profile']} | {', '.join(map(str, data['seeds']))} |")
     return "\n".join(lines)
 
 
@@ -163,6 +163,18 @@ def best_text(results: Path) -> str:
             "the best seed of every architecture x cell is in `checkpoints/` (see `checkpoints/index.json`).")
 
 
+def seeds_text(suites: dict[str, dict[str, Any]], manifest: dict[str, Any], resamples: int) -> str:
+    """Every seed behind the numbers: training seeds per suite, the data seed, the bootstrap seed."""
+    by_seeds: dict[tuple[int, ...], list[str]] = {}
+    for name, data in suites.items():
+        by_seeds.setdefault(tuple(data["seeds"]), []).append(name)
+    training = "; ".join(f"{', '.join(map(str, seeds))} ({', '.join(names)})" for seeds, names in by_seeds.items())
+    return (f"Seeds. Training seeds per configuration: {training}; a seed fixes weight initialisation, batch order, "
+            f"dropout masks and scheduled sampling, and the same seed gives the same metrics (tests/test_training.py; "
+            f"tests/test_interrupted.py compares a whole benchmark suite run twice). Data: {data_of(manifest)}. "
+            f"Paired bootstraps: {resamples} resamples with generator seed 0.")
+
+
 def data_of(manifest: dict[str, Any]) -> str:
     invocations = manifest.get("invocations", [])
     return invocations[-1]["dataset"] if invocations else "unknown"
@@ -178,6 +190,7 @@ def build_report(results: Path) -> str:
         INTRO.format(data=data, data_note=SYNTH_NOTE if "SynthClips" in data else REAL_NOTE), "",
         "## Claims", "", claims_table(judged, suites), "",
         f"Verdict rule. {VERDICT_RULE} δ is stated per claim.", "", STATS_NOTE.format(resamples=resamples), "",
+        seeds_text(suites, manifest, resamples), "",
         best_text(results), "",
     ]
     notes = results / NOTES_FILE
