@@ -78,17 +78,20 @@ def run(
 @app.command()
 def report(
     results: Annotated[Path, typer.Option("--results", help="The folder `vidcap-bench run --out` wrote.")] = Path("results"),
+    readme: Annotated[Optional[Path], typer.Option(help="Also copy the claims table into this README, between its claims-table markers.")] = None,
 ) -> None:
     """Write REPORT.md: the claims table with verdicts, every suite's tables and figures, machine and costs."""
-    from benchmark.report import write_report
+    from benchmark.report import update_readme, write_report
     from vidcap_core.errors import VidcapError
 
     try:
         path = write_report(results)
+        if readme is not None:
+            update_readme(readme, path.read_text(encoding="utf-8"))
     except VidcapError as exc:
         _fail(exc)
         return
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {path}" + (f" and the claims table of {readme}" if readme is not None else ""))
 
 
 @app.command()

@@ -219,3 +219,24 @@ def write_report(results: Path) -> Path:
     path = Path(results) / "REPORT.md"
     write_text(path, build_report(Path(results)))
     return path
+
+
+README_START = "<!-- claims table: written by `vidcap-bench report --readme README.md`; do not edit by hand -->"
+README_END = "<!-- end of claims table -->"
+
+
+def claims_section(report: str) -> str:
+    """The claims table of a built REPORT.md (the block after "## Claims")."""
+    return report.split("## Claims", 1)[1].strip().split("\n\n", 1)[0]
+
+
+def update_readme(readme: Path, report: str) -> None:
+    """Replace the text between README_START and README_END with the report's claims table, so the
+    README's copy can only be what the committed results produce. ConfigError if a marker is missing."""
+    text = readme.read_text(encoding="utf-8")
+    if text.count(README_START) != 1 or text.count(README_END) != 1:
+        raise ConfigError(f"{readme} needs one line {README_START!r} and one line {README_END!r} around its "
+                          "claims table; add them where the table should go.")
+    head, rest = text.split(README_START)
+    _, tail = rest.split(README_END)
+    write_text(readme, f"{head}{README_START}\n{claims_section(report)}\n{README_END}{tail}")

@@ -23,7 +23,7 @@ from benchmark.claims import CLAIMS, Claim, judge
 from benchmark.cli import app
 from benchmark.identity import stable_hash
 from benchmark.prepare import DatasetSource, FeatureSource
-from benchmark.report import build_report
+from benchmark.report import README_END, README_START, build_report
 from benchmark.runner import RunSpec
 from benchmark.stats import Comparison, compare_per_video, summarise_seeds, verdict
 from vidcap_core.errors import ConfigError
@@ -230,7 +230,20 @@ def test_cli_run_and_report(bench_dirs):
     assert "0 of 3 runs trained now" in done.output
     done = runner.invoke(app, ["report", "--results", str(results)])
     assert done.exit_code == 0, done.output
-    assert (results / "REPORT.md").read_text().startswith("# vidcap benchmark report")
+    report = (results / "REPORT.md").read_text()
+    assert report.startswith("# vidcap benchmark report")
+
+    readme = results.parent / "README.md"
+    readme.write_text(f"# intro\n\n{README_START}\nold table\n{README_END}\n\nmore text\n")
+    done = runner.invoke(app, ["report", "--results", str(results), "--readme", str(readme)])
+    assert done.exit_code == 0, done.output
+    text = readme.read_text()
+    assert "old table" not in text and text.endswith(f"{README_END}\n\nmore text\n")
+    table = text.split(README_START)[1].split(README_END)[0].strip()
+    assert table.startswith("| claim |") and table in report
+    readme.write_text("no markers\n")
+    done = runner.invoke(app, ["report", "--results", str(results), "--readme", str(readme)])
+    assert done.exit_code == 2 and "claims table" in done.output and readme.read_text() == "no markers\n"
 
 
 def test_cli_errors_are_clear(tmp_path):
