@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from benchmark.identity import BENCH_SCHEMA, TRAINING_CODE, source_digest, stable_hash
 from benchmark.prepare import FeatureSource, PrepLog, ensure_features
 from vidcap_core.errors import ConfigError
+from vidcap_core.json_safe import json_safe
 from vidcap_core.processes import die_with_parent
 from vidcap_core.training.config import TrainConfig
 from vidcap_core.training.run_files import read_jsonl, write_json
@@ -183,10 +184,12 @@ class RunStore:
             payload = report.to_dict(per_video=True)
             if record.config["dataset"] == "synth":
                 payload["per_video_semantic"] = per_video_semantic(Path(record.config["root"]), report.predictions_file)
-            write_json(cached, payload)
+            write_json(cached, json_safe(payload))  # a semantic slot no caption touched is NaN: null in JSON
         payload = json.loads(cached.read_text(encoding="utf-8"))
+        semantic = payload.get("semantic")
         return EvalRecord(
-            request=request, metrics=payload["metrics"], semantic=payload.get("semantic"),
+            request=request, metrics=payload["metrics"],
+            semantic=None if semantic is None else {k: math.nan if v is None else v for k, v in semantic.items()},
             per_video=payload.get("per_video", {}), inference_ms_per_clip=float(payload["inference_ms_per_clip"]),
             n_videos=int(payload["n_videos"]), predictions_file=str(payload["predictions_file"]),
             per_video_semantic=payload.get("per_video_semantic") or {},

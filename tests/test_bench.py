@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,10 @@ from benchmark.cli import app
 from benchmark.identity import stable_hash
 from benchmark.prepare import DatasetSource, FeatureSource
 from benchmark.report import README_END, README_START, build_report
-from benchmark.runner import RunSpec
+from benchmark.runner import EvalRequest, RunRecord, RunSpec, RunStore
 from benchmark.stats import Comparison, compare_per_video, summarise_seeds, verdict
 from vidcap_core.errors import ConfigError
+from vidcap_core.json_safe import json_safe
 from vidcap_core.training.config import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -180,6 +182,30 @@ def test_rerun_skips_finished_runs(bench_dirs):
     assert again.runs_total == 3 and again.runs_trained == 0
     assert log.getvalue().count("finished earlier: skipped") == 3
     assert (results / "cells.csv").read_text() == before  # same runs, same cached evaluations, same rows
+
+
+def test_a_semantic_slot_no_caption_touched_is_null_on_disk_and_nan_in_memory(bench_dirs):
+    """Regression: a model that never states an order left semantic["order"] NaN, and writing the
+    cached evaluation (strict JSON) crashed the length suite of the full profile."""
+    _, cache, *_ = bench_dirs
+    store = RunStore(cache / "runs")
+    run = next(d for d in sorted((cache / "runs").iterdir()) if (d / "result.json").is_file())
+    payload = json.loads(next(run.glob("evals/test-beam1-ordered.json")).read_text())
+    payload["semantic"]["order"] = math.nan
+    request = EvalRequest(split="nan-check", beam=1, frame_order="ordered")  # a name no suite asks for
+    cached = run / "evals" / f"{request.name}.json"
+    cached.write_text(json.dumps(json_safe(payload), allow_nan=False))
+    assert json.loads(cached.read_text())["semantic"]["order"] is None
+    record = RunRecord(key=run.name, label="any", config=json.loads((run / "result.json").read_text())["config"],
+                       dir=run, result={}, wall_seconds=0.0)
+    evaluation = store.evaluate(record, request, scorer=None)  # cached: read back, not recomputed
+    assert math.isnan(evaluation.semantic["order"]) and math.isfinite(evaluation.semantic["colour"])
+
+
+def test_json_safe_turns_every_non_finite_float_into_null():
+    value = {"a": math.nan, "b": [math.inf, 1.5, (-math.inf, 2)], "c": {"d": math.nan, "e": "text"}}
+    assert json_safe(value) == {"a": None, "b": [None, 1.5, [None, 2]], "c": {"d": None, "e": "text"}}
+    json.dumps(json_safe(value), allow_nan=False)
 
 
 def test_best_model_is_chosen_on_validation(bench_dirs):

@@ -33,6 +33,7 @@ from benchmark.stats import (
     format_p,
     summarise_seeds,
 )
+from vidcap_core.json_safe import json_safe
 from vidcap_core.training.config import TrainConfig
 from vidcap_core.training.run_files import atomic_write, write_json
 
@@ -409,20 +410,10 @@ def write_suite(out: Path, result: SuiteResult, profile: Profile, seeds: Sequenc
         "name": result.name, "title": result.title, "profile": profile.name, "seeds": list(seeds),
         "body": result.body, "figures": result.figures, "notes": result.notes,
         "comparisons": {k: c.to_dict() for k, c in result.comparisons.items()},
-        "facts": _json_safe(result.facts), "wall_seconds": round(result.wall_seconds, 2),
+        "facts": json_safe(result.facts), "wall_seconds": round(result.wall_seconds, 2),
         "runs_trained": result.runs_trained, "runs_reused": result.runs_reused,
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def read_suite(out: Path, name: str) -> dict[str, Any] | None:
