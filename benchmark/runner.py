@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from benchmark.identity import BENCH_SCHEMA, TRAINING_CODE, source_digest, stable_hash
 from benchmark.prepare import FeatureSource, PrepLog, ensure_features
 from vidcap_core.errors import ConfigError
+from vidcap_core.interrupted import sweep_interrupted_writes
 from vidcap_core.json_safe import json_safe
 from vidcap_core.processes import die_with_parent
 from vidcap_core.training.config import TrainConfig
@@ -154,6 +155,8 @@ class RunStore:
 
         directory = self.dir(spec)
         directory.mkdir(parents=True, exist_ok=True)
+        for folder in (directory, directory / "train"):  # what a killed benchmark's writes left behind
+            sweep_interrupted_writes(folder)
         write_json(directory / "spec.json", {"label": spec.label, "key": spec.key, **spec.key_material()})
         config = TrainConfig.from_dict({**spec.config.to_dict(), "num_workers": threads}, source=spec.title)
         started = time.perf_counter()

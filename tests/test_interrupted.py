@@ -119,6 +119,7 @@ def test_benchmark_killed_then_rerun(tmp_path):
                                          for d in (killed / "cache" / "runs").glob("*/train")))
     run_to_end(bench(killed))
     assert metric_rows(killed / "cells.csv") == metric_rows(tmp_path / "straight" / "cells.csv")
+    assert not [p for p in (killed / "cache" / "runs").rglob("*.tmp")]
 
 
 def epochs_logged(run: Path) -> int:
@@ -139,3 +140,22 @@ def metric_rows(table: Path) -> list[dict[str, str]]:
     timing = ("inference_ms_per_clip", "train_s_per_epoch", "train_seconds", "s_to_95pct_val_CIDEr")
     with open(table, newline="") as handle:
         return [{k: v for k, v in row.items() if k not in timing} for row in csv.DictReader(handle)]
+
+
+def test_sweep_removes_only_the_temp_files_of_interrupted_writes(tmp_path, monkeypatch):
+    from vidcap_core.interrupted import sweep_interrupted_writes
+    from vidcap_core.training.run_files import write_json
+
+    write_json(tmp_path / "config.json", {"seed": 1})
+    left = [tmp_path / ".last.pt.k3j2x9q1.tmp", tmp_path / ".log.jsonl.abcdefgh.tmp"]
+    for path in left:
+        path.write_bytes(b"half a checkpoint")
+    keep = [tmp_path / "config.json", tmp_path / "notes.tmp", tmp_path / "last.pt"]
+    keep[1].write_text("not ours: no leading dot")
+    keep[2].write_bytes(b"a real checkpoint")
+    monkeypatch.setenv("RANK", "1")
+    assert sweep_interrupted_writes(tmp_path) == []  # not rank 0 under torchrun: leave it to rank 0
+    monkeypatch.delenv("RANK")
+    assert sorted(sweep_interrupted_writes(tmp_path)) == sorted(left)
+    assert all(p.is_file() for p in keep) and not any(p.exists() for p in left)
+    assert sweep_interrupted_writes(tmp_path / "missing") == []

@@ -50,6 +50,7 @@ def train_command(
     """Train a caption model on cached features; picks the best epoch on val CIDEr. Prints the result as JSON."""
     from vidcap_core.data import parse_max_videos
     from vidcap_core.errors import VidcapError
+    from vidcap_core.interrupted import sweep_interrupted_writes
     from vidcap_core.training import resolve_config, train
 
     overrides = dict(
@@ -65,6 +66,7 @@ def train_command(
     try:
         overrides["max_videos"] = parse_max_videos(max_videos)
         cfg = resolve_config(config, overrides)
+        sweep_interrupted_writes(out)  # temp files of a write that a kill -9 cut short
         result = train(cfg, out, resume=resume, progress=progress)
     except VidcapError as exc:
         typer.echo(f"Error: {exc}", err=True)
