@@ -202,6 +202,20 @@ def test_a_semantic_slot_no_caption_touched_is_null_on_disk_and_nan_in_memory(be
     assert math.isnan(evaluation.semantic["order"]) and math.isfinite(evaluation.semantic["colour"])
 
 
+def test_budget_verdict_only_for_an_invocation_that_trained_every_run():
+    from benchmark.report import budget_text
+
+    def manifest(trained: int, total: int, seconds: float) -> dict:
+        return {"invocations": [{"profile": "full", "profile_settings": {"budget_s": 3600}, "wall_seconds": seconds,
+                                 "suites": ["cells"], "runs_trained": trained, "runs_total": total, "jobs": 2,
+                                 "suite_seconds": {"cells": seconds}}]}
+
+    assert "within its 60-minute budget" in budget_text(manifest(81, 81, 3000))
+    assert "over its 60-minute budget" in budget_text(manifest(81, 81, 4000))
+    partial = budget_text(manifest(6, 81, 500))  # a resumed run's wall time says nothing about the budget
+    assert "reused 75 of its 81 runs" in partial and "within" not in partial and "over its" not in partial
+
+
 def test_json_safe_turns_every_non_finite_float_into_null():
     value = {"a": math.nan, "b": [math.inf, 1.5, (-math.inf, 2)], "c": {"d": math.nan, "e": "text"}}
     assert json_safe(value) == {"a": None, "b": [None, 1.5, [None, 2]], "c": {"d": None, "e": "text"}}
