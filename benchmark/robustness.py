@@ -693,13 +693,12 @@ def run_robustness(out: Path, results: Path | None = None, clients: int = 20, re
         startup["caption_warmup"] = captions[0].seconds
         outcomes += [o for o in captions if o.case != "warm-up"]
         # as the served app: probing and decoding in child processes (IsolatedDecoder, CONCURRENCY_LIMIT of them)
-        handlers = DemoHandlers(ModelCache(find_checkpoints(results)), DemoLimits(), ExampleSet(),
-                                IsolatedDecoder(workers=CONCURRENCY_LIMIT, timeout_s=timeout_s))
-        started = time.perf_counter()
-        handlers.caption_video(cases[0].path, model)  # loads the model, so the demo times below are per request
-        startup["demo_warmup"] = time.perf_counter() - started
-        outcomes += [demo_outcome(handlers, case, model) for case in cases]
-        handlers.decoder.close()
+        with IsolatedDecoder(workers=CONCURRENCY_LIMIT, timeout_s=timeout_s) as decoder:
+            handlers = DemoHandlers(ModelCache(find_checkpoints(results)), DemoLimits(), ExampleSet(), decoder)
+            started = time.perf_counter()
+            handlers.caption_video(cases[0].path, model)  # loads the model, so the demo times below are per request
+            startup["demo_warmup"] = time.perf_counter() - started
+            outcomes += [demo_outcome(handlers, case, model) for case in cases]
         load = run_load_test(results, cases[0].path, clients, requests, model, timeout_s) if clients > 0 else None
         _hide_folder(outcomes, folder)
     report = RobustnessReport(cases, outcomes, startup, load, checkpoint)

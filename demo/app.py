@@ -48,7 +48,6 @@ from demo.render import (
 )
 from vidcap_core.video import IsolatedDecoder
 
-
 log = logging.getLogger("vidcap-demo")
 
 CONCURRENCY_LIMIT = 2  # captions computed at once; the rest wait in the queue

@@ -37,15 +37,13 @@ def caption_command(
     if n_best > beam:
         typer.echo(f"Error: --n-best {n_best} needs --beam of at least {n_best}.", err=True)
         raise typer.Exit(code=2)
-    decoder = IsolatedDecoder(workers=1, timeout_s=decode_timeout)
-    try:
-        captioner = Captioner.from_checkpoint(checkpoint, device=device, backbone_weights=backbone_weights,
-                                              reader=decoder.read)
-    except VidcapError as exc:
-        decoder.close()
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
-    with decoder:
+    with IsolatedDecoder(workers=1, timeout_s=decode_timeout) as decoder:  # children stop on every way out
+        try:
+            captioner = Captioner.from_checkpoint(checkpoint, device=device, backbone_weights=backbone_weights,
+                                                  reader=decoder.read)
+        except VidcapError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(code=2) from exc
         caption_each(captioner, videos, beam, n_best, length_penalty, output_format)
 
 
