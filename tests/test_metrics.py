@@ -7,6 +7,8 @@ shares one Scorer (one METEOR JVM) between its tests; everything else is cheap.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidcap_core.errors import ConfigError, EvaluationError
+from vidcap_core.errors import ConfigError, EvaluationError, JavaExitedError
 from vidcap_core.evaluation import (
     METRICS,
     Scorer,
@@ -24,7 +26,7 @@ from vidcap_core.evaluation import (
     sanitize_caption,
     score_captions,
 )
-from vidcap_core.evaluation.meteor import MeteorProcess, _Silence
+from vidcap_core.evaluation.meteor import MeteorProcess, _Silence, score_line
 
 REFERENCES = {
     "video0": ["A man is playing a guitar.", "A man plays the guitar on stage.", "Someone is strumming a guitar."],
@@ -185,12 +187,72 @@ def test_hang_detector_tells_a_stuck_process_from_a_busy_one():
 
 
 def test_meteor_jvm_that_cannot_start_raises_with_its_stderr(monkeypatch):
+    """The JVM dies on its own, before, during or after the request is written: always the same error."""
     check_java()  # cached: the broken option below only affects the METEOR JVM
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:+NoSuchVidcapOption")
     with MeteorProcess() as process:
-        with pytest.raises(EvaluationError, match="exited") as failure:
+        with pytest.raises(JavaExitedError) as failure:
             process.stats(["a man"], [["a man is playing"]])
-    assert "NoSuchVidcapOption" in str(failure.value)
+    assert failure.value.exit_code == 1
+    assert "Unrecognized VM option 'NoSuchVidcapOption'" in failure.value.stderr
+    message = str(failure.value)
+    assert message.startswith("METEOR's Java process exited with exit status 1 (stderr: ")
+    assert "Could not create the Java Virtual Machine" in message
+    assert not process.alive
+
+
+def kill_jvm(process: MeteorProcess) -> None:
+    """SIGKILL the METEOR JVM and wait until it is dead, without reaping it: MeteorProcess must find out itself."""
+    os.kill(process._proc.pid, signal.SIGKILL)
+    os.waitid(os.P_PID, process._proc.pid, os.WEXITED | os.WNOWAIT)
+
+
+def kill_jvm_once_written(process: MeteorProcess, monkeypatch, sent_bytes: int) -> None:
+    """Make `process` kill its JVM as soon as `sent_bytes` bytes of the request went into its stdin (0: before any)."""
+    write, state = process._write, {"sent": 0, "killed": False}
+
+    def kill_once_due() -> None:
+        if not state["killed"] and state["sent"] >= sent_bytes:
+            state["killed"] = True
+            kill_jvm(process)
+
+    def write_then_kill(fd: int, data: bytes) -> int:
+        kill_once_due()
+        n = write(fd, data)
+        state["sent"] += n
+        kill_once_due()
+        return n
+
+    monkeypatch.setattr(process, "_write", write_then_kill)
+
+
+def many_score_lines() -> tuple[list[str], list[list[str]]]:
+    """A request far larger than a pipe buffer (64 KiB): its write cannot finish before the JVM reads."""
+    return ["a man is playing a guitar on a stage"] * 4000, [["a man plays the guitar on a stage"]] * 4000
+
+
+@pytest.mark.parametrize("moment", ["before the request", "before the first byte", "during the write",
+                                    "after the write, before the read"])
+def test_meteor_jvm_killed_at_any_moment_raises_one_error_with_its_exit_status(moment, monkeypatch):
+    """Each moment is reached deterministically (the JVM is dead before the next step); the error is the same."""
+    hypotheses, references = ["a man"], [["a man is playing"]]
+    with MeteorProcess() as process:  # the jar takes far longer to load than any of this
+        if moment == "before the request":
+            kill_jvm(process)
+        elif moment == "before the first byte":  # the JVM looked alive to the request, then broke its stdin
+            kill_jvm_once_written(process, monkeypatch, sent_bytes=0)
+        elif moment == "during the write":
+            hypotheses, references = many_score_lines()
+            kill_jvm_once_written(process, monkeypatch, sent_bytes=1)  # after the first 64 KiB of > 300 kB
+        else:
+            request_bytes = len(score_line(hypotheses[0], references[0])) + 1
+            kill_jvm_once_written(process, monkeypatch, sent_bytes=request_bytes)
+        with pytest.raises(JavaExitedError) as failure:
+            process.stats(hypotheses, references)
+    assert failure.value.exit_code == -signal.SIGKILL
+    assert str(failure.value).startswith("METEOR's Java process exited with exit status -9 (killed by SIGKILL) "
+                                         "(stderr: ")
+    assert not process.alive
 
 
 @pytest.mark.parametrize(

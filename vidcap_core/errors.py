@@ -29,3 +29,15 @@ class ConfigError(VidcapError):
 
 class EvaluationError(VidcapError):
     """Scoring cannot run: empty split, empty predictions, missing Java."""
+
+
+class JavaExitedError(EvaluationError):
+    """A Java process vidcap was talking to (the METEOR jar) exited; carries its exit status and stderr tail."""
+
+    def __init__(self, message: str, exit_code: int, stderr: str):
+        super().__init__(message)
+        self.exit_code = exit_code  # negative: killed by that signal (subprocess.Popen.returncode)
+        self.stderr = stderr  # its last stderr lines, joined with " | "
+
+    def __reduce__(self):  # pickles with its fields, so it can cross a process boundary intact
+        return type(self), (str(self), self.exit_code, self.stderr)

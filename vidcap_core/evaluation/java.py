@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import signal
 import subprocess
 
 from vidcap_core.errors import EvaluationError
@@ -52,3 +53,14 @@ def _java_version(executable: str) -> str:
         raise EvaluationError(f"`{executable} -version` failed (exit code {proc.returncode}: {detail}); "
                               f"METEOR and the PTB tokenizer need a working Java: {INSTALL_HINT}.")
     return lines[0]
+
+
+def describe_exit_status(code: int) -> str:
+    """'exit status 1', or 'exit status -9 (killed by SIGKILL)' for Popen's negative signal codes."""
+    if code >= 0:
+        return f"exit status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"exit status {code} (killed by {name})"

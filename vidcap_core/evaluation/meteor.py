@@ -12,6 +12,12 @@ the same lines, byte for byte, but writes and reads through `select`, drains std
 every failure (a dead JVM, a hang, an unparsable answer) into an EvaluationError that quotes the
 JVM's last stderr lines. A failed process is killed; the caller starts a fresh one.
 
+A JVM that dies is noticed in one of three places, depending only on when it died: already gone
+before the request, a broken stdin during the write, or end-of-file on stdout before the answer.
+All three go through `_exited`, which waits for the exit status and for the stderr reader to reach
+end-of-file before raising, so the caller gets one JavaExitedError whose message always carries the
+exit status and the JVM's last stderr lines, whichever of those moments it was.
+
 Hang detection: loading the paraphrase table costs about a minute of CPU, and far longer in wall
 time on a busy machine, so silence alone says little. The JVM counts as hung when it has not
 answered for `stall_s` seconds *and* used less than STALL_CPU_SHARE of a core in that time (read from
@@ -35,12 +41,15 @@ import weakref
 from collections.abc import Sequence
 from typing import IO, NoReturn
 
-from vidcap_core.errors import EvaluationError
-from vidcap_core.evaluation.java import INSTALL_HINT, check_java
+from vidcap_core.errors import EvaluationError, JavaExitedError
+from vidcap_core.evaluation.java import INSTALL_HINT, check_java, describe_exit_status
 
 STALL_S = 120.0  # silence after which a JVM that is not computing counts as hung
 MAX_WAIT_S = 3600.0  # silence after which the JVM counts as hung whatever it is doing
 STALL_CPU_SHARE = 0.01  # a working JVM gets more than 1% of a core even on a crowded machine; an idle one ~0
+EXIT_WAIT_S = 60.0  # a JVM whose pipes closed exits (and its stderr reaches EOF) within this, even on a busy machine
+MEMORY_HINT = ("METEOR needs Java and about 2 GB of memory (-Xmx2G); the process was stopped and the next "
+               "METEOR request starts a fresh one.")
 
 
 def score_line(hypothesis: str, references: Sequence[str]) -> str:
@@ -112,7 +121,7 @@ class MeteorProcess:
             raise EvaluationError("a METEOR request contains a newline; captions must be sanitised first.")
         with self._lock:
             if not self.alive:
-                self._fail("METEOR's Java process is not running")
+                self._exited()
             return self._talk(payload, n_answers)
 
     def _talk(self, payload: bytes, n_answers: int) -> list[str]:
@@ -150,27 +159,44 @@ class MeteorProcess:
             return os.write(fd, data[:65536])
         except BlockingIOError:
             return 0
-        except OSError as exc:  # BrokenPipeError: the JVM is gone
-            self._fail(f"METEOR's Java process stopped reading ({exc})")
+        except BrokenPipeError:  # the JVM closed stdin: it is exiting
+            self._exited()
 
     def _read(self, fd: int) -> list[str]:
         chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            self._fail("METEOR's Java process exited")
+        if not chunk:  # end-of-file: the JVM is exiting
+            self._exited()
         self._pending += chunk
         *complete, rest = bytes(self._pending).split(b"\n")
         self._pending = bytearray(rest)
         return [line.decode().strip() for line in complete]
 
+    def _exited(self) -> NoReturn:
+        """Raise JavaExitedError for a JVM that is gone or going (not running, broken stdin, EOF on stdout).
+
+        Its pipes close a moment before its exit status is ready, so wait for the status, then for
+        the stderr reader to reach end-of-file: the message never depends on which was seen first.
+        """
+        try:
+            code = self._proc.wait(timeout=EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self._fail(f"METEOR's Java process closed its pipes but did not exit within {EXIT_WAIT_S:g} s")
+        self._stderr_reader.join(timeout=EXIT_WAIT_S)
+        self._finalizer()  # closes the pipes; the process is already reaped
+        tail = self._stderr_tail()
+        raise JavaExitedError(f"METEOR's Java process exited with {describe_exit_status(code)} (stderr: {tail}). "
+                              f"{MEMORY_HINT}", exit_code=code, stderr=tail)
+
     def _fail(self, reason: str) -> NoReturn:
-        code = self._proc.poll()
+        """Kill a JVM that misbehaves (hung, unparsable answer) and raise; one that already exited goes to `_exited`."""
+        if not self.alive:
+            self._exited()
         self._finalizer()  # also waits for the stderr reader, so the JVM's last words are in the tail
-        state = "it was still running" if code is None else f"exit code {code}"
-        tail = " | ".join(list(self._stderr)[-5:]) or "nothing on stderr"
-        raise EvaluationError(
-            f"{reason} ({state}; stderr: {tail}). METEOR needs Java and about 2 GB of memory "
-            f"(-Xmx2G); the process was stopped and the next METEOR request starts a fresh one."
-        )
+        raise EvaluationError(f"{reason} (it was still running, and was killed; stderr: {self._stderr_tail()}). "
+                              f"{MEMORY_HINT}")
+
+    def _stderr_tail(self) -> str:
+        return " | ".join(list(self._stderr)[-5:]) or "nothing on stderr"
 
     def __enter__(self) -> MeteorProcess:
         return self
