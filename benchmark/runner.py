@@ -25,7 +25,7 @@ from benchmark.prepare import FeatureSource, PrepLog, ensure_features
 from vidcap_core.errors import ConfigError
 from vidcap_core.interrupted import sweep_interrupted_writes
 from vidcap_core.json_safe import json_safe
-from vidcap_core.processes import die_with_parent
+from vidcap_core.processes import die_with_parent, lifeline
 from vidcap_core.training.config import TrainConfig
 from vidcap_core.training.run_files import read_jsonl, write_json
 
@@ -336,7 +336,9 @@ class Executor:
     def _parallel(self, suite: str, pending: Sequence[RunSpec]) -> dict[str, RunRecord]:
         records: dict[str, RunRecord] = {}
         context = get_context("spawn")  # fresh interpreters: no torch thread pools inherited by fork
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=die_with_parent) as pool:
+        # workers watch this process's lifeline (vidcap_core.processes), whichever thread spawns them
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=die_with_parent,
+                                 initargs=(lifeline(),)) as pool:
             futures = {}
             for spec in pending:
                 self.progress.queued(suite, spec, resumed=self.resumable(spec))

@@ -111,24 +111,92 @@ def test_closed_decoder_refuses_and_leaves_no_child(clips):
 
 
 def test_children_die_with_a_killed_parent(clips, tmp_path):
-    """kill -9 of the process that owns the decoder leaves no decoder process behind (PR_SET_PDEATHSIG)."""
+    """kill -9 of the process that owns the decoders leaves no child behind: an idle decoder, a
+    decoder busy on a file (it never reads its request pipe, only the lifeline tells it), and a
+    benchmark pool worker; all spawned from threads that have ended (vidcap_core.processes)."""
     script = textwrap.dedent(f"""
-        import sys, time
+        import os, sys, threading, time
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+        from decoder_faults import faulty_probe, faulty_read
+        from vidcap_core.processes import die_with_parent, lifeline
         from vidcap_core.video import IsolatedDecoder
-        decoder = IsolatedDecoder()
-        decoder.read({str(clips["good"])!r}, 4, 32)
-        print(decoder.pids[0], flush=True)
+        idle = IsolatedDecoder()
+        busy = IsolatedDecoder(timeout_s=600, read_fn=faulty_read, probe_fn=faulty_probe)
+        pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=die_with_parent,
+                                   initargs=(lifeline(),))
+        def spawn():
+            idle.read({str(clips["good"])!r}, 4, 32)
+            busy.read({str(clips["good"])!r}, 4, 32)
+            print(pool.submit(os.getpid).result(), flush=True)
+        starter = threading.Thread(target=spawn)
+        starter.start()
+        starter.join()
+        print(idle.pids[0], busy.pids[0], flush=True)
+        threading.Thread(target=busy.read, args=({str(clips["hang"])!r}, 4, 32), daemon=True).start()
         time.sleep(600)
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    child = int(parent.stdout.readline())
+    children = [int(parent.stdout.readline()), *map(int, parent.stdout.readline().split())]
+    assert len(children) == 3 and all(pid_alive(child) for child in children)
+    time.sleep(0.5)  # let the hang request reach the busy child
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while pid_alive(child) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    while any(pid_alive(child) for child in children) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not pid_alive(child)
+    assert not [child for child in children if pid_alive(child)]
+
+
+def run_in_thread_that_ends(fn):
+    """fn() in a new thread, joined before returning: that thread no longer exists afterwards."""
+    import threading
+
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(result=fn()))
+    thread.start()
+    thread.join()
+    assert not thread.is_alive()
+    return box["result"]
+
+
+def test_children_outlive_the_thread_that_spawned_them(clips):
+    """The issue-12 bug: children died with the (Gradio/anyio worker) thread that spawned them,
+    and the next request, from another thread, got a dead child and blamed its file."""
+    with IsolatedDecoder(workers=2) as decoder:
+        decoder_start = run_in_thread_that_ends(lambda: (decoder.start(), decoder.pids)[1])
+        first = run_in_thread_that_ends(lambda: decoder.read(clips["good"], NUM_FRAMES, 32))
+        time.sleep(1.0)  # PR_SET_PDEATHSIG's SIGKILL would have landed by now
+        assert decoder.pids == decoder_start and len(decoder_start) == 2  # the same children, alive
+        again = run_in_thread_that_ends(lambda: decoder.read(clips["good"], NUM_FRAMES, 32))
+        np.testing.assert_array_equal(again, first)
+        assert decoder.pids == decoder_start
+
+
+def test_benchmark_pool_workers_outlive_the_thread_that_spawned_them():
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from vidcap_core.processes import die_with_parent, lifeline
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=die_with_parent,
+                             initargs=(lifeline(),)) as pool:
+        worker = run_in_thread_that_ends(lambda: pool.submit(os.getpid).result(timeout=120))
+        time.sleep(1.0)
+        assert run_in_thread_that_ends(lambda: pool.submit(os.getpid).result(timeout=120)) == worker
+
+
+def test_a_child_that_died_idle_is_replaced_without_blaming_the_file(clips):
+    with IsolatedDecoder() as decoder:
+        before = decoder.read(clips["good"], NUM_FRAMES, 32)
+        idle_child = decoder.pids[0]
+        os.kill(idle_child, signal.SIGKILL)  # dies while idle (an OOM killer, a stray kill)
+        deadline = time.monotonic() + 30
+        while pid_alive(idle_child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        np.testing.assert_array_equal(decoder.read(clips["good"], NUM_FRAMES, 32), before)  # no error
+        assert decoder.pids and decoder.pids != [idle_child]
 
 
 # ----------------------------------------------------------------------------- through vidcap caption and the demo

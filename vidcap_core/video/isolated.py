@@ -10,7 +10,11 @@ batch or server. `IsolatedDecoder` keeps up to `workers` spawned child processes
 - no answer within `timeout_s`: the child is killed, VideoReadError naming the file.
 
 A dead or killed child is replaced before the next request, so the rest of the batch goes on.
-Children die with their parent (Linux), so a killed caller leaves no decoder behind.
+Only a child that dies *while reading a file* blames that file: the child acknowledges each
+request before it touches the file, and a child found dead before that acknowledgement (it died
+while idle, e.g. killed from outside) is replaced silently and the request goes to a fresh one.
+Children die with the parent *process* (vidcap_core.processes: a lifeline pipe, not
+PR_SET_PDEATHSIG, which fired when the spawning thread retired), whichever thread spawned them.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from vidcap_core.errors import ConfigError, VidcapError, VideoReadError
-from vidcap_core.processes import die_with_parent
+from vidcap_core.processes import die_with_parent, lifeline
 from vidcap_core.video.info import VideoInfo
 from vidcap_core.video.reader import probe_video, read_frames
 
@@ -47,6 +51,7 @@ class IsolatedDecoder:
         self.timeout_s = timeout_s
         self._functions = (read_fn, probe_fn)
         self._slots = threading.BoundedSemaphore(workers)
+        self._slots_total = workers
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -89,19 +94,52 @@ class IsolatedDecoder:
         except Exception:  # interpreter shutdown: modules may already be gone
             pass
 
+    def start(self) -> None:
+        """Spawn every child now (a server calls this at startup, so the first request does not
+        wait for a child to start)."""
+        with self._lock:
+            missing = self._slots_total - len(self._idle) - len(self._busy)
+        fresh = [_Worker(*self._functions) for _ in range(max(0, missing))]
+        for worker in fresh:
+            worker.wait_ready(self.timeout_s)
+        with self._lock:
+            if self._closed:
+                extra, fresh = fresh, []
+            else:
+                extra = []
+                self._idle += fresh
+        for worker in extra:
+            worker.stop()
+
     def _call(self, path: Path, kind: str, args: tuple[Any, ...]) -> Any:
         with self._slots:  # blocks while `workers` calls are running
-            worker = self._take()
-            try:
-                return worker.request(path, kind, args, self.timeout_s)
-            finally:
-                self._give_back(worker)
+            for attempt in range(2):
+                worker = self._take(fresh=attempt > 0)
+                try:
+                    return worker.request(path, kind, args, self.timeout_s)
+                except _DiedBeforeStarting:  # died while idle: not this file's fault; a fresh child takes it
+                    if attempt > 0:
+                        raise VideoReadError(f"{path.name}: the video decoder process could not start "
+                                             f"({worker.death()}); this is a problem of the server, not of the "
+                                             "file: try again, and restart the program if it persists.") from None
+                finally:
+                    self._give_back(worker)
+        raise AssertionError("unreachable")
 
-    def _take(self) -> _Worker:
+    def _take(self, fresh: bool = False) -> _Worker:
+        dead: list[_Worker] = []
         with self._lock:
             if self._closed:
                 raise ConfigError("this IsolatedDecoder is closed; create a new one.")
-            worker = self._idle.pop() if self._idle else None
+            worker = None
+            while self._idle and worker is None and not fresh:
+                candidate = self._idle.pop()
+                if candidate.alive():
+                    worker = candidate
+                else:  # died while idle (killed from outside): replaced without blaming anyone
+                    dead.append(candidate)
+        for gone in dead:
+            gone.stop()
         worker = worker or _Worker(*self._functions)  # spawned outside the lock: it takes a second
         with self._lock:
             self._busy.add(worker)
@@ -124,7 +162,7 @@ class _Worker:
         # spawn, not fork: the caller may hold torch threads and locks that a fork would copy half-taken
         context = multiprocessing.get_context("spawn")
         self.conn, child_conn = context.Pipe()
-        self.process = context.Process(target=serve, args=(child_conn, read_fn, probe_fn),
+        self.process = context.Process(target=serve, args=(child_conn, read_fn, probe_fn, lifeline()),
                                        name="vidcap-decoder", daemon=True)
         self.process.start()
         child_conn.close()
@@ -132,9 +170,25 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.is_alive()
 
+    def wait_ready(self, timeout_s: float) -> None:
+        """Block until the child has imported its decoders and answers (a no-op request)."""
+        try:
+            self.conn.send(("ping", ()))
+            if self.conn.poll(timeout_s):
+                self.conn.recv()  # "started"
+                self.conn.recv()  # ("ok", None)
+        except (EOFError, OSError):
+            pass  # a child that died starting is found dead and replaced at its first request
+
     def request(self, path: Path, kind: str, args: tuple[Any, ...], timeout_s: float) -> Any:
         try:
             self.conn.send((kind, args))
+            if not self.conn.poll(timeout_s) or self.conn.recv() != "started":
+                self.stop()
+                raise _DiedBeforeStarting
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
+            raise _DiedBeforeStarting from exc
+        try:
             if not self.conn.poll(timeout_s):
                 self.stop()
                 raise VideoReadError(f"{path}: decoding did not finish within {timeout_s:.0f} s, so it was stopped; "
@@ -167,14 +221,21 @@ class _Worker:
         self.conn.close()
 
 
-def serve(conn: Connection, read_fn: ReadFn, probe_fn: ProbeFn) -> None:
-    """Child process loop: answer ("ok", result) or ("error", VidcapError) until the pipe closes."""
-    die_with_parent()
+class _DiedBeforeStarting(Exception):
+    """The child was gone before it acknowledged the request: it died idle, not on the file."""
+
+
+def serve(conn: Connection, read_fn: ReadFn, probe_fn: ProbeFn, lifeline_end: Connection) -> None:
+    """Child process loop: acknowledge each request ("started"), then answer ("ok", result) or
+    ("error", VidcapError), until the pipe closes or the parent process ends."""
+    die_with_parent(lifeline_end)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    functions: dict[str, Callable[..., Any]] = {"read": read_fn, "probe": probe_fn}
+    functions: dict[str, Callable[..., Any]] = {"read": read_fn, "probe": probe_fn, "ping": lambda: None}
+    warm_up_decoders()
     while True:
         try:
             kind, args = conn.recv()
+            conn.send("started")
         except (EOFError, OSError):  # the parent closed the pipe or died
             return
         try:
@@ -184,3 +245,14 @@ def serve(conn: Connection, read_fn: ReadFn, probe_fn: ProbeFn) -> None:
         except Exception as exc:  # a decoder bug, not bad input we know: still this file's error
             conn.send(("error", VideoReadError(f"{args[0]}: the decoder failed unexpectedly ({exc!r}); {REENCODE_HINT}.")))
 
+
+
+def warm_up_decoders() -> None:
+    """Import the decoder libraries at child start, not at the first file (PyAV and decord take
+    a few hundred ms to import on a busy 2-core machine)."""
+    import av  # noqa: F401
+
+    try:
+        import decord  # noqa: F401
+    except ImportError:  # optional: PyAV alone reads everything
+        pass
