@@ -1,0 +1,97 @@
+"""Benchmark tables as pandas DataFrames (STYLE.md rule 16).
+
+Results are DataFrames first: one row per run and seed (`<suite>.csv`), summaries over seeds by
+`groupby().agg`, per-seed values by `pivot`. Markdown comes from `DataFrame.to_markdown` (tabulate),
+CSV from `DataFrame.to_csv`. Numbers are formatted into strings before `to_markdown` (with number
+parsing off), so a table shows exactly the digits asked for ("0.300", not tabulate's "0.3").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+NOT_AVAILABLE = "n/a"
+CSV_FLOAT_FORMAT = "%.6g"
+UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """One value for a table cell: floats to `digits` decimals, None / NaN / inf as "n/a"."""
+    if value is None:
+        return NOT_AVAILABLE
+    if isinstance(value, (float, np.floating)):
+        return NOT_AVAILABLE if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def one_line(text: Any, chars: int | None = None) -> str:
+    """Text fit for one markdown table cell: one line, pipes escaped (once: applying it again changes
+    nothing), cut to `chars` ("..." at the end)."""
+    text = UNESCAPED_PIPE.sub(r"\\|", " ".join(str(text).split()))
+    if chars is None or len(text) <= chars:
+        return text
+    return text[: chars - 3] + "..."
+
+
+def markdown_table(frame: pd.DataFrame, align: Sequence[str] | None = None) -> str:
+    """A pipe table of `frame`'s cells as they are (format numbers first); `align`: "left" / "right"
+    per column (default: all left)."""
+    cells = frame.apply(lambda column: column.map(one_line)) if len(frame) else frame.astype(str)
+    return cells.to_markdown(index=False, tablefmt="pipe", disable_numparse=True,
+                             colalign=None if align is None else tuple(align))
+
+
+def finite_numbers(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`columns` of `frame` as floats, with missing columns, non-numbers and +-inf as NaN."""
+    values = frame.reindex(columns=list(columns)).apply(pd.to_numeric, errors="coerce")
+    return values.astype(float).replace([np.inf, -np.inf], np.nan)
+
+
+def mean_std_text(mean: float, std: float, count: int, digits: int = 3) -> str:
+    """'mean ± std' over the finite values (sample std); the mean alone for one value; "n/a" for none."""
+    if count == 0 or not math.isfinite(mean):
+        return NOT_AVAILABLE
+    if count == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def seed_summary(rows: pd.DataFrame, group_by: Sequence[str], columns: Sequence[str], digits: int = 3,
+                 count_column: str | None = "seeds") -> pd.DataFrame:
+    """One row per group (in order of first appearance): the group keys, `count_column` (rows in the
+    group, i.e. seeds) and each of `columns` as 'mean ± std' over its finite values."""
+    keys = rows.reindex(columns=list(group_by))
+    values = finite_numbers(rows, columns)
+    grouped = pd.concat([keys, values], axis=1).groupby(list(group_by), sort=False, dropna=False)
+    stats = grouped[list(columns)].agg(["mean", "std", "count"])  # columns: (column, statistic)
+    table = pd.DataFrame({g: [fmt(k) for k in stats.index.get_level_values(g)] for g in group_by})
+    if count_column is not None:
+        table[count_column] = grouped.size().to_numpy().astype(str)
+    for column in columns:
+        table[column] = [mean_std_text(m, s, int(n), digits)
+                         for m, s, n in zip(stats[(column, "mean")], stats[(column, "std")], stats[(column, "count")])]
+    return table
+
+
+def per_seed(rows: pd.DataFrame, group_by: Sequence[str], column: str, digits: int = 3) -> pd.DataFrame:
+    """One row per group (first-appearance order), one column per seed ('<column> seed <s>', seeds
+    ascending): the values behind a summary column ("n/a" where a seed has none)."""
+    frame = rows.reindex(columns=[*group_by, "seed", column]).drop_duplicates([*group_by, "seed"], keep="last")
+    wide = frame.pivot(index=list(group_by), columns="seed", values=column).sort_index(axis=1)
+    order = frame[list(group_by)].drop_duplicates()
+    wide = wide.reindex(pd.MultiIndex.from_frame(order) if len(group_by) > 1 else pd.Index(order[group_by[0]]))
+    table = pd.DataFrame({g: [fmt(k) for k in wide.index.get_level_values(g)] for g in group_by})
+    for seed in wide.columns:
+        table[f"{column} seed {seed}"] = [fmt(v, digits) for v in wide[seed]]
+    return table
+
+
+def csv_text(rows: pd.DataFrame) -> str:
+    """CSV of one row per run: floats to 6 significant digits, NaN / inf / None as empty cells."""
+    return rows.replace([np.inf, -np.inf], np.nan).to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
