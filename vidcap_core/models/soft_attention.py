@@ -1,58 +1,36 @@
-"""Soft-attention captioner (SA-LSTM, Yao et al. 2015): attend over frames or frames x regions."""
+"""Additive (Bahdanau) soft attention over memory slots: frames, or frames x regions."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from vidcap_core.models.attention import SoftAttention
-from vidcap_core.models.base import CaptionModel, Memory
-from vidcap_core.models.cells import Recurrent, State
-from vidcap_core.models.config import ModelConfig
 
+class SoftAttention(nn.Module):
+    """`score_n = w^T tanh(W_m m_n + W_q q)`; returns `(context, alpha)` so weights can be plotted.
 
-class AttentionCaptioner(CaptionModel):
-    """Recurrent frame encoder + decoder whose input is [word embedding, attended context].
-
-    Memory slots: for (B, T, F) features one per frame, `encoder_output[t] + W x[t]`; for
-    region grids (B, T, R, F) one per frame region, `encoder_output[t] + W x[t, r]`, flattened
-    to T * R slots (spatio-temporal attention). The encoder reads the region mean of each
-    frame. The slots are projected for attention once, in `encode()`. The decoder starts
-    from the encoder's final state and queries attention with its previous top hidden state.
+    The memory projection `W_m m` does not depend on the query, so callers compute it once
+    per sequence with `project()` and pass it to every step (self-critical's `p_att_feats`).
     """
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
-        E, H, layers = config.embed_size, config.hidden_size, config.num_layers
-        self.frame_proj = nn.Linear(config.feature_dim, E)
-        self.encoder = Recurrent(config.cell, E, H, layers, config.dropout)
-        self.slot_proj = nn.Linear(E, H)
-        self.attention = SoftAttention(memory_dim=H, query_dim=H, attention_size=config.attention_size)
-        self.decoder = Recurrent(config.cell, E + H, H, layers, config.dropout)
+    def __init__(self, memory_dim: int, query_dim: int, attention_size: int) -> None:
+        super().__init__()
+        self.memory_proj = nn.Linear(memory_dim, attention_size)
+        self.query_proj = nn.Linear(query_dim, attention_size, bias=False)
+        self.score = nn.Linear(attention_size, 1, bias=False)
 
-    def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
-        feats, mask = self._check_inputs(feats, mask)
-        if feats.dim() == 3:
-            feats = feats.unsqueeze(2)  # (B, T, F) -> (B, T, 1, F): a frame is one region
-        B, T, R, _ = feats.shape
-        frames = self.dropout(self.frame_proj(feats))  # (B, T, R, E)
-        encoded, encoder_state = self.encoder(frames.mean(2), mask=mask)  # (B, T, H)
-        slots = encoded.unsqueeze(2) + self.slot_proj(frames)  # (B, T, R, H)
-        slots = slots.reshape(B, T * R, -1)  # (B, N = T * R, H)
-        slot_mask = mask.unsqueeze(2).expand(B, T, R).reshape(B, T * R)  # (B, N)
-        return Memory(
-            mask=slot_mask,
-            slots=slots,
-            slots_proj=self.attention.project(slots),  # (B, N, A)
-            initial_state=encoder_state,
-        )
+    def project(self, memory: Tensor) -> Tensor:
+        return self.memory_proj(memory)  # (B, N, M) -> (B, N, A)
 
-    def init_state(self, memory: Memory) -> State:
-        return memory.initial_state
+    def forward(self, query: Tensor, memory: Tensor, projected: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """query (B, Q), memory (B, N, M), projected (B, N, A), mask (B, N) bool.
 
-    def step(self, tokens: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, Tensor]:
-        query = self.decoder.top_hidden(state)  # (B, H)
-        context, alpha = self.attention(query, memory.slots, memory.slots_proj, memory.mask)  # (B, H), (B, N)
-        words = self.dropout(self.embed(tokens))  # (B, E)
-        out, state = self.decoder.step(torch.cat([words, context], dim=-1), state)  # (B, E + H) -> (B, H)
-        return self.classifier(self.dropout(out)), state, alpha  # (B, V)
+        Masked slots get weight exactly 0 (score -inf before the softmax); every row of
+        `mask` must have at least one valid slot.
+        """
+        hidden = torch.tanh(projected + self.query_proj(query).unsqueeze(1))  # (B, N, A)
+        scores = self.score(hidden).squeeze(-1)  # (B, N)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        alpha = torch.softmax(scores, dim=-1)  # (B, N), rows sum to 1
+        context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (B, 1, N) @ (B, N, M) -> (B, M)
+        return context, alpha
