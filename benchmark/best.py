@@ -19,7 +19,7 @@ from benchmark.selection import (
     val_cider,
 )
 from benchmark.suites.base import BenchContext, fmt, write_text
-from vidcap_core.training.run_files import atomic_write, write_json
+from vidcap_core.files import atomic_write, write_json
 
 MAX_CHECKPOINT_BYTES = 5 * 1024 * 1024  # per-config checkpoints kept for the demo only below this size
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcap_core.training.run_files import atomic_write
+from vidcap_core.files import atomic_write_bytes
 
 DPI = 110
 
@@ -28,7 +28,7 @@ def _save(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     _pyplot().close(fig)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -29,14 +29,6 @@ def stable_hash(value: Any, length: int = KEY_LENGTH) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @lru_cache(maxsize=None)
 def source_digest(packages: tuple[str, ...]) -> str:
     """SHA-256 over the .py files of these vidcap_core sub-packages (paths and contents, sorted)."""

@@ -25,7 +25,7 @@ from benchmark.runner import Executor, ProgressDisplay, RunStore, count_pending
 from benchmark.suites import SUITE_NAMES, SUITES
 from benchmark.suites.base import BenchContext, SuiteResult, write_suite
 from vidcap_core.errors import ConfigError
-from vidcap_core.training.run_files import write_json
+from vidcap_core.files import write_json
 
 REAL_DATASETS = ("msvd", "msrvtt", "csv")
 MANIFEST = "bench_run.json"

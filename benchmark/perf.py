@@ -21,7 +21,7 @@ import torch
 from benchmark.machine import describe_machine
 from benchmark.prepare import DEFAULT_CACHE, ensure_dataset, synth_source
 from benchmark.suites.base import write_text
-from vidcap_core.training.run_files import write_json
+from vidcap_core.files import write_json
 
 PERF_FRAMES = 32  # frames sampled per clip, as in the benchmark's features
 CLIP_480P = (480, 854)  # (H, W)
@@ -139,7 +139,7 @@ def load_model_for_latency(checkpoint: Path | None, scratch: Path) -> tuple[Path
     vocab = Vocabulary.build(["a small red circle moves left and then a big blue square grows"], min_count=1)
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="s2vt", cell="lstm", feature_dim=int(meta["feature_dim"]),
-                                    vocab_size=len(vocab), embed_size=64, hidden_size=128, max_len=21))
+                                    vocab_size=len(vocab), embed_size=64, hidden_size=128, max_tokens=21))
     path = scratch / "untrained.pt"
     save_checkpoint(path, model, vocab.to_dict(), preprocessing_from_meta(meta))
     return path, "untrained S2VT-LSTM (hidden 128): every caption runs to the 21-token limit, the worst case"

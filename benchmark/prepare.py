@@ -19,11 +19,11 @@ from typing import Any
 from benchmark.identity import (
     FEATURE_CODE,
     SYNTH_CODE,
-    file_digest,
     source_digest,
     stable_hash,
 )
 from vidcap_core.errors import DatasetError, FeatureError
+from vidcap_core.files import atomic_write_text, file_sha256
 
 COMPLETE_MARKER = "bench_complete.json"
 DEFAULT_CACHE = Path(".cache/vidcap-bench")
@@ -61,7 +61,7 @@ class DatasetSource:
             "dataset": self.name,
             "root": str(self.root.resolve()),
             "annotations": None if annotations is None else str(annotations.resolve()),
-            "annotations_sha": file_digest(annotations) if annotations is not None and annotations.is_file() else None,
+            "annotations_sha": file_sha256(annotations) if annotations is not None and annotations.is_file() else None,
             "max_videos": self.max_videos,
         }
 
@@ -122,9 +122,7 @@ def is_complete(directory: Path) -> bool:
 
 
 def mark_complete(directory: Path, info: dict[str, Any]) -> None:
-    tmp = directory / f".{COMPLETE_MARKER}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
-    os.replace(tmp, directory / COMPLETE_MARKER)
+    atomic_write_text(directory / COMPLETE_MARKER, json.dumps(info, indent=2, default=str) + "\n")
 
 
 def features_cover(source: FeatureSource, seeds: tuple[int, ...]) -> bool:

@@ -23,14 +23,12 @@ from typing import Any, TextIO
 from benchmark.identity import BENCH_SCHEMA, TRAINING_CODE, source_digest, stable_hash
 from benchmark.prepare import FeatureSource, PrepLog, ensure_features
 from vidcap_core.errors import ConfigError
-from vidcap_core.interrupted import sweep_interrupted_writes
-from vidcap_core.json_safe import json_safe
+from vidcap_core.files import read_jsonl, write_json
 from vidcap_core.processes import die_with_parent, lifeline
 from vidcap_core.training.config import TrainConfig
-from vidcap_core.training.run_files import read_jsonl, write_json
 
 # TrainConfig fields that do not change what a run computes (paths are replaced by data identity).
-NOT_IN_KEY = frozenset({"root", "features", "annotations", "num_workers", "device"})
+NOT_IN_KEY = frozenset({"root", "features", "annotations", "torch_threads", "device"})
 # Validation scores every epoch of every run: METEOR is left out there (its JVM takes about a minute of
 # CPU to start); model selection uses CIDEr-D only. Test evaluations compute every metric.
 VALIDATION_METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "CIDEr")
@@ -155,10 +153,8 @@ class RunStore:
 
         directory = self.dir(spec)
         directory.mkdir(parents=True, exist_ok=True)
-        for folder in (directory, directory / "train"):  # what a killed benchmark's writes left behind
-            sweep_interrupted_writes(folder)
         write_json(directory / "spec.json", {"label": spec.label, "key": spec.key, **spec.key_material()})
-        config = TrainConfig.from_dict({**spec.config.to_dict(), "num_workers": threads}, source=spec.title)
+        config = TrainConfig.from_dict({**spec.config.to_dict(), "torch_threads": threads}, source=spec.title)
         started = time.perf_counter()
         with Scorer(config.val_metrics) as scorer:  # one per run: cheap without METEOR
             result = train(config, directory / "train", resume=True, progress=progress, scorer=scorer)
@@ -187,7 +183,7 @@ class RunStore:
             payload = report.to_dict(per_video=True)
             if record.config["dataset"] == "synth":
                 payload["per_video_semantic"] = per_video_semantic(Path(record.config["root"]), report.predictions_file)
-            write_json(cached, json_safe(payload))  # a semantic slot no caption touched is NaN: null in JSON
+            write_json(cached, payload)  # EvalReport.to_dict is JSON-safe: a NaN semantic slot is null
         payload = json.loads(cached.read_text(encoding="utf-8"))
         semantic = payload.get("semantic")
         return EvalRecord(

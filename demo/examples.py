@@ -8,12 +8,12 @@ table, a re-upload of the same file, or the API).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidcap_core.errors import DatasetError
+from vidcap_core.files import file_sha256
 
 if TYPE_CHECKING:
     from vidcap_core.synth import ClipTruth
@@ -99,11 +99,3 @@ def load_examples(root: Path, count: int = EXAMPLES_SHOWN) -> ExampleSet:
         chosen.append(Example(record.video_id, record.path, tuple(record.captions), truths[record.video_id],
                               record.path.stat().st_size, file_sha256(record.path)))
     return ExampleSet(chosen)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -19,7 +19,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from benchmark.bench import BenchOptions, run_benchmark
+from benchmark.invocation import BenchOptions, run_benchmark
 from benchmark.claims import CLAIMS, Claim, judge
 from benchmark.cli import app
 from benchmark.identity import stable_hash
@@ -28,7 +28,7 @@ from benchmark.report import README_END, README_START, build_report
 from benchmark.runner import EvalRequest, RunRecord, RunSpec, RunStore
 from benchmark.stats import Comparison, compare_per_video, summarise_seeds, verdict
 from vidcap_core.errors import ConfigError
-from vidcap_core.json_safe import json_safe
+from vidcap_core.files import json_safe
 from vidcap_core.training.config import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -116,7 +116,7 @@ def test_stable_hash_is_canonical():
 def test_run_key_covers_what_changes_results_only(tmp_path):
     key = make_spec(tmp_path).key
     assert key == make_spec(tmp_path).key
-    assert key == make_spec(tmp_path, num_workers=1, device="cpu").key  # how it runs, not what it computes
+    assert key == make_spec(tmp_path, torch_threads=1, device="cpu").key  # how it runs, not what it computes
     assert key == make_spec(tmp_path / "moved").key  # paths are replaced by data identity
     assert key != make_spec(tmp_path, hidden_size=32).key
     assert key != make_spec(tmp_path, seed=1).key

@@ -52,7 +52,7 @@ def tiny_model(arch: str, cell: str, vocab_size: int = 20, eos_bias: float = 0.0
     torch.manual_seed(seed)
     config = ModelConfig(
         arch=arch, cell=cell, feature_dim=F, vocab_size=vocab_size,
-        embed_size=E, hidden_size=H, attention_size=8, num_layers=2, max_len=8,
+        embed_size=E, hidden_size=H, attention_size=8, num_layers=2, max_tokens=8,
     )
     model = build_model(config).eval()
     with torch.no_grad():

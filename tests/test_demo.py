@@ -60,7 +60,7 @@ def build_demo_results(base: Path) -> dict[str, Path]:
     for seed, label in enumerate(COMPARED):
         arch, cell = label.split("-")
         config = ModelConfig(arch=arch, cell=cell, feature_dim=backbone.feature_dim, vocab_size=len(vocab),
-                             embed_size=16, hidden_size=32, attention_size=16, max_len=8)
+                             embed_size=16, hidden_size=32, attention_size=16, max_tokens=8)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(config)

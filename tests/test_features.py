@@ -99,15 +99,16 @@ def test_resume_redoes_only_what_is_missing_and_ignores_temp_files(videos: list[
     assert (summary.done, summary.skipped) == (1, 4)
     np.testing.assert_array_equal(np.load(out / "clip1.npy"), reference)
 
-    # an interrupted write leaves clip2.tmp.npy and no clip2.npy: it is neither read nor kept
-    (out / "clip2.npy").rename(out / "clip2.tmp.npy")
-    with open(out / "clip2.tmp.npy", "r+b") as f:
+    # an interrupted write leaves its temp file (vidcap_core.files.atomic_write) and no clip2.npy:
+    # it is neither read nor kept
+    (out / "clip2.npy").rename(out / ".clip2.npy.k3x9q2ab.tmp")
+    with open(out / ".clip2.npy.k3x9q2ab.tmp", "r+b") as f:
         f.truncate(40)
     assert not FeatureStore(out).has("clip2")
     assert "clip2" not in FeatureStore(out).video_ids()
     summary = extract(videos, out)
     assert (summary.done, summary.skipped) == (1, 4)
-    assert not (out / "clip2.tmp.npy").exists()
+    assert not (out / ".clip2.npy.k3x9q2ab.tmp").exists()
     assert FeatureStore(out).load("clip2").shape == (T, 256)
 
     again = extract(videos, out)

@@ -143,8 +143,7 @@ def metric_rows(table: Path) -> list[dict[str, str]]:
 
 
 def test_sweep_removes_only_the_temp_files_of_interrupted_writes(tmp_path, monkeypatch):
-    from vidcap_core.interrupted import sweep_interrupted_writes
-    from vidcap_core.training.run_files import write_json
+    from vidcap_core.files import sweep_interrupted_writes, write_json
 
     write_json(tmp_path / "config.json", {"seed": 1})
     left = [tmp_path / ".last.pt.k3j2x9q1.tmp", tmp_path / ".log.jsonl.abcdefgh.tmp"]

@@ -47,7 +47,7 @@ def _one_thread():
 
 def tiny_model(arch: str, cell: str, seed: int = 0, **overrides) -> CaptionModel:
     torch.manual_seed(seed)
-    options = dict(embed_size=E, hidden_size=H, attention_size=8, dropout=0.3, max_len=8)
+    options = dict(embed_size=E, hidden_size=H, attention_size=8, dropout=0.3, max_tokens=8)
     options.update(overrides)
     return build_model(ModelConfig(arch=arch, cell=cell, feature_dim=F, vocab_size=V, **options))
 

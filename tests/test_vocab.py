@@ -142,9 +142,9 @@ def test_encode_decode() -> None:
     ids = vocab.encode("A dog is playing.")
     assert ids == [1, vocab.index("a"), vocab.index("dog"), vocab.index("is"), Vocabulary.UNK, 2]
     assert vocab.decode(ids) == "a dog is <unk>"
-    assert vocab.encode("a dog is a man", max_len=2) == [1, vocab.index("a"), vocab.index("dog"), 2]  # keeps EOS
-    assert vocab.encode("a dog", max_len=0) == [1, 2]
-    assert len(vocab.encode("a " * 50, max_len=20)) == 22
+    assert vocab.encode("a dog is a man", max_words=2) == [1, vocab.index("a"), vocab.index("dog"), 2]  # keeps EOS
+    assert vocab.encode("a dog", max_words=0) == [1, 2]
+    assert len(vocab.encode("a " * 50, max_words=20)) == 22
     assert vocab.encode("") == [1, 2] and vocab.decode([1, 2]) == ""
     padded = [1, vocab.index("man"), 0, vocab.index("is"), 2, vocab.index("dog"), 0, 0]
     assert vocab.decode(padded) == "man is"  # stops at EOS, skips PAD and BOS
@@ -152,8 +152,8 @@ def test_encode_decode() -> None:
     assert vocab.decode_tokens([1, vocab.index("man"), 2]) == ["man"]
     with pytest.raises(ConfigError, match="Token id 99 is outside this vocabulary of 8 tokens"):
         vocab.decode([1, 99, 2])
-    with pytest.raises(ConfigError, match="max_len=-1"):
-        vocab.encode("a", max_len=-1)
+    with pytest.raises(ConfigError, match="max_words=-1"):
+        vocab.encode("a", max_words=-1)
 
 
 def test_round_trip_and_atomic_save(tmp_path: Path) -> None:

@@ -7,15 +7,13 @@ On disk a checkpoint is `torch.save` of one plain dict::
      "preprocessing": {"backbone", "frames", "frame_size", "feature_dim", "grid", ...},
      "extra": {...} or None}
 
-It is written atomically (temp file in the same folder, then `os.replace`) and read with
+It is written atomically (vidcap_core.files.atomic_write: temp file, then rename) and read with
 `torch.load(weights_only=True)`, so a file that would run code when unpickled is refused.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from vidcap_core.errors import CheckpointError, ConfigError, FeatureError
+from vidcap_core.files import atomic_write
 from vidcap_core.models.base import CaptionModel
 from vidcap_core.models.config import ModelConfig
 from vidcap_core.models.registry import build_model
@@ -96,17 +95,7 @@ def save_checkpoint(
         "preprocessing": preprocessing,
         "extra": extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save(payload, handle))
     return path
 
 

@@ -14,6 +14,7 @@ regenerated, and fsync costs about 0.1 s per call on a busy disk, every epoch an
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
@@ -88,6 +89,19 @@ def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def sweep_interrupted_writes_of(path: Path) -> list[Path]:
+    """Delete the temp files that killed `atomic_write(path)` calls left next to `path`; returns them.
+
+    Safe while other processes write *other* files in the same folder (feature-extraction shards):
+    call it only where no other process writes `path` itself.
+    """
+    path = Path(path)
+    removed = [tmp for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}") if tmp.is_file()]
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
+    return removed
 
 
 def sweep_interrupted_writes(folder: Path) -> list[Path]:

@@ -33,9 +33,8 @@ from benchmark.stats import (
     format_p,
     summarise_seeds,
 )
-from vidcap_core.json_safe import json_safe
 from vidcap_core.training.config import TrainConfig
-from vidcap_core.training.run_files import atomic_write, write_json
+from vidcap_core.files import atomic_write_text, json_safe, write_json
 
 CAPTION_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 SEMANTIC_SLOTS = ("colour", "shape", "action", "direction", "order", "exact")
@@ -386,7 +385,7 @@ def _csv_value(value: Any) -> Any:
 
 
 def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write_text(path, text)
 
 
 def suite_markdown(result: SuiteResult, profile: Profile, seeds: Sequence[int]) -> str:

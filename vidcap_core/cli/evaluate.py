@@ -8,7 +8,6 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from vidcap_core.json_safe import json_safe
 from vidcap_core.options import DatasetName, FrameOrder
 
 
@@ -50,7 +49,7 @@ def evaluate_command(
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     if output_format == "json":
-        typer.echo(json.dumps(json_safe(report.to_dict()), indent=2))  # NaN (a slot no caption touched) -> null
+        typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))  # to_dict is JSON-safe: NaN -> null
         return
     typer.echo(f"{report.split}: {report.n_videos} videos, beam {report.beam}, frames {report.frame_order}")
     for name, value in {**report.metrics, **(report.semantic or {})}.items():

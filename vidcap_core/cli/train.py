@@ -34,14 +34,14 @@ def train_command(
     scheduled_sampling: Annotated[Optional[float], typer.Option(help="Maximum scheduled-sampling probability (0 = off).")] = None,
     scheduled_sampling_ramp: Annotated[Optional[int], typer.Option(help="Epochs over which that probability rises linearly from 0.")] = None,
     min_count: Annotated[Optional[int], typer.Option(help="Words rarer than this in train captions become UNK.")] = None,
-    max_caption_len: Annotated[Optional[int], typer.Option(help="Maximum words per caption (training and decoding).")] = None,
+    max_caption_words: Annotated[Optional[int], typer.Option(help="Maximum words per caption, EOS not counted (training and decoding).")] = None,
     captions_per_video: Annotated[Optional[int], typer.Option(help="Captions sampled per video per epoch; 0 = every caption.")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Stop after this many validations without a val-CIDEr gain; 0 = never.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of initialisation, data order and dropout.")] = None,
     frame_order: Annotated[Optional[FrameOrder], typer.Option(help="Training-time frame order (shuffled = ablation).")] = None,
     val_every: Annotated[Optional[int], typer.Option(help="Validate every N epochs.")] = None,
     val_metrics: Annotated[Optional[str], typer.Option(help="Comma-separated val metrics (default all; CIDEr always).")] = None,
-    num_workers: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = torch default).")] = None,
+    torch_threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = torch default).")] = None,
     probe_every: Annotated[Optional[int], typer.Option(help="Gradient-flow probe every N epochs (0 = only at initialisation).")] = None,
     device: Annotated[Optional[DeviceName], typer.Option(help="auto = cuda if available, else cpu.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue the run in --out from last.pt if there is one.")] = True,
@@ -50,7 +50,6 @@ def train_command(
     """Train a caption model on cached features; picks the best epoch on val CIDEr. Prints the result as JSON."""
     from vidcap_core.data import parse_max_videos
     from vidcap_core.errors import VidcapError
-    from vidcap_core.interrupted import sweep_interrupted_writes
     from vidcap_core.training import resolve_config, train
 
     overrides = dict(
@@ -58,15 +57,14 @@ def train_command(
         arch=arch, cell=cell, embed_size=embed_size, hidden_size=hidden_size, num_layers=num_layers,
         attention_size=attention_size, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, grad_clip=grad_clip, scheduled_sampling=scheduled_sampling,
-        scheduled_sampling_ramp=scheduled_sampling_ramp, min_count=min_count, max_caption_len=max_caption_len,
+        scheduled_sampling_ramp=scheduled_sampling_ramp, min_count=min_count, max_caption_words=max_caption_words,
         captions_per_video=captions_per_video, patience=patience, seed=seed, frame_order=frame_order,
-        val_every=val_every, num_workers=num_workers, probe_every=probe_every, device=device,
+        val_every=val_every, torch_threads=torch_threads, probe_every=probe_every, device=device,
         val_metrics=[m.strip() for m in val_metrics.split(",") if m.strip()] if val_metrics else None,
     )
     try:
         overrides["max_videos"] = parse_max_videos(max_videos)
         cfg = resolve_config(config, overrides)
-        sweep_interrupted_writes(out)  # temp files of a write that a kill -9 cut short
         result = train(cfg, out, resume=resume, progress=progress)
     except VidcapError as exc:
         typer.echo(f"Error: {exc}", err=True)

@@ -50,7 +50,7 @@ def next_token_logprobs(logits: Tensor) -> Tensor:
 
 
 def resolve_max_len(model: CaptionModel, max_len: int | None) -> int:
-    max_len = model.config.max_len if max_len is None else max_len
+    max_len = model.config.max_tokens if max_len is None else max_len
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
         raise ConfigError(f"max_len must be a positive integer, got {max_len!r}")
     return max_len

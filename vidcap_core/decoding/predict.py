@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from vidcap_core.decoding import beam_search, greedy_decode
-from vidcap_core.training.batches import ClipFeatures, gather_frames
+from vidcap_core.features.clips import ClipFeatures, gather_frames
 
 # Preprocessing facts of a feature cache that a checkpoint must carry (STYLE rule 6).
 PREPROCESSING_KEYS = ("backbone", "weights", "feature_dim", "grid_dim", "num_frames", "frame_size", "grid", "grid_size")

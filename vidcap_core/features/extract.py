@@ -5,8 +5,9 @@ Layout of `out_dir`:
   <video_id>.npy          (T, F) float16
   <video_id>.grid.npy     (T, R, G) float16, only with grid=True
 
-Every file is written to `<name>.tmp.npy` and renamed, so a finished name is always complete:
-an interrupted run is resumed by running it again, and leftover temp files are simply rewritten.
+Every file is written atomically (vidcap_core.files: a temp file, then rename), so a finished name is
+always complete: an interrupted run is resumed by running it again, which first deletes the temp
+files a killed write of a clip it redoes left behind.
 Frames are decoded by a small thread pool while the CNN encodes the previous clips; frames of
 several videos are batched into one forward pass.
 """
@@ -14,7 +15,6 @@ several videos are batched into one forward pass.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from vidcap_core.data.records import VideoRecord
+from vidcap_core.devices import pick_device
 from vidcap_core.errors import FeatureError, VideoReadError
 from vidcap_core.features.backbones import Backbone, build_backbone
 from vidcap_core.features.store import (
@@ -37,6 +38,7 @@ from vidcap_core.features.store import (
     feature_path,
     grid_path,
 )
+from vidcap_core.files import atomic_write, sweep_interrupted_writes_of, write_json
 from vidcap_core.video import read_frames
 
 READ_THREADS = 2
@@ -110,10 +112,7 @@ def claim_out_dir(out_dir: Path, meta: dict[str, Any]) -> None:
                 f"choose another --out, or delete {out_dir} to re-extract"
             )
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f"{META_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, meta)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -184,10 +183,7 @@ def prefetched_clips(
 
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name[: -len(".npy")] + ".tmp.npy")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 @torch.inference_mode()
@@ -221,12 +217,6 @@ def encode_and_save(
         start = end
 
 
-def pick_device(device: str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def extract_features(
     records: Sequence[VideoRecord],
     backbone: str,
@@ -256,6 +246,9 @@ def extract_features(
     claim_out_dir(out_dir, extraction_meta(model, num_frames, size, grid))
 
     todo = [r for r in mine if not is_done(out_dir, r.video_id, grid)]
+    for record in todo:  # only this shard's clips: other shards may be writing into out_dir now
+        sweep_interrupted_writes_of(feature_path(out_dir, record.video_id))
+        sweep_interrupted_writes_of(grid_path(out_dir, record.video_id))
     summary = ExtractionSummary(done=0, skipped=len(mine) - len(todo))
     started = time.perf_counter()
     pending: list[tuple[VideoRecord, np.ndarray]] = []

@@ -1,6 +1,6 @@
 """Caption models: `ModelConfig`, cells, soft attention, meanpool / s2vt / attention captioners."""
 
-from vidcap_core.models.attention import SoftAttention
+from vidcap_core.models.attention import AttentionCaptioner
 from vidcap_core.models.base import CaptionModel, Memory, check_frame_mask
 from vidcap_core.models.cells import (
     CELLS,
@@ -23,7 +23,7 @@ from vidcap_core.models.loss import masked_nll
 from vidcap_core.models.meanpool import MeanPoolCaptioner
 from vidcap_core.models.registry import ARCHITECTURES, build_model
 from vidcap_core.models.s2vt import S2VTCaptioner
-from vidcap_core.models.soft_attention import AttentionCaptioner
+from vidcap_core.models.soft_attention import SoftAttention
 
 __all__ = [
     "ARCHITECTURES",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vidcap_core.models.attention import SoftAttention
 from vidcap_core.models.base import CaptionModel, Memory
 from vidcap_core.models.cells import Recurrent, State
 from vidcap_core.models.config import ModelConfig
+from vidcap_core.models.soft_attention import SoftAttention
 
 
 class AttentionCaptioner(CaptionModel):

@@ -37,7 +37,7 @@ class ModelConfig:
     hidden_size: int = 256
     num_layers: int = 1
     dropout: float = 0.3
-    max_len: int = 20  # decode limit in generated tokens (EOS included)
+    max_tokens: int = 20  # decode limit in generated tokens, EOS included (TrainConfig: max_caption_words + 1)
     attention_size: int = 128
 
     def validate(self) -> ModelConfig:
@@ -46,7 +46,7 @@ class ModelConfig:
             raise ConfigError(f"unknown architecture {self.arch!r}: choose one of {', '.join(ARCH_NAMES)}")
         if self.cell not in CELL_NAMES:
             raise ConfigError(f"unknown cell {self.cell!r}: choose one of {', '.join(CELL_NAMES)}")
-        for name in ("feature_dim", "embed_size", "hidden_size", "num_layers", "max_len", "attention_size"):
+        for name in ("feature_dim", "embed_size", "hidden_size", "num_layers", "max_tokens", "attention_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -66,7 +66,13 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Rebuild from `asdict` output; unknown or missing keys raise ConfigError."""
+        """Rebuild from `asdict` output; unknown or missing keys raise ConfigError.
+
+        Checkpoints written before the rename (results/best/model.pt, results/checkpoints/*.pt)
+        call the decode limit `max_len`; it meant the same thing (tokens, EOS included).
+        """
+        if "max_len" in data and "max_tokens" not in data:
+            data = {("max_tokens" if key == "max_len" else key): value for key, value in data.items()}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

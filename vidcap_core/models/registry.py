@@ -7,7 +7,7 @@ from vidcap_core.models.base import CaptionModel
 from vidcap_core.models.config import ModelConfig
 from vidcap_core.models.meanpool import MeanPoolCaptioner
 from vidcap_core.models.s2vt import S2VTCaptioner
-from vidcap_core.models.soft_attention import AttentionCaptioner
+from vidcap_core.models.attention import AttentionCaptioner
 
 ARCHITECTURES: dict[str, type[CaptionModel]] = {
     "meanpool": MeanPoolCaptioner,

@@ -2,7 +2,7 @@
 
 from vidcap_core.pipeline.caption import Captioner, CaptionResult
 from vidcap_core.pipeline.evaluate import EvalReport, evaluate_checkpoint, evaluate_run
-from vidcap_core.pipeline.predict import (
+from vidcap_core.decoding.predict import (
     Prediction,
     predict,
     predict_captions,

@@ -19,11 +19,11 @@ from torch import nn
 
 from vidcap_core.checkpoint import load_checkpoint
 from vidcap_core.decoding import beam_search, greedy_decode
+from vidcap_core.devices import pick_device
 from vidcap_core.errors import CheckpointError, ConfigError, FeatureError
 from vidcap_core.features.backbones import build_backbone
 from vidcap_core.features.extract import encode_frames
 from vidcap_core.text import Vocabulary
-from vidcap_core.training.distributed import pick_device
 from vidcap_core.video import read_frames
 
 REQUIRED_PREPROCESSING = ("backbone", "num_frames", "frame_size")
@@ -128,7 +128,7 @@ class Captioner:
     def decode(self, feats: torch.Tensor, beam: int, n_best: int,
                length_penalty: float) -> tuple[list[tuple[str, float]], np.ndarray | None]:
         """feats (1, T, F) -> ([(caption, score)] best first, attention (words, T) of the best or None)."""
-        max_len = self.model.config.max_len
+        max_len = self.model.config.max_tokens
         if beam == 1:
             result = greedy_decode(self.model, feats, None, max_len=max_len)
             attention = result.attention[0] if result.attention is not None else None

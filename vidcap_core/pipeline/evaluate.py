@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,23 +10,20 @@ from typing import Any
 
 from vidcap_core.checkpoint import check_compatible, load_checkpoint
 from vidcap_core.data import load_dataset, require_split
+from vidcap_core.decoding.predict import predict
+from vidcap_core.devices import pick_device
 from vidcap_core.errors import ConfigError, DatasetError
 from vidcap_core.evaluation import METRICS, CaptionScores, Scorer, score_captions
 from vidcap_core.evaluation.metrics import check_metrics
+from vidcap_core.features.clips import EVAL_FRAMES_STREAM, epoch_rng, frame_order_index, stack_features
 from vidcap_core.features.store import FeatureStore
-from vidcap_core.pipeline.predict import predict
+from vidcap_core.files import json_safe, write_jsonl
+from vidcap_core.runs import RunDir
 from vidcap_core.text import Vocabulary
-from vidcap_core.training.batches import (
-    EVAL_FRAMES_STREAM,
-    epoch_rng,
-    frame_order_index,
-    stack_features,
-)
-from vidcap_core.training.config import TrainConfig
-from vidcap_core.training.distributed import pick_device
-from vidcap_core.training.run_files import RunDir, write_jsonl
 
 FRAME_ORDERS = ("ordered", "shuffled", "reversed")
+# What evaluate_run reads from RUN_DIR/config.json (written by training, read here as plain data).
+RUN_CONFIG_KEYS = ("dataset", "root", "features", "annotations", "max_videos", "seed", "batch_size")
 
 
 @dataclass
@@ -46,7 +42,9 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self, per_video: bool = False) -> dict[str, Any]:
-        """The `vidcap evaluate --format json` object: split, n_videos, metrics, [semantic], predictions_file, ..."""
+        """The `vidcap evaluate --format json` object: split, n_videos, metrics, [semantic], predictions_file, ...
+
+        JSON-safe: a NaN (a semantic slot no caption touched) is None here, null on disk."""
         out: dict[str, Any] = {"split": self.split, "n_videos": self.n_videos, "metrics": self.metrics}
         if self.semantic is not None:
             out["semantic"] = self.semantic
@@ -55,7 +53,7 @@ class EvalReport:
                    inference_ms_per_clip=self.inference_ms_per_clip, device=self.device, notes=self.notes)
         if per_video:
             out["per_video"] = self.per_video
-        return out
+        return json_safe(out)
 
 
 def evaluate_checkpoint(
@@ -101,7 +99,7 @@ def evaluate_checkpoint(
         frame_index = frame_order_index(clips.mask, frame_order, epoch_rng(seed, 0, EVAL_FRAMES_STREAM))
 
     started = time.perf_counter()
-    predictions = predict(model, clips, vocab, max_len=loaded.config.max_len, batch_size=batch_size, beam=beam,
+    predictions = predict(model, clips, vocab, max_len=loaded.config.max_tokens, batch_size=batch_size, beam=beam,
                           length_penalty=length_penalty, frame_index=frame_index)
     ms_per_clip = 1000.0 * (time.perf_counter() - started) / len(clips)
     captions = {video_id: p.caption for video_id, p in predictions.items()}
@@ -156,21 +154,21 @@ def evaluate_run(
     if not run.config.is_file() or not run.best.is_file():
         raise DatasetError(f"{run.root} is not a finished training run (needs config.json and best.pt); "
                            "train with `vidcap train --out RUN_DIR` or pass --checkpoint FILE.")
-    cfg = TrainConfig.from_dict(json.loads(run.config.read_text(encoding="utf-8")), source=str(run.config))
+    cfg = run.read_config(required=RUN_CONFIG_KEYS)
     return evaluate_checkpoint(
         run.best,
-        features=Path(features) if features is not None else Path(cfg.features),
-        dataset=cfg.dataset,
-        root=Path(cfg.root),
-        annotations=Path(cfg.annotations) if cfg.annotations else None,
-        max_videos=cfg.max_videos,
+        features=Path(features) if features is not None else Path(cfg["features"]),
+        dataset=cfg["dataset"],
+        root=Path(cfg["root"]),
+        annotations=Path(cfg["annotations"]) if cfg["annotations"] else None,
+        max_videos=cfg["max_videos"],
         split=split,
         beam=beam,
         length_penalty=length_penalty,
         frame_order=frame_order,
-        seed=cfg.seed,
+        seed=cfg["seed"],
         out_dir=out_dir,
-        batch_size=cfg.batch_size,
+        batch_size=cfg["batch_size"],
         device=device,
         scorer=scorer,
         metrics=metrics,

@@ -24,11 +24,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from vidcap_core.errors import ConfigError
+from vidcap_core.files import atomic_write, atomic_write_text, sweep_interrupted_writes
 from vidcap_core.synth.captions import reference_captions
 from vidcap_core.synth.catalog import ACTION_FAMILIES, ACTION_FAMILY
 from vidcap_core.synth.config import SynthConfig, resolve_config
@@ -104,9 +105,9 @@ def write_video(frames: np.ndarray, path: Path, fps: int, crf: int = 18) -> None
     import av  # heavy; only encoding needs it
 
     _, height, width, _ = frames.shape  # (T, H, W, 3)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
+
+    def encode(handle: BinaryIO) -> None:
+        with av.open(handle, mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast"})
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             # One encoder thread: the worker processes already use the cores, and x264's
@@ -115,10 +116,8 @@ def write_video(frames: np.ndarray, path: Path, fps: int, crf: int = 18) -> None
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
             container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    atomic_write(path, encode)
 
 
 def _run_job(job: _Job) -> _JobResult:
@@ -131,13 +130,7 @@ def _run_job(job: _Job) -> _JobResult:
 
 
 def _write_json_atomic(path: Path, data: Any, indent: int | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
 
 
 def _params(cfg: SynthConfig, seed: int) -> dict[str, Any]:
@@ -188,10 +181,9 @@ def _check_folder(out_dir: Path, params: dict[str, Any]) -> bool:
 
 
 def _remove_stale_temporaries(out_dir: Path) -> None:
-    """Temporary files of an interrupted run (names this module makes: `.<name>.<pid>.tmp`)."""
+    """Temporary files of an interrupted run (vidcap_core.files.atomic_write's `.<name>.<random>.tmp`)."""
     for folder in (out_dir, out_dir / VIDEO_DIR):
-        for path in folder.glob(".*.tmp"):
-            path.unlink(missing_ok=True)
+        sweep_interrupted_writes(folder)
 
 
 def _annotations(cfg: SynthConfig, seed: int, results: list[_JobResult]) -> dict[str, Any]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from vidcap_core.errors import ConfigError, DatasetError
+from vidcap_core.files import atomic_write_text
 from vidcap_core.text.tokenizer import tokenize
 
 __all__ = ["Vocabulary", "tokenize"]
@@ -69,17 +68,17 @@ class Vocabulary:
     def index(self, word: str) -> int:
         return self._stoi.get(word, self.UNK)
 
-    def encode(self, text: str, max_len: int | None = None) -> list[int]:
-        """`<bos> w1 .. wn <eos>` ids of a caption; `max_len` caps the words (BOS/EOS excluded),
-        so the result has at most max_len + 2 ids and always ends with `<eos>`."""
-        return self.encode_tokens(tokenize(text), max_len)
+    def encode(self, text: str, max_words: int | None = None) -> list[int]:
+        """`<bos> w1 .. wn <eos>` ids of a caption; `max_words` caps the words (BOS/EOS excluded),
+        so the result has at most max_words + 2 ids and always ends with `<eos>`."""
+        return self.encode_tokens(tokenize(text), max_words)
 
-    def encode_tokens(self, tokens: Iterable[str], max_len: int | None = None) -> list[int]:
+    def encode_tokens(self, tokens: Iterable[str], max_words: int | None = None) -> list[int]:
         ids = [self.index(t) for t in tokens]
-        if max_len is not None:
-            if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
-                raise ConfigError(f"max_len={max_len!r} must be a non-negative integer (words per caption) or None.")
-            ids = ids[:max_len]
+        if max_words is not None:
+            if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 0:
+                raise ConfigError(f"max_words={max_words!r} must be a non-negative integer (words per caption) or None.")
+            ids = ids[:max_words]
         return [self.BOS, *ids, self.EOS]
 
     def decode_tokens(self, ids: Iterable[int]) -> list[str]:
@@ -125,19 +124,8 @@ class Vocabulary:
             raise DatasetError(f"{source}: {exc}") from exc
 
     def save(self, path: Path) -> None:
-        """Write JSON atomically: a temp file in the same folder, then os.replace."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, ensure_ascii=False, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write JSON atomically (vidcap_core.files: temp file, then rename)."""
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
 
     @classmethod
     def load(cls, path: Path) -> Vocabulary:

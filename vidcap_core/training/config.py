@@ -14,7 +14,11 @@ from vidcap_core.evaluation.metrics import METRICS, check_metrics
 from vidcap_core.options import ArchName, CellName, DatasetName, DeviceName, FrameOrder
 
 # Fields that may change between the first run and a resumed one (extending training).
-RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "device"})
+RESUMABLE_CHANGES = frozenset({"epochs", "torch_threads", "device"})
+# Old option name -> new one. config.json files (and config files) written before the rename still
+# load, so committed runs resume and evaluate: `num_workers` always meant torch threads, and
+# `max_caption_len` always counted words.
+RENAMED_KEYS = {"num_workers": "torch_threads", "max_caption_len": "max_caption_words"}
 
 
 @dataclass
@@ -41,14 +45,14 @@ class TrainConfig:
     scheduled_sampling: float = 0.0  # max probability of feeding the model its own previous token
     scheduled_sampling_ramp: int = 10  # epochs over which that probability rises linearly from 0
     min_count: int = 2  # words seen fewer times in train captions become UNK
-    max_caption_len: int = 20  # words per caption (BOS/EOS excluded) in training and decoding
+    max_caption_words: int = 20  # words per caption (BOS/EOS excluded) in training and decoding
     captions_per_video: int | None = 1  # captions sampled per video per epoch; None (or 0) = every pair
     patience: int | None = 5  # validations without a val-CIDEr gain before stopping; None (or 0) = never
     seed: int = 0
     frame_order: FrameOrder = "ordered"  # training-time frame order (the shuffled-frames ablation)
     val_every: int = 1  # validate every N epochs (and always after the last one)
     val_metrics: list[str] = field(default_factory=lambda: list(METRICS))  # scored on val; CIDEr always included
-    num_workers: int = 0  # CPU threads for torch in this run; 0 keeps torch's default
+    torch_threads: int = 0  # CPU threads for torch in this run; 0 keeps torch's default
     probe_every: int = 1  # gradient-flow probe every N epochs (plus at initialisation); 0 = init only
     probe_batch: int = 16  # clips in the fixed probe batch
     device: DeviceName = "auto"
@@ -75,7 +79,7 @@ class TrainConfig:
             if value not in allowed:
                 raise ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(allowed)}.")
         positive = ("embed_size", "hidden_size", "num_layers", "attention_size", "epochs", "batch_size",
-                    "max_caption_len", "val_every", "probe_batch", "min_count")
+                    "max_caption_words", "val_every", "probe_batch", "min_count")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be a positive integer.")
@@ -94,14 +98,20 @@ class TrainConfig:
         check_max_videos(self.max_videos)
         wanted = [self.val_metrics] if isinstance(self.val_metrics, str) else list(self.val_metrics)
         self.val_metrics = list(check_metrics(wanted + ["CIDEr"]))  # CIDEr selects the best epoch
-        if self.scheduled_sampling_ramp < 0 or self.probe_every < 0 or self.num_workers < 0:
-            raise ConfigError("scheduled_sampling_ramp, probe_every and num_workers must be >= 0.")
+        if self.scheduled_sampling_ramp < 0 or self.probe_every < 0 or self.torch_threads < 0:
+            raise ConfigError("scheduled_sampling_ramp, probe_every and torch_threads must be >= 0.")
+
+    @property
+    def max_tokens(self) -> int:
+        """The model's decode limit: the caption's words plus EOS (the one place that +1 is made)."""
+        return self.max_caption_words + 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        values = upgrade_renamed_keys(values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -110,6 +120,16 @@ class TrainConfig:
             return cls(**values)
         except TypeError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
+
+
+def upgrade_renamed_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the old names of RENAMED_KEYS replaced by the new ones (a new name given too wins)."""
+    upgraded = dict(values)
+    for old, new in RENAMED_KEYS.items():
+        if old in upgraded:
+            value = upgraded.pop(old)
+            upgraded.setdefault(new, value)
+    return upgraded
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

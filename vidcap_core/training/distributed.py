@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from vidcap_core.devices import pick_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -27,15 +29,6 @@ class DistContext:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def pick_device(preference: str, local_rank: int = 0) -> torch.device:
-    """The one place a device is chosen: 'auto' = cuda if available, else cpu."""
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    if preference == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def start_distributed(device_preference: str) -> DistContext:

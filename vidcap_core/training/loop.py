@@ -1,7 +1,6 @@
 """`train(cfg, out)`: masked-NLL training with Adam, val-CIDEr model selection and early stopping.
 
-Run directory (see RunDir): config.json, vocab.json, last.pt (resume state), best.pt (inference
-checkpoint), log.jsonl (one row per epoch), gradients.jsonl (gradient-flow probe rows).
+The run folder (its files, resuming from last.pt) is training/run_folder.py's job; this is the loop.
 Rerunning the same call on the same RUN_DIR resumes from last.pt and ends where an uninterrupted
 run would. Under torchrun every rank trains on its share of each global batch; rank 0 alone
 validates, logs and writes files, and broadcasts the stop decision.
@@ -9,12 +8,11 @@ validates, logs and writes files, and broadcasts the stop decision.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +23,24 @@ from tqdm.auto import tqdm
 
 from vidcap_core.checkpoint import save_checkpoint
 from vidcap_core.data import load_dataset, require_split
-from vidcap_core.errors import ConfigError
+from vidcap_core.decoding.predict import predict_captions, preprocessing_from_meta
 from vidcap_core.evaluation import Scorer
-from vidcap_core.features.store import FeatureStore
-from vidcap_core.models import PAD_ID, ModelConfig, build_model
-from vidcap_core.pipeline.predict import predict_captions, preprocessing_from_meta
-from vidcap_core.text import Vocabulary
-from vidcap_core.training.batches import (
+from vidcap_core.features.clips import (
     FRAMES_STREAM,
     SAMPLING_STREAM,
     ClipFeatures,
-    EncodedCaptions,
-    encode_captions,
-    epoch_caption_order,
     epoch_rng,
     frame_order_index,
     gather_frames,
-    split_for_rank,
     stack_features,
 )
-from vidcap_core.training.config import RESUMABLE_CHANGES, TrainConfig
+from vidcap_core.features.store import FeatureStore
+from vidcap_core.files import append_jsonl, read_jsonl, write_json
+from vidcap_core.models import PAD_ID, ModelConfig, build_model
+from vidcap_core.runs import RunDir
+from vidcap_core.text import Vocabulary
+from vidcap_core.training.batches import EncodedCaptions, encode_captions, epoch_caption_order, split_for_rank
+from vidcap_core.training.config import TrainConfig
 from vidcap_core.training.distributed import (
     DistContext,
     all_reduce_sum,
@@ -55,13 +51,14 @@ from vidcap_core.training.distributed import (
 )
 from vidcap_core.training.gradient_probe import ProbeBatch, frame_gradient_norms
 from vidcap_core.training.loss import caption_loss
-from vidcap_core.training.run_files import (
-    RunDir,
-    append_jsonl,
-    read_jsonl,
-    save_torch,
-    write_json,
-    write_jsonl,
+from vidcap_core.training.run_folder import (
+    RunState,
+    TrainResult,
+    collect_result,
+    prepare_run_dir,
+    restore_last,
+    save_last,
+    trim_logs,
 )
 
 SELECTION_METRIC = "CIDEr"  # model selection and early stopping, on val only (never test)
@@ -75,27 +72,6 @@ class StepOutcome:
     loss: float  # global mean token NLL of the batch (before the update)
     grad_norm: float  # total gradient norm before clipping
     diverged_reason: str | None = None  # set when the step was refused and the run must stop
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    epochs_completed: int
-    best_epoch: int | None  # 1-based epoch of best.pt
-    best_val: dict[str, float] | None  # val metrics of best.pt
-    stopped_early: bool
-    diverged: bool
-    final_train_loss: float | None
-    history: list[dict[str, Any]] = field(default_factory=list)  # the rows of log.jsonl
-
-    @property
-    def best_checkpoint(self) -> Path | None:
-        path = RunDir(self.run_dir).best
-        return path if path.is_file() else None
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return RunDir(self.run_dir).last
 
 
 @dataclass
@@ -119,18 +95,6 @@ class EpochStats:
     diverged_reason: str | None = None
 
 
-@dataclass
-class RunState:
-    """What last.pt carries besides weights: where the run stands."""
-
-    epochs_done: int = 0
-    best_cider: float = -math.inf
-    best_epoch: int | None = None
-    best_val: dict[str, float] | None = None
-    bad_validations: int = 0
-    stop_reason: str | None = None  # "early_stop" | "diverged" once the run has ended for good
-
-
 def train(cfg: TrainConfig, out: Path, resume: bool = True, progress: bool = True,
           scorer: Scorer | None = None) -> TrainResult:
     """Train one captioner into RUN_DIR `out`; safe to rerun (it resumes) and to run under torchrun.
@@ -141,7 +105,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = True, progress: bool = Tru
     cfg.validate()
     ctx = start_distributed(cfg.device)
     try:
-        with deterministic_algorithms(ctx.device), torch_threads(cfg.num_workers):
+        with deterministic_algorithms(ctx.device), torch_thread_count(cfg.torch_threads):
             return run_training(cfg, RunDir(Path(out)), resume, progress, ctx, scorer)
     finally:
         stop_distributed(ctx)
@@ -224,7 +188,7 @@ def run_epoch(cfg: TrainConfig, run: RunDir, epoch: int, trainable: nn.Module, m
 def validate_and_select(cfg: TrainConfig, run: RunDir, epoch: int, model: nn.Module, data: TrainingData,
                         scorer: Any, state: RunState, row: dict[str, Any]) -> bool:
     """Greedy-decode val, score it, keep best.pt on val CIDEr; return True to stop early."""
-    predictions = predict_captions(model, data.val, data.vocab, max_len=cfg.max_caption_len + 1,
+    predictions = predict_captions(model, data.val, data.vocab, max_len=cfg.max_tokens,
                                    batch_size=cfg.batch_size, beam=1)
     scores = scorer.score(predictions, data.val_references, metrics=cfg.val_metrics, per_video=False)
     metrics = {k: float(v) for k, v in scores.corpus.items()}
@@ -338,7 +302,7 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
     return TrainingData(
         vocab=vocab,
         train=train,
-        captions=encode_captions(vocab, train_records, cfg.max_caption_len),
+        captions=encode_captions(vocab, train_records, cfg.max_caption_words),
         val=val,
         val_references={r.video_id: list(r.captions) for r in val_records},
         preprocessing=preprocessing_from_meta(store.meta),
@@ -355,7 +319,7 @@ def build_captioner(cfg: TrainConfig, data: TrainingData) -> nn.Module:
         hidden_size=cfg.hidden_size,
         num_layers=cfg.num_layers,
         dropout=cfg.dropout,
-        max_len=cfg.max_caption_len + 1,  # words + EOS
+        max_tokens=cfg.max_tokens,
         attention_size=cfg.attention_size,
     )
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
@@ -375,7 +339,7 @@ def probe_batch(cfg: TrainConfig, data: TrainingData) -> ProbeBatch:
     """The first `probe_batch` val clips with their first reference, fixed for the whole run."""
     n = min(cfg.probe_batch, len(data.val))
     first_refs = [data.val_references[vid][0] for vid in data.val.video_ids[:n]]
-    rows = [data.vocab.encode(text, cfg.max_caption_len) for text in first_refs]
+    rows = [data.vocab.encode(text, cfg.max_caption_words) for text in first_refs]
     captions = torch.zeros(n, max(len(r) for r in rows), dtype=torch.long)  # (B, L)
     for i, row in enumerate(rows):
         captions[i, : len(row)] = torch.tensor(row, dtype=torch.long)
@@ -386,82 +350,6 @@ def probe_row(model: nn.Module, probe: ProbeBatch, epoch: int, device: torch.dev
     on_device = ProbeBatch(probe.feats.to(device), probe.mask.to(device), probe.captions.to(device))
     norms = frame_gradient_norms(model, on_device)
     return {"epoch": epoch, "frames": len(norms), "clips": int(probe.feats.shape[0]), "grad_norms": norms.tolist()}
-
-
-def prepare_run_dir(cfg: TrainConfig, run: RunDir, resume: bool) -> None:
-    """Refuse to resume a different run; start fresh (removing old run files) when not resuming."""
-    run.root.mkdir(parents=True, exist_ok=True)
-    if resume and run.last.is_file() and run.config.is_file():
-        previous = json.loads(run.config.read_text(encoding="utf-8"))
-        changed = sorted(k for k, v in cfg.to_dict().items() if previous.get(k) != v and k not in RESUMABLE_CHANGES)
-        if changed:
-            raise ConfigError(
-                f"{run.root} holds a run with different {', '.join(changed)}; "
-                "use another --out, or --no-resume to start over there."
-            )
-    elif not resume or not run.last.is_file():
-        for path in (run.last, run.best, run.log, run.gradients):
-            path.unlink(missing_ok=True)
-    write_json(run.config, cfg.to_dict())
-
-
-def trim_logs(run: RunDir, epochs_done: int) -> None:
-    """Drop log rows newer than last.pt (a crash between writing the log and last.pt)."""
-    for path in (run.log, run.gradients):
-        rows = read_jsonl(path)
-        kept = [r for r in rows if r["epoch"] <= epochs_done]
-        if len(kept) != len(rows):
-            write_jsonl(path, kept)
-
-
-def save_last(path: Path, cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer, state: RunState) -> None:
-    payload = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "config": cfg.to_dict(),
-        "epochs_done": state.epochs_done,
-        "best_cider": state.best_cider,
-        "best_epoch": state.best_epoch,
-        "best_val": state.best_val,
-        "bad_validations": state.bad_validations,
-        "stop_reason": state.stop_reason,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    save_torch(path, payload)
-
-
-def restore_last(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> RunState:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(payload["model"])
-    model.to(device)
-    optimizer.load_state_dict(payload["optimizer"])
-    torch.set_rng_state(payload["torch_rng"])
-    if payload["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["cuda_rng"])
-    return RunState(
-        epochs_done=payload["epochs_done"],
-        best_cider=payload["best_cider"],
-        best_epoch=payload["best_epoch"],
-        best_val=payload["best_val"],
-        bad_validations=payload["bad_validations"],
-        stop_reason=payload["stop_reason"],
-    )
-
-
-def collect_result(run: RunDir, state: RunState) -> TrainResult:
-    history = read_jsonl(run.log)
-    losses = [row["train_loss"] for row in history if row["train_loss"] is not None]
-    return TrainResult(
-        run_dir=run.root,
-        epochs_completed=state.epochs_done,
-        best_epoch=state.best_epoch,
-        best_val=state.best_val,
-        stopped_early=state.stop_reason == "early_stop",
-        diverged=state.stop_reason == "diverged",
-        final_train_loss=losses[-1] if losses else None,
-        history=history,
-    )
 
 
 def mean_or_none(values: list[float]) -> float | None:
@@ -482,7 +370,8 @@ def deterministic_algorithms(device: torch.device):
 
 
 @contextmanager
-def torch_threads(count: int):
+def torch_thread_count(count: int):
+    """torch's CPU thread count set to `count` for the block (0 keeps the current one), restored afterwards."""
     previous = torch.get_num_threads()
     if count:
         torch.set_num_threads(count)
