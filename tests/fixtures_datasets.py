@@ -1,17 +1,27 @@
-"""Tiny copies of each dataset's on-disk format, quirks included, for the loader tests.
+"""Tiny copies of each dataset's on-disk format, quirks included, for the loader tests; and the toy
+captioning dataset (csv + cached features) with its training config, for the training, pipeline,
+DDP and end-to-end tests.
 
 Video files are empty placeholders where only their existence matters (MSR-VTT, MSVD, CSV
-layouts); the SynthClips-style fixture writes tiny real MPEG-4 clips with PyAV.
+layouts); the SynthClips-style fixture writes tiny real MPEG-4 clips with PyAV. Test files import
+their shared helpers from here, never from another test file.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
+
+if TYPE_CHECKING:  # torch and the training package load only for the tests that train
+    import torch
+
+    from vidcap_core.training import TrainConfig
 
 MSRVTT_INFO = {
     "contributor": "Microsoft MSM group",
@@ -192,3 +202,75 @@ def write_tiny_video(path: Path, shade: int = 0, frames: int = 4, size: int = 32
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+# ----------------------------------------------------------------------------- toy captioning dataset
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = ("red", "green", "blue")
+MOTIONS = ("left", "right")
+TOY_FRAMES = 6
+TOY_DIM = 16
+
+
+def write_toy_dataset(folder: Path, n_train: int = 24, n_val: int = 6, n_test: int = 6, seed: int = 0) -> tuple[Path, Path]:
+    """A csv dataset (no video files needed) and a matching feature cache of learnable features.
+
+    Clip i shows a coloured shape moving left or right; its features put the shape and colour in
+    one-hot slots and the motion in a ramp over time, so frame order matters. Returns
+    (annotations csv, features folder).
+    """
+    rng = np.random.default_rng(seed)
+    features = folder / "features"
+    features.mkdir(parents=True, exist_ok=True)
+    rows = []
+    splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+    for i, split in enumerate(splits):
+        shape, colour, motion = SHAPES[i % 3], COLOURS[(i // 3) % 3], MOTIONS[(i // 9) % 2]
+        video_id = f"clip{i}"
+        rows += [
+            {"video": f"{video_id}.mp4", "caption": f"a {colour} {shape} moves {motion}", "split": split},
+            {"video": f"{video_id}.mp4", "caption": f"the {shape} is {colour} and goes {motion}", "split": split},
+        ]
+        feats = 0.1 * rng.standard_normal((TOY_FRAMES, TOY_DIM))  # (T, F)
+        feats[:, SHAPES.index(shape)] += 1.0
+        feats[:, 3 + COLOURS.index(colour)] += 1.0
+        ramp = np.linspace(-1.0, 1.0, TOY_FRAMES) * (1 if motion == "right" else -1)
+        feats[:, 6] += ramp
+        np.save(features / f"{video_id}.npy", feats.astype(np.float16))
+    meta = {"backbone": "random", "weights": "random-init seed 0", "feature_dim": TOY_DIM, "grid_dim": TOY_DIM,
+            "num_frames": TOY_FRAMES, "frame_size": [32, 32], "grid": False, "grid_size": [2, 2],
+            "dtype": "float16", "version": 1}
+    (features / "features.json").write_text(json.dumps(meta))
+    annotations = folder / "captions.csv"
+    with open(annotations, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["video", "caption", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return annotations, features
+
+
+def toy_config(folder: Path, **changes) -> TrainConfig:
+    """A small, fast TrainConfig over `write_toy_dataset(folder)`; `changes` override its fields."""
+    from vidcap_core.training import TrainConfig
+
+    annotations, features = write_toy_dataset(folder)
+    base = TrainConfig(dataset="csv", root=str(folder), annotations=str(annotations), features=str(features),
+                       arch="s2vt", cell="gru", embed_size=16, hidden_size=24, attention_size=8, dropout=0.2,
+                       epochs=2, batch_size=8, lr=5e-3, grad_clip=1.0, min_count=1, max_caption_words=8,
+                       captions_per_video=1, patience=None, seed=3, probe_every=1, probe_batch=4, torch_threads=1,
+                       val_metrics=["Bleu_4", "CIDEr"])
+    return replace(base, **changes)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    """The model state_dict of a checkpoint file."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def log_rows(run: Path, drop_time: bool = True) -> list[dict]:
+    """The rows of a run's log.jsonl, without their wall-clock `seconds` unless drop_time=False."""
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not (drop_time and k == "seconds")} for r in rows]

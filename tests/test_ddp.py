@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training import log_rows, toy_config, weights
+from fixtures_datasets import log_rows, toy_config, weights
 
 from vidcap_core.training import train
 

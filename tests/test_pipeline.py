@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import typer
-from test_training import toy_config
+from fixtures_datasets import toy_config
 from typer.testing import CliRunner
 
 from vidcap_core.cli.evaluate import evaluate_command
