@@ -8,6 +8,7 @@ from vidcap_core.cli.caption import caption_command
 from vidcap_core.cli.data import data_app
 from vidcap_core.cli.evaluate import evaluate_command
 from vidcap_core.cli.features import features, pretrain_cnn
+from vidcap_core.cli.ood import calibrate_ood_command
 from vidcap_core.cli.train import train_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="vidcap: caption videos, train and evaluate captioners.")
@@ -17,6 +18,7 @@ app.command("pretrain-cnn")(pretrain_cnn)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("caption")(caption_command)
+app.command("calibrate-ood")(calibrate_ood_command)
 
 
 def main() -> None:
