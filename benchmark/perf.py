@@ -127,11 +127,10 @@ def load_model_for_latency(checkpoint: Path | None, scratch: Path) -> tuple[Path
     """A checkpoint with preprocessing facts: the given/trained one, else an untrained S2VT-LSTM."""
     if checkpoint is not None and checkpoint.is_file():
         return checkpoint, f"trained model {checkpoint}"
-    from vidcap_core.checkpoint import save_checkpoint
+    from vidcap_core.checkpoint import preprocessing_from_meta, save_checkpoint
     from vidcap_core.features.backbones import build_backbone
     from vidcap_core.features.extract import extraction_meta
     from vidcap_core.models import ModelConfig, build_model
-    from vidcap_core.pipeline import preprocessing_from_meta
     from vidcap_core.text import Vocabulary
 
     backbone = build_backbone("synth-cnn")
@@ -240,12 +239,13 @@ def measure_end_to_end(checkpoint: Path, clip: Path, repeats: int, results: Perf
     from vidcap_core.pipeline import Captioner
 
     captioner = Captioner.from_checkpoint(checkpoint, device="cpu")
-    captioner.caption(clip)  # warm-up
+    options = {"beam": 1, "no_repeat_ngram": 0}  # greedy, repetition block off: the benchmark's setting
+    captioner.caption(clip, **options)  # warm-up
     parts: dict[str, list[float]] = {}
     totals = []
     for _ in range(repeats):
         started = time.perf_counter()
-        result = captioner.caption(clip)
+        result = captioner.caption(clip, **options)
         totals.append(time.perf_counter() - started)
         for key, value in result.timings_ms.items():
             parts.setdefault(key, []).append(value)

@@ -35,6 +35,7 @@ COMPARE_MODELS: dict[str, str] = {
 }
 CREATE_CHECKPOINTS = "vidcap-bench run --suite cells --out results"
 BYTES_PER_MB = 1024 * 1024
+DEMO_NO_REPEAT_NGRAM = 3  # the demo's n-gram repetition block (vidcap caption defaults to 0 = off)
 DECORD_DETAIL = " (decord also failed:"  # appended by vidcap_core.video.reader after PyAV's own reason
 
 
@@ -170,6 +171,8 @@ class DemoHandlers:
     # Where probing and decoding run: None = in this process; the served app passes an
     # IsolatedDecoder, so a decoder that crashes on an upload costs that request, not the server.
     decoder: IsolatedDecoder | None = None
+    # Captions never repeat a 3-word phrase here (issue #12: no runaway output); 0 turns it off.
+    no_repeat_ngram: int = DEMO_NO_REPEAT_NGRAM
 
     def caption_video(self, path: str | Path | None, model_name: str, beam: int = 1, frames: int = 0) -> Outcome:
         """Caption one video with `model_name`; `frames` 0 means as many frames as the model was trained on."""
@@ -210,39 +213,32 @@ class DemoHandlers:
         return beam_i, frames_i
 
     def run(self, video: CheckedVideo, model_name: str, beam: int, frames: int) -> Captioned:
-        from vidcap_core.video import read_frames, sample_frame_indices
-
+        """Caption a checked upload through `Captioner.caption` (the one corridor) and add what only
+        the page shows: the probe's time, a total, the example's references and the checker's verdict."""
         captioner = self.models.get(model_name)
-        num_frames = frames or captioner.num_frames
-        read = read_frames if self.decoder is None else self.decoder.read
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-        clip = read(video.path, num_frames, captioner.frame_size)  # (T, H, W, 3) uint8
-        timings["decode_video"] = video.probe_ms + elapsed_ms(started)
-        started = time.perf_counter()
-        feats = captioner.features(clip)  # (1, T, F)
-        timings["features"] = elapsed_ms(started)
-        started = time.perf_counter()
-        n_best = min(beam, self.limits.max_hypotheses)
-        hypotheses, attention = captioner.decode(feats, beam, n_best, length_penalty=0.0)
-        timings["caption"] = elapsed_ms(started)
+        if self.decoder is not None:
+            captioner = captioner.decoding_with(self.decoder)
+        result = captioner.caption(video.path, beam=beam, n_best=min(beam, self.limits.max_hypotheses),
+                                   no_repeat_ngram=self.no_repeat_ngram, num_frames=frames or None,
+                                   video_info=video.info)  # probed by check_upload already
+        timings = dict(result.timings_ms)
+        timings["decode_video"] += video.probe_ms
         timings = {key: round(value, 1) for key, value in timings.items()}
         timings["total"] = round(sum(timings.values()), 1)
-        caption, score = hypotheses[0]
         example = self.examples.match(video.path)
         return Captioned(
             model=model_name,
             video=video.path,
-            caption=caption,
-            score=score,
-            hypotheses=hypotheses,
-            attention=attention if captioner.is_attention else None,
-            frames=clip,
-            frame_indices=[int(i) for i in sample_frame_indices(video.info.frames, num_frames)],
+            caption=result.caption,
+            score=result.score,
+            hypotheses=result.hypotheses,
+            attention=result.attention,
+            frames=result.frames,
+            frame_indices=result.frame_indices,
             fps=video.info.fps,
             timings_ms=timings,
             example=example,
-            verdict=None if example is None else semantic_verdict(caption, example),
+            verdict=None if example is None else semantic_verdict(result.caption, example),
         )
 
 

@@ -139,6 +139,73 @@ def test_s2vt_has_no_heatmap_and_models_load_once(handlers, clip):
     assert handlers.models.get("s2vt-lstm") is handlers.models.get("s2vt-lstm")
 
 
+# ----------------------------------------------------------------------------- one corridor: Captioner.caption
+
+
+def test_demo_captions_through_the_captioner(handlers, demo_data, clip):
+    """The demo adds presentation only: its caption is `Captioner.caption`'s with the demo's settings."""
+    from demo.handlers import DEMO_NO_REPEAT_NGRAM
+    from vidcap_core.pipeline import Captioner
+
+    outcome = handlers.caption_video(clip, "attention-lstm", beam=3, frames=4)
+    captioner = Captioner.from_checkpoint(demo_data["results"] / "checkpoints" / "attention-lstm.pt", device="cpu")
+    result = captioner.caption(clip, beam=3, n_best=3, no_repeat_ngram=DEMO_NO_REPEAT_NGRAM, num_frames=4)
+    assert isinstance(outcome, Captioned), outcome
+    assert (outcome.caption, outcome.hypotheses, outcome.frame_indices) == (result.caption, result.hypotheses,
+                                                                           result.frame_indices)
+    np.testing.assert_array_equal(outcome.frames, result.frames)
+    np.testing.assert_array_equal(outcome.attention, result.attention)
+    assert set(outcome.timings_ms) == {*result.timings_ms, "total"}
+
+
+def test_captioner_result_frame_override_and_repetition_block(demo_data, clip):
+    from vidcap_core.pipeline import Captioner
+    from vidcap_core.video import probe_video, sample_frame_indices
+
+    captioner = Captioner.from_checkpoint(demo_data["results"] / "best" / "model.pt", device="cpu")
+    four = captioner.caption(clip, num_frames=4)
+    assert four.frames.shape == (4, 64, 64, 3) and four.attention.shape == (len(four.caption.split()), 4)
+    assert four.frame_indices == sample_frame_indices(probe_video(clip).frames, 4).tolist()
+    assert set(four.timings_ms) == {"decode_video", "features", "caption"}
+    answer = json.loads(json.dumps(four.to_dict(), allow_nan=False))
+    assert "ood" in answer and answer["frame_indices"] == four.frame_indices  # ood: issue #12's score or null
+    assert [h["caption"] for h in answer["hypotheses"]] == [four.caption]
+    for n in (1, 2):
+        for beam in (1, 3):
+            words = captioner.caption(clip, beam=beam, n_best=beam, no_repeat_ngram=n)
+            for text, _ in words.hypotheses:
+                grams = [tuple(text.split()[i : i + n]) for i in range(len(text.split()) - n + 1)]
+                assert len(grams) == len(set(grams)), (n, beam, text)
+    for bad in ({"num_frames": 0}, {"no_repeat_ngram": -1}, {"beam": 2, "n_best": 3}):
+        with pytest.raises(ConfigError):
+            captioner.caption(clip, **bad)
+
+
+def test_vidcap_caption_no_repeat_ngram_option(demo_data, clip):
+    import typer
+
+    from vidcap_core.cli.caption import caption_command
+    from vidcap_core.pipeline import Captioner
+
+    app = typer.Typer()
+    app.command()(caption_command)
+    checkpoint = demo_data["results"] / "checkpoints" / "s2vt-lstm.pt"  # untrained: says "a a a a ..." unblocked
+
+    def caption_line(*options: str) -> dict:
+        result = CliRunner().invoke(app, [str(clip), "--checkpoint", str(checkpoint), "--device", "cpu",
+                                          "--format", "json", *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    runaway, blocked = caption_line(), caption_line("--no-repeat-ngram", "2")
+    words = blocked["caption"].split()
+    assert len(set(runaway["caption"].split())) < len(runaway["caption"].split())  # guards the test
+    bigrams = list(zip(words, words[1:]))
+    assert blocked["caption"] != runaway["caption"] and len(bigrams) == len(set(bigrams))
+    expected = Captioner.from_checkpoint(checkpoint, device="cpu").caption(clip, no_repeat_ngram=2)
+    assert blocked["caption"] == expected.caption and blocked["frame_indices"] == expected.frame_indices
+
+
 def write_video_without_frames(path: Path) -> Path:
     import av
 

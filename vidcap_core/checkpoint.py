@@ -204,3 +204,18 @@ def check_compatible(
         f"checkpoint {checkpoint} expects {_describe_features(preprocessing)} features; "
         f"features in {features} are {_describe_features(feature_meta)}: {fix}"
     )
+
+
+# Preprocessing facts of a feature cache that a checkpoint must carry (STYLE rule 6).
+PREPROCESSING_KEYS = ("backbone", "weights", "feature_dim", "grid_dim", "num_frames", "frame_size", "grid", "grid_size")
+
+
+def preprocessing_from_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The facts of features.json that decide whether a model fits other features or raw video.
+
+    `grid` says whether the *model* reads region grids; models trained here read the per-frame
+    vectors only, so it is False even when the cache also holds grids.
+    """
+    facts = {key: meta[key] for key in PREPROCESSING_KEYS if key in meta}
+    facts["grid"] = False
+    return facts

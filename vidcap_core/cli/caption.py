@@ -24,6 +24,7 @@ def caption_command(
     beam: Annotated[int, typer.Option(min=1, help="Beam size (1 = greedy).")] = 1,
     n_best: Annotated[int, typer.Option(min=1, help="Captions per video (<= beam); text format lists them all.")] = 1,
     length_penalty: Annotated[float, typer.Option(help="GNMT length-penalty alpha for beam search (0 = none).")] = 0.0,
+    no_repeat_ngram: Annotated[int, typer.Option(min=0, help="Never repeat an n-gram of this many words in a caption (0 = off; the demo uses 3).")] = 0,
     backbone_weights: Annotated[Optional[Path], typer.Option(help="Backbone weights file, if features were extracted with --weights.")] = None,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="auto = cuda if available, else cpu.")] = "auto",
     output_format: Annotated[Literal["json", "text"], typer.Option("--format", help="json: one JSON object per line per video.")] = "text",
@@ -40,21 +41,22 @@ def caption_command(
     with IsolatedDecoder(workers=1, timeout_s=decode_timeout) as decoder:  # children stop on every way out
         try:
             captioner = Captioner.from_checkpoint(checkpoint, device=device, backbone_weights=backbone_weights,
-                                                  reader=decoder.read)
+                                                  reader=decoder.read, prober=decoder.probe)
         except VidcapError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(code=2) from exc
-        caption_each(captioner, videos, beam, n_best, length_penalty, output_format)
+        caption_each(captioner, videos, beam, n_best, length_penalty, output_format, no_repeat_ngram)
 
 
 def caption_each(captioner: Captioner, videos: list[Path], beam: int, n_best: int, length_penalty: float,
-                 output_format: str) -> None:
+                 output_format: str, no_repeat_ngram: int = 0) -> None:
     """Print one line (json) or n_best lines (text) per video; an unreadable one gets its error."""
     from vidcap_core.errors import VidcapError
 
     for video in videos:
         try:
-            result = captioner.caption(video, beam=beam, n_best=n_best, length_penalty=length_penalty)
+            result = captioner.caption(video, beam=beam, n_best=n_best, length_penalty=length_penalty,
+                                       no_repeat_ngram=no_repeat_ngram)
         except VidcapError as exc:
             entry = {"path": str(video), "error": str(exc)}
             typer.echo(json.dumps(entry) if output_format == "json" else f"{video}: ERROR {exc}")

@@ -9,23 +9,15 @@ from torch import Tensor
 
 from vidcap_core.decoding.common import (
     Hypothesis,
+    check_decode_options,
     eval_mode,
     gnmt_length_penalty,
     next_token_logprobs,
     resolve_max_len,
 )
-from vidcap_core.errors import ConfigError
+from vidcap_core.decoding.ngram_block import block_repeated_ngrams
 from vidcap_core.models.base import CaptionModel
 from vidcap_core.models.config import BOS_ID, EOS_ID
-
-
-def _check_beam_options(beam_size: int, n_best: int, length_penalty: float) -> None:
-    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
-        raise ConfigError(f"beam_size must be a positive integer, got {beam_size!r}")
-    if isinstance(n_best, bool) or not isinstance(n_best, int) or not 1 <= n_best <= beam_size:
-        raise ConfigError(f"n_best must be between 1 and beam_size={beam_size}, got {n_best!r}")
-    if not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty) or length_penalty < 0:
-        raise ConfigError(f"length_penalty must be a finite number >= 0, got {length_penalty!r}")
 
 
 @torch.inference_mode()
@@ -37,6 +29,7 @@ def beam_search(
     max_len: int | None = None,
     length_penalty: float = 0.0,
     n_best: int = 1,
+    no_repeat_ngram: int = 0,
 ) -> list[list[Hypothesis]]:
     """The `n_best` best captions of each clip, best first.
 
@@ -46,9 +39,11 @@ def beam_search(
     finished hypotheses (and is dropped from the batch); at `max_len` tokens (EOS included)
     the live beams are cut and kept as hypotheses. Hypotheses are ranked by
     `logprob / ((5 + length) / 6) ** length_penalty` (GNMT; 0 = raw log-prob sum), where
-    length counts the EOS. With beam_size 1 this is exactly greedy decoding.
+    length counts the EOS. With `no_repeat_ngram` N > 0, a continuation that would repeat an
+    n-gram of N tokens already in its beam gets -inf (never chosen). With beam_size 1 this is
+    exactly greedy decoding with the same options.
     """
-    _check_beam_options(beam_size, n_best, length_penalty)
+    check_decode_options(beam_size, n_best, length_penalty, no_repeat_ngram)
     max_len = resolve_max_len(model, max_len)
     K, V = beam_size, model.config.vocab_size
     num_candidates = min(2 * K, K * V)  # at most K candidates end in EOS, so >= K others remain
@@ -70,7 +65,8 @@ def beam_search(
             A = len(active)
             if alpha is not None and att_history is None:
                 att_history = alpha.new_zeros(A * K, 0, alpha.size(1))  # (A * K, 0, N)
-            logprobs = next_token_logprobs(logits).view(A, K, V)  # (A, K, V)
+            logprobs = block_repeated_ngrams(next_token_logprobs(logits), history, no_repeat_ngram)  # (A * K, V)
+            logprobs = logprobs.view(A, K, V)  # (A, K, V)
             candidates = (scores.unsqueeze(-1) + logprobs).view(A, K * V)  # (A, K * V)
             top_scores, top_index = candidates.topk(num_candidates, dim=1)  # (A, C), best first
             top_beam = top_index // V  # (A, C)
@@ -151,6 +147,7 @@ def beam_search_unbatched(
     max_len: int | None = None,
     length_penalty: float = 0.0,
     n_best: int = 1,
+    no_repeat_ngram: int = 0,
 ) -> list[list[Hypothesis]]:
     """Reference: `beam_search` one clip at a time (B = 1), for the batched-vs-loop benchmark."""
     return [
@@ -162,6 +159,7 @@ def beam_search_unbatched(
             max_len=max_len,
             length_penalty=length_penalty,
             n_best=n_best,
+            no_repeat_ngram=no_repeat_ngram,
         )[0]
         for i in range(feats.size(0))
     ]

@@ -1,7 +1,8 @@
-"""What greedy and beam search share: result types, next-token log-probs, eval mode."""
+"""What greedy and beam search share: the Hypothesis result, option checks, next-token log-probs, eval mode."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,26 +17,33 @@ from vidcap_core.models.config import BOS_ID, PAD_ID
 
 
 @dataclass
-class DecodeResult:
-    """Greedy output for B clips. Tokens exclude BOS and EOS.
-
-    `scores` (B,) is the summed log-probability of the emitted tokens, EOS included when it
-    was emitted. `attention[i]` is (len(tokens[i]), N): one row of weights per word.
-    """
-
-    tokens: list[list[int]]
-    scores: Tensor
-    attention: list[np.ndarray] | None
-
-
-@dataclass
 class Hypothesis:
-    """One beam-search caption. `score` ranks hypotheses (length-penalised `logprob`)."""
+    """One decoded caption of one clip; greedy and beam search both return these.
+
+    `tokens` exclude BOS and EOS. `logprob` is the summed log-probability of the emitted
+    tokens, EOS included when it was emitted. `score` ranks hypotheses: `logprob` divided by
+    the GNMT length penalty (equal to `logprob` when length_penalty is 0). `attention` has
+    one row of weights over the N memory slots per word, or is None for models without attention.
+    """
 
     tokens: list[int]
     score: float
     logprob: float
     attention: np.ndarray | None  # (len(tokens), N) or None
+
+
+def check_decode_options(beam_size: int, n_best: int, length_penalty: float, no_repeat_ngram: int) -> None:
+    """ConfigError naming the bad value; every decoder validates through this one function."""
+    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        raise ConfigError(f"beam_size must be a positive integer (1 = greedy), got {beam_size!r}")
+    if isinstance(n_best, bool) or not isinstance(n_best, int) or not 1 <= n_best <= beam_size:
+        raise ConfigError(f"n_best must be between 1 and beam_size={beam_size}, got {n_best!r}")
+    if (isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float))
+            or not math.isfinite(length_penalty) or length_penalty < 0):
+        raise ConfigError(f"length_penalty must be a finite number >= 0, got {length_penalty!r}")
+    if isinstance(no_repeat_ngram, bool) or not isinstance(no_repeat_ngram, int) or no_repeat_ngram < 0:
+        raise ConfigError(f"no_repeat_ngram must be an integer >= 0 (0 = off, N = no n-gram of N tokens twice), "
+                          f"got {no_repeat_ngram!r}")
 
 
 def next_token_logprobs(logits: Tensor) -> Tensor:

@@ -1,35 +1,22 @@
-"""Decode stacked clip features into caption strings (validation, evaluation), in batches."""
+"""Decode stacked clip features into caption strings, in batches: validation during training and
+`vidcap evaluate` both call this, from below them both (training and pipeline import decoding)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from vidcap_core.decoding import beam_search, greedy_decode
+from vidcap_core.decoding.search import decode
 from vidcap_core.features.clips import ClipFeatures, gather_frames
-
-# Preprocessing facts of a feature cache that a checkpoint must carry (STYLE rule 6).
-PREPROCESSING_KEYS = ("backbone", "weights", "feature_dim", "grid_dim", "num_frames", "frame_size", "grid", "grid_size")
+from vidcap_core.text import Vocabulary
 
 
 @dataclass
 class Prediction:
     caption: str
-    score: float  # summed log-probability (greedy) or the length-penalised beam score
-
-
-def preprocessing_from_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """The facts of features.json that decide whether a model fits other features or raw video.
-
-    `grid` says whether the *model* reads region grids; models trained here read the per-frame
-    vectors only, so it is False even when the cache also holds grids.
-    """
-    facts = {key: meta[key] for key in PREPROCESSING_KEYS if key in meta}
-    facts["grid"] = False
-    return facts
+    score: float  # the best hypothesis' score: summed log-prob, length-penalised when length_penalty > 0
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -39,44 +26,41 @@ def model_device(model: nn.Module) -> torch.device:
 def predict_captions(
     model: nn.Module,
     clips: ClipFeatures,
-    vocab,
+    vocab: Vocabulary,
     max_len: int,
     batch_size: int = 64,
     beam: int = 1,
     length_penalty: float = 0.0,
     frame_index: torch.Tensor | None = None,  # (N, T) frame order per clip; None = as stored
+    no_repeat_ngram: int = 0,
 ) -> dict[str, str]:
-    """video_id -> caption text, greedy for beam == 1, beam search otherwise."""
-    found = predict(model, clips, vocab, max_len, batch_size, beam, length_penalty, frame_index)
+    """video_id -> caption text (see `predict`)."""
+    found = predict(model, clips, vocab, max_len, batch_size, beam, length_penalty, frame_index, no_repeat_ngram)
     return {video_id: prediction.caption for video_id, prediction in found.items()}
 
 
 def predict(
     model: nn.Module,
     clips: ClipFeatures,
-    vocab,
+    vocab: Vocabulary,
     max_len: int,
     batch_size: int = 64,
     beam: int = 1,
     length_penalty: float = 0.0,
-    frame_index: torch.Tensor | None = None,
+    frame_index: torch.Tensor | None = None,  # (N, T) frame order per clip; None = as stored
+    no_repeat_ngram: int = 0,
 ) -> dict[str, Prediction]:
+    """video_id -> the best caption of `decoding.decode` (greedy for beam 1), `batch_size` clips at a time."""
     device = model_device(model)
     out: dict[str, Prediction] = {}
     for start in range(0, len(clips), batch_size):
         rows = slice(start, start + batch_size)
         feats = clips.feats[rows]  # (B, T, F)
         if frame_index is not None:
-            feats = gather_frames(feats, frame_index[rows])
+            feats = gather_frames(feats, frame_index[rows])  # (B, T, F)
         mask = clips.mask[rows].to(device)  # (B, T)
-        ids = clips.video_ids[rows]
-        if beam == 1:
-            result = greedy_decode(model, feats.to(device), mask, max_len=max_len)
-            pairs = zip(result.tokens, result.scores.tolist())
-        else:
-            best = beam_search(model, feats.to(device), mask, beam_size=beam, max_len=max_len,
-                               length_penalty=length_penalty, n_best=1)
-            pairs = ((hyps[0].tokens, hyps[0].score) for hyps in best)
-        for video_id, (tokens, score) in zip(ids, pairs):
-            out[video_id] = Prediction(vocab.decode(tokens), float(score))
+        best = decode(model, feats.to(device), mask, beam=beam, n_best=1, length_penalty=length_penalty,
+                      max_len=max_len, no_repeat_ngram=no_repeat_ngram)
+        for video_id, hypotheses in zip(clips.video_ids[rows], best):
+            out[video_id] = Prediction(vocab.decode(hypotheses[0].tokens), float(hypotheses[0].score))
     return out

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vidcap_core.checkpoint import save_checkpoint
+from vidcap_core.checkpoint import preprocessing_from_meta, save_checkpoint
 from vidcap_core.data import load_dataset, require_split
-from vidcap_core.decoding.predict import predict_captions, preprocessing_from_meta
+from vidcap_core.decoding.predict import predict_captions
 from vidcap_core.evaluation import Scorer
 from vidcap_core.features.clips import (
     FRAMES_STREAM,
