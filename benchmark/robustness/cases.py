@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from vidcap_core.synth.x264 import deterministic_x264_options
+
 SHARED_VIDEOS = Path(__file__).resolve().parents[3] / "shared" / "videos"
 CLIP_HW = (48, 64)  # (H, W) of the generated clips: small, so every case encodes in milliseconds
 CLIP_FRAMES = 40
 HUGE_SIDE = 60000  # what the patched header claims: 60000 x 60000 (10.8 GB per RGB frame if believed)
 RANDOM_SEED = 6  # issue #6
 HEADER_BYTES = 1024  # "random behind a header": the first KB of a real mp4 kept, the rest random
-QUIET_X264 = {"x264-params": "log-level=error", "threads": "1"}  # one thread: the same bytes on every run
+QUIET_X264 = deterministic_x264_options("log-level=error")  # the same bytes on every run (issue #14)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from vidcap_core.synth.config import SynthConfig, resolve_config
 from vidcap_core.synth.plan import ClipPlan, heldout_combinations, plan_for_split
 from vidcap_core.synth.render import render_clip
 from vidcap_core.synth.truth import ClipTruth, truth_from_plan
+from vidcap_core.synth.x264 import deterministic_x264_options
 
 ANNOTATION_NAME = "videodatainfo.json"
 GROUND_TRUTH_NAME = "ground_truth.json"
@@ -108,7 +109,9 @@ def write_video(frames: np.ndarray, path: Path, fps: int, crf: int = 18) -> None
 
     def encode(handle: BinaryIO) -> None:
         with av.open(handle, mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast"})
+            # deterministic_x264_options: without it about 1 encode in 200 came out as a second bitstream (issue #14)
+            options = {"crf": str(crf), "preset": "veryfast", **deterministic_x264_options()}
+            stream = container.add_stream("libx264", rate=fps, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             # One encoder thread: the worker processes already use the cores, and x264's
             # per-clip thread start-up costs more than it saves on 64x64 frames.
