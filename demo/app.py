@@ -1,6 +1,7 @@
 """The Gradio app, built by a factory (STYLE rule 8): `build_app(...)` makes the Blocks,
-`launch_app(app, ...)` serves it. Nothing is built or loaded at import; models load on the first
-request that needs them and stay cached (one Captioner per checkpoint).
+`launch_app(app, ...)` serves it. Nothing is built or loaded at import; `build_app` warms up
+(decoder children started, every served model loaded and run once on an example), so the page is
+ready when it is served and the first request is as fast as the tenth.
 
 Page: a video (upload, or a bundled SynthClips example with its references), the model, beam
 size and frame count; a Caption tab (caption, beam hypotheses, frame strip, attention heatmap
@@ -43,6 +44,8 @@ from demo.render import (
     example_markdown,
     frame_strip,
     hypotheses_rows,
+    ood_markdown,
+    scope_markdown,
     timings_markdown,
     verdict_rows,
 )
@@ -57,6 +60,8 @@ DEFAULT_BEAM = 3
 CSS = """
 .vidcap-error { padding: 0.6em 0.9em; border-radius: 6px; background: #fff4e5; color: #7a4100;
                 border: 1px solid #f0b35b; }
+.vidcap-warning { padding: 0.7em 0.9em; border-radius: 6px; background: #fdecea; color: #8a1c12;
+                  border: 2px solid #e0564a; font-size: 1.05em; }
 """
 INTRO = (
     "# vidcap: caption a video\n"
@@ -73,12 +78,14 @@ def build_app(
     examples_dir: Path | None = DEFAULT_EXAMPLES_DIR,
     limits: DemoLimits | None = None,
     default_model: str | None = None,
+    warm_up: bool = True,
 ) -> gr.Blocks:
     """The demo's Blocks, with its queue configured.
 
     `checkpoints`: name -> checkpoint file, or a results folder (`best` = results/best/model.pt plus
     results/checkpoints/*.pt). `examples_dir`: a SynthClips folder (generated there at first start
-    when absent; None = no examples). Raises ConfigError when there is no checkpoint.
+    when absent; None = no examples). `warm_up`: start decoders and load and run every model now
+    (False: on first use). Raises ConfigError when there is no checkpoint.
     """
     limits = limits or DemoLimits()
     found = find_checkpoints(checkpoints) if isinstance(checkpoints, Path) else dict(checkpoints)
@@ -89,9 +96,13 @@ def build_app(
     # Probing and decoding run in child processes: a decoder crash on an upload fails that request only.
     handlers = DemoHandlers(models, limits, examples, IsolatedDecoder(workers=CONCURRENCY_LIMIT))
     default = default_model or (BEST_MODEL if BEST_MODEL in models.names else models.names[0])
+    if warm_up:
+        for line in handlers.warm_up():
+            log.info("warm-up: %s", line)
 
     with gr.Blocks(title="vidcap demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(INTRO.format(suffixes=", ".join(s[1:] for s in VIDEO_SUFFIXES)))
+        scope = gr.Markdown(scope_markdown(models.scope(default)), elem_id="model-scope")
         with gr.Row():
             with gr.Column(scale=3):
                 video = gr.Video(label="Video", sources=["upload"], height=280, elem_id="video")
@@ -115,13 +126,12 @@ def build_app(
                 timings = gr.Markdown(elem_id="timings")
                 hypotheses = gr.Dataframe(headers=["rank", "caption", "score"], label="Top beam hypotheses",
                                           interactive=False, wrap=True)
-                strip = gr.Gallery(label="Sampled frames", columns=8, rows=1, height=180, object_fit="contain",
-                                   allow_preview=True)
-                with gr.Row():
-                    heatmap = gr.Image(label="Attention (words x frames)", type="numpy", visible=False,
-                                       interactive=False)
-                    attended = gr.Dataframe(headers=["word", "frame it looked at most", "weight"], visible=False,
-                                            label="Per word", interactive=False)
+                strip = gr.Gallery(label="Sampled frames (every frame the model saw, in order)", columns=8,
+                                   height="auto", object_fit="contain", allow_preview=True, elem_id="frame-strip")
+                heatmap = gr.Image(type="numpy", visible=False, interactive=False, show_label=False,
+                                   elem_id="heatmap")  # its title is drawn in the picture, not under a label
+                attended = gr.Dataframe(headers=["word", "frame it looked at most", "weight"], visible=False,
+                                        label="Per word", interactive=False)
                 example_info = gr.Markdown()
                 verdict = gr.Dataframe(headers=["slot", "verdict", "checks"], label="Semantic checker vs ground truth",
                                        visible=False, interactive=False)
@@ -139,11 +149,11 @@ def build_app(
                                 gr.Markdown(),
                                 gr.Image(label="Attention", type="numpy", visible=False, interactive=False),
                             ]
-        api_result = gr.JSON(visible=False)
+        api_result = gr.JSON(visible=False, label="caption_result")
         api_trigger = gr.Button(visible=False)
 
         page_outputs = [message, caption, timings, hypotheses, strip, heatmap, attended, example_info, verdict]
-        caption_button.click(guarded(lambda *a: caption_page(handlers.caption_video(*a)), len(page_outputs)),
+        caption_button.click(guarded(lambda *a: caption_page(handlers.caption_video(*a), models), len(page_outputs)),
                              inputs=[video, model, beam, frames], outputs=page_outputs,
                              api_name="caption_page", api_visibility="undocumented")
         compare_button.click(guarded(lambda *a: compare_page(handlers.compare(*a)), 1 + len(compare_outputs)),
@@ -152,7 +162,11 @@ def build_app(
         api_trigger.click(guarded_json(handlers.caption_video), inputs=[video, model, beam, frames],
                           outputs=api_result, api_name="caption",
                           api_description="Caption a video: (video file, model name, beam size, frames; 0 = the "
-                                          "model's own count) -> {caption, hypotheses, attention, timings_ms} or {error}.")
+                                          "model's own count) -> {caption, hypotheses, attention, timings_ms, ood: "
+                                          "{score, threshold, flagged}} or {error}. ood.flagged: the video looks "
+                                          "unlike the training data, so the caption is probably wrong.")
+        model.change(lambda name: scope_markdown(models.scope(name)), inputs=model, outputs=scope,
+                     api_visibility="private")
         video.upload(lambda: "", outputs=references, api_visibility="private")
     app.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
     return app
@@ -184,16 +198,17 @@ def missing_note(names: Sequence[str]) -> str:
                           "the other columns still work.")
 
 
-def caption_page(outcome: Outcome) -> tuple[Any, ...]:
+def caption_page(outcome: Outcome, models: ModelCache | None = None) -> tuple[Any, ...]:
     """Handler result -> values of (message, caption, timings, hypotheses, strip, heatmap, attended,
-    example_info, verdict)."""
+    example_info, verdict). The message warns when the video looks unlike the training data (and,
+    given `models`, says what that data was)."""
     if isinstance(outcome, Failed):
         hidden = gr.update(value=None, visible=False)
         return (error_markdown(outcome.message), "", "", [], [], hidden, hidden, "", hidden)
     picture = attention_heatmap(outcome)
     has_attention = picture is not None
     return (
-        "",
+        ood_markdown(outcome, models.scope(outcome.model) if models is not None and outcome.ood else None),
         outcome.caption,
         timings_markdown(outcome),
         hypotheses_rows(outcome),

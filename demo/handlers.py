@@ -10,6 +10,7 @@ the tests all go through them.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # torch-heavy: imported when the first model loads, not at st
     from vidcap_core.video import IsolatedDecoder, VideoInfo
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma", ".aiff")
 BEST_MODEL = "best"
 # The report's comparison: checkpoint name under results/checkpoints -> column title.
 COMPARE_MODELS: dict[str, str] = {
@@ -35,8 +37,24 @@ COMPARE_MODELS: dict[str, str] = {
 }
 CREATE_CHECKPOINTS = "vidcap-bench run --suite cells --out results"
 BYTES_PER_MB = 1024 * 1024
+MODEL_CARD = "MODEL_CARD.md"  # written next to results/best/model.pt by vidcap-bench
 DEMO_NO_REPEAT_NGRAM = 3  # the demo's n-gram repetition block (vidcap caption defaults to 0 = off)
 DECORD_DETAIL = " (decord also failed:"  # appended by vidcap_core.video.reader after PyAV's own reason
+VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)
+# One message for every audio-only upload (an .mp3, or an .mp4 that holds only sound), page and API alike.
+AUDIO_ONLY = ("{name} holds sound only; this demo captions what it sees, so it needs a video track: "
+              "upload a video file (" + VIDEO_KINDS + ").")
+NO_VIDEO = "No video given: upload a video file (" + VIDEO_KINDS + ") or pick an example."
+# Library advice is worded for datasets and scripts; the demo's user re-exports and uploads again.
+DEMO_WORDING = {
+    "or drop it from the dataset": "and upload it again",
+    "or leave it out": "and upload it again",
+    "re-download it, or re-encode the readable part with ffmpeg": "upload a complete copy of the file",
+    "check the path and the dataset root": "upload it again",
+}
+ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+# "(InvalidDataError: Invalid data found when processing input: 'x.mp4')" before a ';': FFmpeg's words, not ours
+LIBRARY_DETAIL = re.compile(r" \((?:[A-Z]\w*(?:Error|Exception)): [^;]*?\)(?=;|$)")
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,10 @@ class ModelCache:
     def names(self) -> list[str]:
         return list(self.checkpoints)
 
+    def scope(self, name: str) -> ModelScope:
+        """What model `name` knows (loads it if needed)."""
+        return ModelScope.of(name, self.checkpoints[name], self.get(name))
+
     def get(self, name: str) -> Captioner:
         if name not in self.checkpoints:
             raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(self.checkpoints)}.")
@@ -93,6 +115,45 @@ class ModelCache:
 
                 self._loaded[name] = Captioner.from_checkpoint(self.checkpoints[name], device=self.device)
             return self._loaded[name]
+
+
+@dataclass(frozen=True)
+class ModelScope:
+    """What a served model knows, for the page: from its checkpoint and, when there is one, the
+    MODEL_CARD.md next to it (its `## Data` section)."""
+
+    name: str
+    data_lines: list[str]  # the card's Data bullets, or what the checkpoint alone says
+    data_summary: str  # one phrase for warnings, e.g. "SynthClips standard, 600 clips (seed 0)"
+    backbone: str
+    num_frames: int
+    frame_size: tuple[int, int]
+    vocabulary: list[str]  # the words it can say (special tokens left out)
+    ood_threshold: float | None  # None when the checkpoint has no OOD calibration
+
+    @classmethod
+    def of(cls, name: str, checkpoint: Path, captioner: Captioner) -> ModelScope:
+        data_lines = model_card_data(checkpoint.parent / MODEL_CARD)
+        summary = next((line.split(":", 1)[1].strip() for line in data_lines if line.startswith("Dataset:")), "")
+        if not data_lines:
+            data_lines = [f"No model card next to {checkpoint.name}: its training data is not recorded beyond the "
+                          "features and vocabulary below."]
+        words = [w for w in captioner.vocab.tokens if not (w.startswith("<") and w.endswith(">"))]
+        return cls(name, data_lines, summary, str(captioner.preprocessing.get("backbone")), captioner.num_frames,
+                   captioner.frame_size, words, None if captioner.ood is None else captioner.ood.threshold)
+
+
+def model_card_data(card: Path) -> list[str]:
+    """The bullets of the `## Data` section of a model card (vidcap-bench's MODEL_CARD.md); [] without one."""
+    if not card.is_file():
+        return []
+    lines, inside = [], False
+    for line in card.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == "## Data"
+        elif inside and line.startswith("- "):
+            lines.append(line[2:].strip())
+    return lines
 
 
 @dataclass
@@ -111,6 +172,7 @@ class Captioned:
     timings_ms: dict[str, float]  # decode_video (probe + read), features, caption, total
     example: Example | None = None  # set when the clip is one of the bundled SynthClips examples
     verdict: dict[str, float | None] | None = None  # semantic checker per slot (None = does not apply)
+    ood: dict[str, Any] | None = None  # {score, threshold, flagged}: unlike the training data? None = not calibrated
 
     @property
     def words(self) -> list[str]:
@@ -137,6 +199,7 @@ class Captioned:
             "timings_ms": self.timings_ms,
             "references": None if self.example is None else list(self.example.references),
             "verdict": self.verdict,
+            "ood": self.ood,
         }
 
 
@@ -202,6 +265,28 @@ class DemoHandlers:
                 outcomes[name] = Failed(friendly_message(exc, path), name)
         return outcomes
 
+    def warm_up(self) -> list[str]:
+        """Everything a first request would otherwise wait for, done at startup: start the decoder
+        children, load every served model, and caption the first example once with each (torch and
+        the decoders pay their first-call costs here). Returns one line per step for the log."""
+        done: list[str] = []
+        started = time.perf_counter()
+        if self.decoder is not None:
+            self.decoder.start()
+            done.append(f"decoder processes started ({elapsed_ms(started):.0f} ms)")
+        for name in self.models.names:
+            started = time.perf_counter()
+            self.models.get(name)
+            done.append(f"model {name} loaded ({elapsed_ms(started):.0f} ms)")
+        if len(self.examples):
+            clip = self.examples.examples[0].path
+            for name in self.models.names:
+                started = time.perf_counter()
+                outcome = self.caption_video(clip, name, beam=1)
+                state = "ok" if isinstance(outcome, Captioned) else f"failed: {outcome.message}"
+                done.append(f"first caption with {name}: {state} ({elapsed_ms(started):.0f} ms)")
+        return done
+
     def check_controls(self, beam: int | float, frames: int | float) -> tuple[int, int]:
         beam_i = whole_number("beam size", beam)
         frames_i = whole_number("number of frames", frames)
@@ -239,6 +324,7 @@ class DemoHandlers:
             timings_ms=timings,
             example=example,
             verdict=None if example is None else semantic_verdict(result.caption, example),
+            ood=result.ood,
         )
 
 
@@ -262,10 +348,12 @@ def check_upload(path: str | Path | None, limits: DemoLimits, decoder: IsolatedD
     from vidcap_core.video import probe_video
 
     if path is None or str(path).strip() == "":
-        raise VideoReadError("No video given: upload a video file (mp4, avi, mkv, mov or webm) or pick an example.")
+        raise VideoReadError(NO_VIDEO)
     path = Path(path)
     if not path.is_file():
         raise VideoReadError(f"{path.name} was not found; upload it again.")
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        raise VideoReadError(AUDIO_ONLY.format(name=path.name))
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         kind = f"a {path.suffix} file" if path.suffix else "a file without an extension"
         raise VideoReadError(f"{path.name} is {kind}; upload a video: {', '.join(s[1:] for s in VIDEO_SUFFIXES)}.")
@@ -274,7 +362,12 @@ def check_upload(path: str | Path | None, limits: DemoLimits, decoder: IsolatedD
         raise VideoReadError(f"{path.name} is {size_mb:.1f} MB, over this demo's {limits.max_upload_mb:g} MB limit; "
                              "trim or re-encode it smaller (or start vidcap-demo with a larger --max-upload-mb).")
     started = time.perf_counter()
-    info = probe_video(path) if decoder is None else decoder.probe(path)
+    try:
+        info = probe_video(path) if decoder is None else decoder.probe(path)
+    except VideoReadError as exc:
+        if "it has no video stream (found: audio" in str(exc):  # an .mp4/.mkv that holds only sound
+            raise VideoReadError(AUDIO_ONLY.format(name=path.name)) from exc
+        raise
     probe_ms = elapsed_ms(started)
     if info.frames < 1:
         raise VideoReadError(f"{path.name} has no video frames to caption; upload a clip with a video track.")
@@ -290,6 +383,9 @@ def friendly_message(exc: VidcapError, path: str | Path | None) -> str:
     folder cut from the file name, so the page shows `corrupted.mp4`, not /tmp/gradio/3f9.../corrupted.mp4,
     and without the second backend's low-level reason."""
     text = str(exc).split(DECORD_DETAIL)[0]  # PyAV's reason is the one people can act on
+    text = ERRNO.sub("", LIBRARY_DETAIL.sub("", text))
+    for library, demo in DEMO_WORDING.items():
+        text = text.replace(library, demo)
     if path is not None and str(path).strip():
         full = str(path)
         name = Path(full).name

@@ -8,9 +8,10 @@ import html
 
 import numpy as np
 
-from demo.handlers import Captioned, Failed, Outcome
+from demo.handlers import Captioned, Failed, ModelScope, Outcome
 
-STRIP_FRAMES = 16  # the frame strip shows at most this many of the sampled frames, evenly spread
+HEATMAP_DPI = 110
+HEATMAP_FONT = 11  # points: readable at the page's width without zooming
 SLOT_MEANINGS = {
     "colour": "colour of each event's object",
     "shape": "shape of each event's object",
@@ -27,21 +28,46 @@ def error_markdown(message: str) -> str:
     return f"<div class='vidcap-error'>⚠️ {html.escape(message)}</div>"
 
 
+def ood_markdown(result: Captioned, scope: ModelScope | None = None) -> str:
+    """The warning shown above a caption of a video unlike the training data; empty otherwise."""
+    if result.ood is None or not result.ood["flagged"]:
+        return ""
+    trained_on = f" It was trained only on {html.escape(scope.data_summary)}." if scope and scope.data_summary else ""
+    return (f"<div class='vidcap-warning' id='ood-warning'>⚠️ <b>This video looks unlike the model's training data</b> "
+            f"(out-of-distribution score {result.ood['score']:.1f}, above its threshold {result.ood['threshold']:.1f}), "
+            f"so the caption below is probably wrong.{trained_on}</div>")
+
+
+def scope_markdown(scope: ModelScope) -> str:
+    """What the served model knows: its training data, features and vocabulary (from its checkpoint and card)."""
+    lines = [f"**What model `{scope.name}` knows.** It captions only what its training data showed; "
+             "on other videos it still answers with sentences from that world."]
+    lines += [f"- {html.escape(line)}" for line in scope.data_lines]
+    lines.append(f"- Sees {scope.num_frames} frames per video through the `{scope.backbone}` backbone "
+                 f"({scope.frame_size[0]}x{scope.frame_size[1]} pixels).")
+    lines.append(f"- Vocabulary ({len(scope.vocabulary)} words): {html.escape(', '.join(scope.vocabulary))}.")
+    if scope.ood_threshold is None:
+        lines.append("- No out-of-distribution calibration is stored with this checkpoint "
+                     "(`vidcap calibrate-ood` writes one), so unfamiliar videos are not flagged.")
+    else:
+        lines.append(f"- Each caption gets an out-of-distribution score (distance of the clip's features from "
+                     f"the training clips'); above {scope.ood_threshold:.1f} the page warns.")
+    return "\n".join(lines)
+
+
 def hypotheses_rows(result: Captioned) -> list[list[object]]:
     return [[rank, text, round(score, 3)] for rank, (text, score) in enumerate(result.hypotheses, start=1)]
 
 
 def frame_label(result: Captioned, position: int) -> str:
+    """'#3 · 1.2 s' (sampled position, time in the video): short enough not to be cut under a thumbnail."""
     source = result.frame_indices[position] if position < len(result.frame_indices) else position
-    seconds = f" · {source / result.fps:.1f} s" if result.fps > 0 else ""
-    return f"#{position} (frame {source}{seconds})"
+    return f"#{position} · {source / result.fps:.1f} s" if result.fps > 0 else f"#{position} · frame {source}"
 
 
 def frame_strip(result: Captioned) -> list[tuple[np.ndarray, str]]:
-    """(image, label) of up to STRIP_FRAMES sampled frames, evenly spread over the clip."""
-    count = len(result.frames)
-    shown = np.unique(np.linspace(0, count - 1, min(count, STRIP_FRAMES)).round().astype(int))
-    return [(result.frames[t], frame_label(result, int(t))) for t in shown]
+    """(image, label) of every sampled frame, in order: what the model saw."""
+    return [(result.frames[t], frame_label(result, t)) for t in range(len(result.frames))]
 
 
 def attended_rows(result: Captioned) -> list[list[object]]:
@@ -84,16 +110,18 @@ def attention_heatmap(result: Captioned) -> np.ndarray | None:
 
     attention = result.attention  # (words, T)
     words, frames = attention.shape
-    figure = Figure(figsize=(max(4.0, 0.32 * frames + 2.0), max(2.0, 0.32 * words + 1.2)), dpi=100)
+    figure = Figure(figsize=(max(7.0, 0.34 * frames + 3.0), max(3.2, 0.42 * words + 1.8)), dpi=HEATMAP_DPI)
     canvas = FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     image = axes.imshow(attention, aspect="auto", cmap="viridis", vmin=0.0)
-    axes.set_yticks(range(words), labels=result.words[:words])
-    step = max(1, frames // 16)
-    axes.set_xticks(range(0, frames, step), labels=[str(t) for t in range(0, frames, step)])
-    axes.set_xlabel("sampled frame")
-    axes.set_title("attention: word x frame (rows sum to 1)", fontsize=10)
-    figure.colorbar(image, ax=axes, fraction=0.04)
+    axes.set_yticks(range(words), labels=result.words[:words], fontsize=HEATMAP_FONT)
+    step = 1 if frames <= 32 else int(np.ceil(frames / 32))
+    axes.set_xticks(range(0, frames, step), labels=[str(t) for t in range(0, frames, step)], fontsize=HEATMAP_FONT - 1)
+    axes.set_xlabel("sampled frame (#, as in the frame strip)", fontsize=HEATMAP_FONT)
+    axes.set_ylabel("caption word", fontsize=HEATMAP_FONT)
+    axes.set_title("Attention: where each word looked (each row sums to 1)", fontsize=HEATMAP_FONT + 1)
+    colorbar = figure.colorbar(image, ax=axes, fraction=0.04)
+    colorbar.ax.tick_params(labelsize=HEATMAP_FONT - 1)
     figure.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3)

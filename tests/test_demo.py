@@ -286,8 +286,11 @@ def test_page_values_from_outcomes(handlers, clip):
     outcome = handlers.caption_video(clip, "best", beam=2)
     picture = attention_heatmap(outcome)
     assert picture.ndim == 3 and picture.shape[2] == 3 and picture.dtype == np.uint8
-    strip = frame_strip(outcome)
-    assert len(strip) == NUM_FRAMES and strip[0][0].shape == (64, 64, 3) and strip[0][1].startswith("#0 (frame ")
+    strip = frame_strip(outcome)  # every sampled frame, in order, with a short label
+    assert len(strip) == NUM_FRAMES and strip[0][0].shape == (64, 64, 3) and strip[0][1].startswith("#0 · ")
+    assert [label.split(" ")[0] for _, label in strip] == [f"#{t}" for t in range(NUM_FRAMES)]
+    big = handlers.caption_video(clip, "best", beam=1, frames=16)
+    assert len(frame_strip(big)) == 16
     values = caption_page(outcome)
     assert len(values) == 9 and values[0] == "" and values[1] == outcome.caption
     assert values[5]["visible"] is True and values[8]["visible"] is True  # heatmap and verdict shown
@@ -375,3 +378,149 @@ def test_gradio_client_captions_and_gets_friendly_errors(served, clip, tmp_path)
     assert answer["caption"] == answer["hypotheses"][0]["caption"] and answer["attention"] is None
     if not corrupted.is_file():
         pytest.skip(f"{SHARED_VIDEOS} is absent: the corrupted.mp4 check did not run")
+
+
+# ----------------------------------------------------------------------------- issue 12: messages, scope, OOD
+
+
+def write_audio_only(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = np.zeros((1, 1024), dtype=np.float32)
+        for i in range(8):
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_audio_only_uploads_get_one_message(handlers, tmp_path):
+    mp3 = tmp_path / "song.mp3"
+    mp3.write_bytes(b"ID3 not really audio")
+    sound_in_mp4 = write_audio_only(tmp_path / "voice.mp4")
+    messages = [handlers.caption_video(path, "best") for path in (mp3, sound_in_mp4)]
+    assert all(isinstance(m, Failed) for m in messages), messages
+    assert messages[0].message == "song.mp3 holds sound only; this demo captions what it sees, so it needs a video " \
+                                  "track: upload a video file (mp4, avi, mkv, mov, webm)."
+    assert messages[1].message == messages[0].message.replace("song.mp3", "voice.mp4")
+
+
+def test_errors_speak_to_demo_users(handlers, tmp_path):
+    renamed = tmp_path / "holiday.mp4"
+    renamed.write_text("this is text, not a video")
+    outcome = handlers.caption_video(renamed, "best")
+    assert isinstance(outcome, Failed) and outcome.message.startswith("Cannot read video 'holiday.mp4'")
+    assert "Errno" not in outcome.message and "dataset" not in outcome.message and "Error:" not in outcome.message
+    assert outcome.message.endswith("and upload it again.")
+
+
+def test_page_states_what_the_model_knows(handlers, demo_data, tmp_path):
+    from demo.render import scope_markdown
+
+    scope = handlers.models.scope("best")
+    assert scope.vocabulary and all(not w.startswith("<") for w in scope.vocabulary)
+    text = scope_markdown(scope)
+    assert "No model card" in text and ", ".join(scope.vocabulary) in text and "vidcap calibrate-ood" in text
+    card = tmp_path / "best" / "MODEL_CARD.md"
+    card.parent.mkdir()
+    card.write_text("# Model card\n\n## Data\n\n- Dataset: SynthClips tiny, 12 clips (seed 0)\n- Features: random\n\n## Scores\n- x\n")
+    shutil.copy(demo_data["results"] / "best" / "model.pt", card.parent / "model.pt")
+    carded = ModelCache({"best": card.parent / "model.pt"}).scope("best")
+    assert carded.data_lines == ["Dataset: SynthClips tiny, 12 clips (seed 0)", "Features: random"]
+    assert carded.data_summary == "SynthClips tiny, 12 clips (seed 0)"
+
+
+def calibrated_copy(demo_data, folder: Path, threshold: float) -> dict[str, Path]:
+    """results/best/model.pt copied with an OOD calibration fitted on the demo's SynthClips
+    features, its threshold then set to `threshold` (0: every clip is flagged; inf: none)."""
+    import dataclasses
+
+    from vidcap_core.checkpoint import load_checkpoint
+    from vidcap_core.features.backbones import build_backbone
+    from vidcap_core.features.extract import encode_frames
+    from vidcap_core.features.ood import fit_ood, save_ood
+    from vidcap_core.video import read_frames
+
+    folder.mkdir(parents=True)
+    checkpoint = folder / "model.pt"
+    shutil.copy(demo_data["results"] / "best" / "model.pt", checkpoint)
+    backbone = build_backbone("random")
+    clips = [encode_frames(backbone, read_frames(p, NUM_FRAMES, 64), batch_size=NUM_FRAMES, grid=False)[0]
+             for p in sorted((demo_data["synth"] / "videos").glob("*.mp4"))]
+    calibration = fit_ood(clips[:8], clips[8:], load_checkpoint(checkpoint).preprocessing)
+    save_ood(dataclasses.replace(calibration, threshold=threshold), checkpoint)
+    return {"best": checkpoint}
+
+
+def test_ood_flag_reaches_the_answer_and_the_page(demo_data, clip, tmp_path):
+    from demo.app import caption_page
+
+    familiar = ModelCache(calibrated_copy(demo_data, tmp_path / "familiar", float("inf")))
+    outcome = DemoHandlers(familiar).caption_video(clip, "best")
+    assert isinstance(outcome, Captioned) and outcome.ood["flagged"] is False
+    assert outcome.to_json()["ood"] == outcome.ood and caption_page(outcome, familiar)[0] == ""
+
+    strange = ModelCache(calibrated_copy(demo_data, tmp_path / "strange", 0.0))
+    outcome = DemoHandlers(strange).caption_video(clip, "best")
+    assert outcome.ood["flagged"] is True and outcome.ood["score"] > 0
+    warning = caption_page(outcome, strange)[0]
+    assert "looks unlike the model's training data" in warning and "probably wrong" in warning
+    assert caption_page(outcome, strange)[1] == outcome.caption  # the caption is still shown, under the warning
+    assert DemoHandlers(ModelCache(find_checkpoints(demo_data["results"]))).caption_video(clip, "best").ood is None
+
+
+def spawned_children() -> set[int]:
+    """Pids of this process's multiprocessing `spawn` children (decoder processes among them)."""
+    import psutil
+
+    found = set()
+    for child in psutil.Process().children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.add(child.pid)
+        except psutil.Error:  # ended meanwhile
+            continue
+    return found
+
+
+def test_captions_after_idling_past_worker_thread_retirement(demo_data, clip, monkeypatch):
+    """Issue 12: requests after the server idled failed with a false 'decoder crashed' error,
+    because decoder children died with the Gradio/anyio worker thread that spawned them. Here the
+    children are spawned by the first request (no warm-up), worker threads retire after 0.3 s
+    instead of 10 s, and the client idles past that before each call."""
+    import threading
+    import time
+
+    from anyio._backends._asyncio import WorkerThread
+    from gradio_client import Client, handle_file
+
+    from demo.app import build_app, launch_app
+
+    monkeypatch.setattr(WorkerThread, "MAX_IDLE_TIME", 0.3)
+    limits = DemoLimits(max_beam=4, max_frames=16)
+    app = build_app(demo_data["results"], None, limits, warm_up=False)
+    port = free_port()
+    launch_app(app, port=port, limits=limits, examples_dir=None, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        workers_seen: set[threading.Thread] = set()  # thread objects: idents are reused
+        children: list[set[int]] = []
+        for _ in range(3):
+            # concurrent requests make several worker threads (and spawn both decoder children from them);
+            # after the idle, the next request keeps one idle worker and retires the others
+            jobs = [client.submit(handle_file(str(clip)), "best", 1, 0, api_name="/caption") for _ in range(3)]
+            for answer in (job.result(timeout=300) for job in jobs):
+                assert "error" not in answer, answer
+                assert answer["caption"] == answer["hypotheses"][0]["caption"]
+            workers_seen |= {t for t in threading.enumerate() if t.name == "AnyIO worker thread"}
+            children.append(spawned_children())
+            time.sleep(1.0)  # idle: past MAX_IDLE_TIME
+        assert [t for t in workers_seen if not t.is_alive()], "no worker thread retired: the conditions were not met"
+        assert len(children[0]) >= 2 and children[0] == children[-1]  # the same decoder children, never replaced
+    finally:
+        app.close()

@@ -28,6 +28,7 @@ from vidcap_core.devices import pick_device
 from vidcap_core.errors import CheckpointError, ConfigError, FeatureError
 from vidcap_core.features.backbones import build_backbone
 from vidcap_core.features.extract import encode_frames
+from vidcap_core.features.ood import OodCalibration, load_ood
 from vidcap_core.text import Vocabulary
 from vidcap_core.video import VideoInfo, probe_video, read_frames, sample_frame_indices
 
@@ -82,7 +83,7 @@ class Captioner:
 
     def __init__(self, model: nn.Module, vocab: Vocabulary, preprocessing: dict[str, Any], backbone: nn.Module,
                  checkpoint: Path | None = None, reader: FrameReader = read_frames,
-                 prober: FrameProber = probe_video) -> None:
+                 prober: FrameProber = probe_video, ood: OodCalibration | None = None) -> None:
         self.model = model.eval()
         self.vocab = vocab
         self.preprocessing = preprocessing
@@ -90,6 +91,7 @@ class Captioner:
         self.checkpoint = checkpoint
         self.reader = reader
         self.prober = prober
+        self.ood = ood  # scores each clip against the training features (features/ood.py); None = not calibrated
         size = preprocessing["frame_size"]
         self.frame_size: tuple[int, int] = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.num_frames = int(preprocessing["num_frames"])
@@ -115,7 +117,7 @@ class Captioner:
                 f"but this backbone has {backbone.weights_id!r}; pass the matching file with --backbone-weights."
             )
         return cls(loaded.model.to(target), Vocabulary.from_dict(loaded.vocab, source=str(path)), preprocessing, backbone, path,
-                   reader, prober)
+                   reader, prober, load_ood(path, preprocessing))
 
     def decoding_with(self, decoder: VideoDecoder) -> Captioner:
         """This captioner (same model and backbone, not copied) reading and probing through `decoder`."""
@@ -171,6 +173,7 @@ class Captioner:
             frames=frames,
             frame_indices=[int(i) for i in sample_frame_indices(info.frames, count)],
             timings_ms=timings,
+            ood=None if self.ood is None else self.ood.score(feats[0].cpu().numpy()).to_dict(),  # (T, F)
         )
 
     def decode(self, feats: torch.Tensor, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0,
