@@ -4,10 +4,11 @@ seed of every architecture x cell is kept next to it for the demo when its check
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from benchmark.runner import EvalRecord, RunRecord
 from benchmark.selection import (
@@ -18,8 +19,10 @@ from benchmark.selection import (
     grid_labels,
     val_cider,
 )
-from benchmark.suites.base import BenchContext, fmt, write_text
-from vidcap_core.files import atomic_write, write_json
+from benchmark.suites.context import BenchContext
+from benchmark.tables import fmt, markdown_table
+from vidcap_core.features.ood import sidecar_path
+from vidcap_core.files import atomic_write, atomic_write_text, json_safe, write_json
 
 MAX_CHECKPOINT_BYTES = 5 * 1024 * 1024  # per-config checkpoints kept for the demo only below this size
 
@@ -38,6 +41,8 @@ def copy_atomic(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(source, "rb") as handle:
         atomic_write(target, lambda f: shutil.copyfileobj(handle, f))
+    if source.suffix == ".pt" and sidecar_path(source).is_file():  # its OOD calibration travels with it
+        copy_atomic(sidecar_path(source), sidecar_path(target))
 
 
 def export_best(ctx: BenchContext, command: str) -> Choice | None:
@@ -58,8 +63,8 @@ def export_best(ctx: BenchContext, command: str) -> Choice | None:
         "test": None if test is None else {**test.metrics, **({"semantic": test.semantic} if test.semantic else {})},
         "train_config": choice.record.config, "data": ctx.main.dataset.label, "features": ctx.main.label,
     }
-    write_json(best_dir / "summary.json", _finite(summary))
-    write_text(best_dir / "MODEL_CARD.md", model_card(ctx, choice, test, command))
+    write_json(best_dir / "summary.json", json_safe(summary))
+    atomic_write_text(best_dir / "MODEL_CARD.md", model_card(ctx, choice, test, command))
     export_per_config(ctx, groups)
     return choice
 
@@ -82,23 +87,21 @@ def export_per_config(ctx: BenchContext, groups: dict[str, list[RunRecord]]) -> 
         entry["test_CIDEr"] = None if test is None else test.metrics.get("CIDEr")
         index[label] = entry
     if index:
-        write_json(ctx.out / "checkpoints" / "index.json", _finite(index))
+        write_json(ctx.out / "checkpoints" / "index.json", json_safe(index))
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+CARD_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+
+
+def scores_frame(scores: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per split ("val (greedy)", "test (greedy)"), one column per caption metric."""
+    return pd.DataFrame([{"split": split, **{m: fmt(metrics.get(m)) for m in CARD_METRICS}} for split, metrics in scores.items()])
 
 
 def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, command: str) -> str:
     record = choice.record
     val = record.result.get("best_val") or {}
-    metrics = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+    scores = {"val (greedy)": val, **({"test (greedy)": test.metrics} if test is not None else {})}
     lines = [
         f"# Model card: {choice.label} (seed {record.seed})", "",
         f"Chosen by the benchmark on validation: {SELECTION_RULE}. Mean validation CIDEr-D of the "
@@ -108,15 +111,11 @@ def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, comma
         f"- Features: {ctx.main.label} (weights: {ctx.main.weights_id})",
         f"- Train / val / test splits of that dataset; best epoch {record.result.get('best_epoch')} of "
         f"{record.result.get('epochs_completed')} by validation CIDEr-D.", "",
-        "## Scores", "",
-        "| split | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics),
-        "| val (greedy) | " + " | ".join(fmt(val.get(m)) for m in metrics) + " |",
+        "## Scores", "", markdown_table(scores_frame(scores)),
     ]
-    if test is not None:
-        lines.append("| test (greedy) | " + " | ".join(fmt(test.metrics.get(m)) for m in metrics) + " |")
-        if test.semantic:
-            lines += ["", "Semantic checker on test (SynthClips): " + ", ".join(
-                f"{k} {fmt(v)}" for k, v in test.semantic.items() if k != "n")]
+    if test is not None and test.semantic:
+        lines += ["", "Semantic checker on test (SynthClips): " + ", ".join(
+            f"{k} {fmt(v)}" for k, v in test.semantic.items() if k != "n")]
     config = {k: v for k, v in record.config.items() if k not in ("root", "features")}
     lines += [
         "", "## Training configuration", "", "```json", json.dumps(config, indent=2), "```", "",

@@ -52,7 +52,7 @@ def run(
     epochs: Annotated[Optional[int], typer.Option(help="Override the profile's maximum epochs.")] = None,
 ) -> None:
     """Train (or reuse) every run the suites need, evaluate, and write tables, figures and the best model."""
-    from benchmark.bench import BenchOptions, run_benchmark
+    from benchmark.invocation import BenchOptions, run_benchmark
     from vidcap_core.data import parse_max_videos
     from vidcap_core.errors import VidcapError
 

@@ -1,4 +1,6 @@
-"""`run_benchmark(options)`: prepare data, plan every suite's runs, run the suites, export the best model.
+"""One `vidcap-bench run` invocation: `run_benchmark(options)` prepares data, plans every suite's
+runs, runs the suites (each training its runs through runner.Executor), exports the best model and
+appends the invocation to bench_run.json.
 
 What the CLI's `run` command does, as a typed function tests can call.
 """
@@ -23,7 +25,8 @@ from benchmark.prepare import (
 from benchmark.profiles import Profile, get_profile
 from benchmark.runner import Executor, ProgressDisplay, RunStore, count_pending
 from benchmark.suites import SUITE_NAMES, SUITES
-from benchmark.suites.base import BenchContext, SuiteResult, write_suite
+from benchmark.suites.context import BenchContext
+from benchmark.suites.results import SuiteResult, write_suite
 from vidcap_core.errors import ConfigError
 from vidcap_core.files import write_json
 

@@ -20,7 +20,7 @@ import torch
 
 from benchmark.machine import describe_machine
 from benchmark.prepare import DEFAULT_CACHE, ensure_dataset, synth_source
-from benchmark.suites.base import write_text
+from vidcap_core.files import atomic_write_text as write_text
 from vidcap_core.files import write_json
 
 PERF_FRAMES = 32  # frames sampled per clip, as in the benchmark's features

@@ -11,12 +11,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmark.bench import MANIFEST
+import pandas as pd
+
+from benchmark.invocation import MANIFEST
 from benchmark.claims import CLAIMS, ClaimResult, judge
 from benchmark.stats import MIN_SEEDS, VERDICT_RULE, Comparison, format_p
 from benchmark.suites import SUITE_NAMES
-from benchmark.suites.base import comparisons_table, read_suite, write_text
+from benchmark.suites.results import comparisons_table, read_suite
+from benchmark.tables import markdown_table
 from vidcap_core.errors import ConfigError
+from vidcap_core.files import atomic_write_text
 
 INTRO = """# vidcap benchmark report
 
@@ -86,14 +90,21 @@ def measured_text(result: ClaimResult, suites: dict[str, dict[str, Any]]) -> str
             f"(p {format_p(c.p_value)}, {c.n} paired {c.unit})")
 
 
+def claims_frame(results: list[ClaimResult], suites: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per claim: where it comes from, what was measured, the CI, δ and the verdict."""
+    return pd.DataFrame({
+        "claim": [r.claim.text for r in results],
+        "where": [r.claim.where for r in results],
+        "what we measured": [measured_text(r, suites) for r in results],
+        "95% CI of the difference": ["n/a" if r.comparison is None else f"[{r.comparison.ci_low:+.3f}, {r.comparison.ci_high:+.3f}]"
+                                     for r in results],
+        "δ": ["n/a" if not math.isfinite(r.delta) else f"{r.delta:.3g} ({r.claim.delta_reason})" for r in results],
+        "verdict": [verdict_badge(r.verdict.name) for r in results],
+    })
+
+
 def claims_table(results: list[ClaimResult], suites: dict[str, dict[str, Any]]) -> str:
-    lines = ["| claim | where | what we measured | 95% CI of the difference | δ | verdict |",
-             "|---|---|---|---|---|---|"]
-    for r in results:
-        ci = "n/a" if r.comparison is None else f"[{r.comparison.ci_low:+.3f}, {r.comparison.ci_high:+.3f}]"
-        delta = "n/a" if not math.isfinite(r.delta) else f"{r.delta:.3g} ({r.claim.delta_reason})"
-        lines.append(f"| {r.claim.text} | {r.claim.where} | {measured_text(r, suites)} | {ci} | {delta} | {verdict_badge(r.verdict.name)} |")
-    return "\n".join(lines)
+    return markdown_table(claims_frame(results, suites))
 
 
 def latest_invocations(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -105,13 +116,17 @@ def latest_invocations(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return latest
 
 
+def timing_frame(suites: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per suite: the wall time of its last run and how many runs it trained or reused."""
+    return pd.DataFrame([{
+        "suite": name, "wall time (last run of it)": f"{data['wall_seconds'] / 60:.1f} min",
+        "runs trained then": str(data["runs_trained"]), "runs reused": str(data["runs_reused"]),
+        "profile": data["profile"], "seeds": ", ".join(map(str, data["seeds"])),
+    } for name, data in suites.items()])
+
+
 def timing_table(suites: dict[str, dict[str, Any]]) -> str:
-    lines = ["| suite | wall time (last run of it) | runs trained then | runs reused | profile | seeds |",
-             "|---|---|---|---|---|---|"]
-    for name, data in suites.items():
-        lines.append(f"| {name} | {data['wall_seconds'] / 60:.1f} min | {data['runs_trained']} | {data['runs_reused']} | "
-                     f"{data['profile']} | {', '.join(map(str, data['seeds']))} |")
-    return "\n".join(lines)
+    return markdown_table(timing_frame(suites))
 
 
 def budget_text(manifest: dict[str, Any]) -> str:
@@ -226,7 +241,7 @@ def build_report(results: Path) -> str:
 
 def write_report(results: Path) -> Path:
     path = Path(results) / "REPORT.md"
-    write_text(path, build_report(Path(results)))
+    atomic_write_text(path, build_report(Path(results)))
     return path
 
 
@@ -248,4 +263,4 @@ def update_readme(readme: Path, report: str) -> None:
                           "claims table; add them where the table should go.")
     head, rest = text.split(README_START)
     _, tail = rest.split(README_END)
-    write_text(readme, f"{head}{README_START}\n{claims_section(report)}\n{README_END}{tail}")
+    atomic_write_text(readme, f"{head}{README_START}\n{claims_section(report)}\n{README_END}{tail}")

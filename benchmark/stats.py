@@ -9,6 +9,12 @@ over the seeds first, then run `paired_bootstrap` over the test videos. Either w
 which test videos were drawn; the seed-to-seed spread is reported next to it as mean +- std.
 Per-run quantities (training seconds, gradient ratios, clip rates) are paired by seed and
 bootstrapped over seeds.
+
+The bootstraps stay hand-written (here and in vidcap_core.evaluation.bootstrap) while tables are
+pandas: scipy.stats.bootstrap resamples per-observation values, and corpus CIDEr-D cannot be
+recomputed from those (its document frequencies come from the whole resampled corpus), so each
+resample is rescored from the captions. Seed summaries (`summarise_seeds`) are the scalar form of
+benchmark.tables.seed_summary, which the tables compute with groupby().agg.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from benchmark.tables import mean_std_text
 from vidcap_core.errors import ConfigError
 
 Better = Literal["higher", "lower"]
@@ -49,11 +56,7 @@ class SeedSummary:
     values: tuple[float, ...]
 
     def format(self, digits: int = 3) -> str:
-        if self.n == 0 or math.isnan(self.mean):
-            return "n/a"
-        if self.n == 1:
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        return mean_std_text(self.mean, self.std, self.n, digits)
 
 
 def summarise_seeds(values: Sequence[float]) -> SeedSummary:

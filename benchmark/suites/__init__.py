@@ -20,7 +20,8 @@ from benchmark.suites import (
     length,
     temporal,
 )
-from benchmark.suites.base import BenchContext, SuiteResult
+from benchmark.suites.context import BenchContext
+from benchmark.suites.results import SuiteResult
 
 
 @dataclass(frozen=True)

@@ -6,23 +6,16 @@ CIDEr-D first reaches 95% of the run's best, and decoding milliseconds per test 
 
 from __future__ import annotations
 
+import pandas as pd
+
 from benchmark.figures import curves, grouped_bars
 from benchmark.runner import RunSpec
-from benchmark.suites.base import (
-    CELLS,
-    BenchContext,
-    SuiteResult,
-    compare_configs,
-    compare_runs,
-    curves_of,
-    figure_link,
-    metric_values,
-    metrics_for,
-    per_seed_table,
-    rows_of,
-    summary_table,
-    train_and_evaluate,
-)
+from benchmark.selection import CELLS
+from benchmark.suites.compare import compare_configs, compare_runs, metrics_for
+from benchmark.suites.context import BenchContext
+from benchmark.suites.groups import curves_of, metric_values, rows_of, train_and_evaluate
+from benchmark.suites.results import SuiteResult, figure_link
+from benchmark.tables import markdown_table, per_seed, seed_summary
 
 NAME = "attention"
 TITLE = "Attention: S2VT (no attention) vs soft attention, for each cell"
@@ -39,7 +32,7 @@ def plan(ctx: BenchContext) -> list[RunSpec]:
 
 def run(ctx: BenchContext) -> SuiteResult:
     trained = train_and_evaluate(ctx, NAME, groups(ctx))
-    rows = [row for group in trained.values() for row in rows_of(NAME, group)]
+    table = pd.DataFrame([row for group in trained.values() for row in rows_of(NAME, group)])
     comparisons = {}
     for cell in CELLS:
         a, b = trained[f"attention-{cell}"], trained[f"s2vt-{cell}"]
@@ -65,11 +58,11 @@ def run(ctx: BenchContext) -> SuiteResult:
         "seconds (training + validation) until validation CIDEr-D first reaches 95% of the run's best; "
         "`train_s_per_epoch`: mean epoch seconds; `inference_ms_per_clip`: greedy decoding of the test split from "
         "cached features, per clip.",
-        summary_table(rows, ["config"], columns),
-        per_seed_table(rows, ["config"], "CIDEr"),
-        per_seed_table(rows, ["config"], "s_to_95pct_val_CIDEr", digits=1),
+        markdown_table(seed_summary(table, ["config"], columns)),
+        markdown_table(per_seed(table, ["config"], "CIDEr")),
+        markdown_table(per_seed(table, ["config"], "s_to_95pct_val_CIDEr", digits=1)),
         figure_link(bars.name, "CIDEr with and without attention"),
         figure_link(speed.name, "time to 95% of best validation CIDEr"),
         figure_link(val.name, "validation curves against time"),
     ])
-    return SuiteResult(NAME, TITLE, rows, body, figures=[bars.name, speed.name, val.name], comparisons=comparisons)
+    return SuiteResult(NAME, TITLE, table, body, figures=[bars.name, speed.name, val.name], comparisons=comparisons)

@@ -3,21 +3,16 @@ synth-cnn (or the ImageNet CNN given with --backbone on real data) vs the same C
 
 from __future__ import annotations
 
+import pandas as pd
+
 from benchmark.figures import grouped_bars
 from benchmark.prepare import FeatureSource
 from benchmark.runner import RunSpec
-from benchmark.suites.base import (
-    BenchContext,
-    SuiteResult,
-    compare_configs,
-    figure_link,
-    metric_values,
-    metrics_for,
-    per_seed_table,
-    rows_of,
-    summary_table,
-    train_and_evaluate,
-)
+from benchmark.suites.compare import compare_configs, metrics_for
+from benchmark.suites.context import BenchContext
+from benchmark.suites.groups import metric_values, rows_of, train_and_evaluate
+from benchmark.suites.results import SuiteResult, figure_link
+from benchmark.tables import markdown_table, per_seed, seed_summary
 
 NAME = "backbone"
 TITLE = "Frame features: pretrained vs untrained CNN"
@@ -57,13 +52,14 @@ def run(ctx: BenchContext) -> SuiteResult:
                         {m: metric_values(trained, m) for m in metrics},
                         "test score", f"{ARCH}-{CELL} test scores by frame encoder (bars: mean, dots: seeds)")
     columns = ["CIDEr", "METEOR", "Bleu_4", "ROUGE_L"] + ([f"sem_{s}" for s in ("exact", *slots)] if ctx.is_synth else [])
+    table = pd.DataFrame(rows)
     weights = "; ".join(f"{name}: {source.weights_id}" for name, source in sources(ctx).items())
     body = "\n\n".join([
         f"{ARCH}-{CELL} trained on features of each encoder ({weights}). `random` is synth-cnn's architecture "
         "with its initial (untrained) weights: what the decoder can learn from features that were never taught "
         "what objects look like.",
-        summary_table(rows, ["backbone"], columns),
-        per_seed_table(rows, ["backbone"], "CIDEr"),
+        markdown_table(seed_summary(table, ["backbone"], columns)),
+        markdown_table(per_seed(table, ["backbone"], "CIDEr")),
         figure_link(bars.name, "scores by frame encoder"),
     ])
-    return SuiteResult(NAME, TITLE, rows, body, figures=[bars.name], comparisons=comparisons)
+    return SuiteResult(NAME, TITLE, table, body, figures=[bars.name], comparisons=comparisons)

@@ -5,23 +5,16 @@ configuration is decoded with every beam size."""
 
 from __future__ import annotations
 
+import pandas as pd
+
 from benchmark.figures import lines_over_x
 from benchmark.runner import EvalRequest, RunSpec
 from benchmark.selection import choose, grid_labels
-from benchmark.suites.base import (
-    BenchContext,
-    SuiteResult,
-    Trained,
-    compare_configs,
-    figure_link,
-    fmt,
-    metrics_for,
-    per_seed_table,
-    reevaluate,
-    rows_of,
-    summary_table,
-    train_and_evaluate,
-)
+from benchmark.suites.compare import compare_configs, metrics_for
+from benchmark.suites.context import BenchContext
+from benchmark.suites.groups import Trained, reevaluate, rows_of, train_and_evaluate
+from benchmark.suites.results import SuiteResult, figure_link
+from benchmark.tables import fmt, markdown_table, per_seed, seed_summary
 
 NAME = "beam"
 TITLE = "Beam size on the best model"
@@ -41,14 +34,24 @@ def claim_beam(beams: tuple[int, ...]) -> int:
     return max(larger) if larger else max(beams)
 
 
+def validation_frame(grid: dict[str, Trained]) -> pd.DataFrame:
+    """Per candidate configuration: the mean over its seeds of each run's best validation CIDEr-D."""
+    best_val = pd.DataFrame([{"configuration": label, "val_CIDEr": (r.result.get("best_val") or {}).get("CIDEr")}
+                             for label, trained in grid.items() for r in trained.records])
+    best_val["val_CIDEr"] = pd.to_numeric(best_val["val_CIDEr"], errors="coerce")  # None (no validation) -> NaN
+    by_config = best_val.groupby("configuration", sort=False)["val_CIDEr"].agg(["mean", "size"])
+    return pd.DataFrame({"configuration": by_config.index, "mean best val CIDEr-D": [fmt(v) for v in by_config["mean"]],
+                         "seeds": by_config["size"].astype(str).to_numpy()})
+
+
 def run(ctx: BenchContext) -> SuiteResult:
     grid = train_and_evaluate(ctx, NAME, groups(ctx), request=None)
     choice = choose({label: group.records for label, group in grid.items()})
     if choice is None:
-        return SuiteResult(NAME, TITLE, [], "_No configuration has a usable checkpoint: every run diverged._")
+        return SuiteResult(NAME, TITLE, pd.DataFrame(), "_No configuration has a usable checkpoint: every run diverged._")
     group = grid[choice.label]
     by_beam: dict[int, Trained] = {k: reevaluate(ctx, group, EvalRequest(beam=k)) for k in ctx.profile.beams}
-    rows = [dict(row, beam=k) for k, trained in by_beam.items() for row in rows_of(NAME, trained)]
+    table = pd.DataFrame([dict(row, beam=k) for k, trained in by_beam.items() for row in rows_of(NAME, trained)])
     comparisons = {}
     for k in ctx.profile.beams:
         if k != 1:
@@ -59,24 +62,20 @@ def run(ctx: BenchContext) -> SuiteResult:
     for metric, label in (("CIDEr", "test CIDEr-D"), ("METEOR", "test METEOR"), ("sem_exact", "exact-match accuracy")):
         if metric.startswith("sem_") and not ctx.is_synth:
             continue
-        series = {choice.label: [[r[metric] for r in rows if r["beam"] == k] for k in beams]}
+        series = {choice.label: [table.loc[table["beam"] == k, metric].tolist() for k in beams]}
         path = lines_over_x(ctx.figures_dir / f"beam_{metric.lower()}.png", beams, series, "beam size", label,
                             f"{label} against beam size ({choice.label}, band ± 1 std over seeds)", logx=True)
         figures.append(path.name)
     columns = ["CIDEr", "METEOR", "Bleu_4", "ROUGE_L"] + (["sem_exact"] if ctx.is_synth else []) + ["inference_ms_per_clip"]
-    val_table = ["| configuration | mean best val CIDEr-D | seeds |", "|---|---|---|"]
-    for label, trained in grid.items():
-        values = [r.result.get("best_val", {}) or {} for r in trained.records]
-        cider = [v.get("CIDEr") for v in values if v.get("CIDEr") is not None]
-        val_table.append(f"| {label} | {fmt(sum(cider) / len(cider)) if cider else 'n/a'} | {len(trained.records)} |")
+    val_table = validation_frame(grid)
     body = "\n\n".join([
         f"Best configuration on validation: **{choice.label}** (mean best val CIDEr-D {fmt(choice.mean_val)}); "
         f"every seed decoded on test with beam sizes {', '.join(map(str, beams))} (no length penalty).",
-        summary_table(rows, ["beam"], columns),
-        per_seed_table(rows, ["beam"], "CIDEr"),
+        markdown_table(seed_summary(table, ["beam"], columns)),
+        markdown_table(per_seed(table, ["beam"], "CIDEr")),
         "Validation CIDEr-D of every candidate configuration (the selection; test is never used):",
-        "\n".join(val_table),
+        markdown_table(val_table),
         *(figure_link(name, name) for name in figures),
     ])
     facts = {"best_config": choice.label, "claim_beam": claim_beam(ctx.profile.beams), "beams": beams}
-    return SuiteResult(NAME, TITLE, rows, body, figures=figures, comparisons=comparisons, facts=facts)
+    return SuiteResult(NAME, TITLE, table, body, figures=figures, comparisons=comparisons, facts=facts)

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from benchmark.figures import curves, grouped_bars
 from benchmark.runner import RunSpec
-from benchmark.suites.base import (
-    CELLS,
-    BenchContext,
-    SuiteResult,
-    compare_configs,
-    curves_of,
-    figure_link,
-    metric_values,
-    metrics_for,
-    per_seed_table,
-    rows_of,
-    summary_table,
-    train_and_evaluate,
-)
+from benchmark.selection import CELLS
+from benchmark.suites.compare import compare_configs, metrics_for
+from benchmark.suites.context import BenchContext
+from benchmark.suites.groups import curves_of, metric_values, rows_of, train_and_evaluate
+from benchmark.suites.results import SuiteResult, figure_link
+from benchmark.tables import markdown_table, per_seed, seed_summary
 
 NAME = "cells"
 TITLE = "Cells: S2VT with a plain RNN, a GRU and an LSTM"
@@ -34,7 +28,7 @@ def plan(ctx: BenchContext) -> list[RunSpec]:
 
 def run(ctx: BenchContext) -> SuiteResult:
     trained = train_and_evaluate(ctx, NAME, groups(ctx))
-    rows = [row for group in trained.values() for row in rows_of(NAME, group)]
+    table = pd.DataFrame([row for group in trained.values() for row in rows_of(NAME, group)])
     comparisons = {}
     for a, b in PAIRS:
         comparisons.update(compare_configs(ctx, f"s2vt-{a}", trained[f"s2vt-{a}"].evals, f"s2vt-{b}",
@@ -49,9 +43,9 @@ def run(ctx: BenchContext) -> SuiteResult:
     columns += ["val_CIDEr", "epochs", "train_s_per_epoch"]
     body = "\n\n".join([
         "Test-set scores, mean ± std over seeds (per-seed values below).",
-        summary_table(rows, ["config"], columns),
-        per_seed_table(rows, ["config"], "CIDEr"),
+        markdown_table(seed_summary(table, ["config"], columns)),
+        markdown_table(per_seed(table, ["config"], "CIDEr")),
         figure_link(bars.name, "test metrics by cell"),
         figure_link(val.name, "validation CIDEr-D curves"),
     ])
-    return SuiteResult(NAME, TITLE, rows, body, figures=[bars.name, val.name], comparisons=comparisons)
+    return SuiteResult(NAME, TITLE, table, body, figures=[bars.name, val.name], comparisons=comparisons)

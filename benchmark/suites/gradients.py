@@ -14,23 +14,27 @@ from typing import Any
 
 import numpy as np
 
+import pandas as pd
+
 from benchmark.figures import gradient_panels, grouped_bars
 from benchmark.runner import RunRecord, RunSpec
-from benchmark.suites.base import (
-    CELLS,
-    BenchContext,
-    SuiteResult,
-    compare_runs,
-    figure_link,
-    fmt,
-    history_facts,
-    per_seed_table,
-    train_and_evaluate,
-)
+from benchmark.selection import CELLS
+from benchmark.suites.compare import compare_runs
+from benchmark.suites.context import BenchContext
+from benchmark.suites.groups import train_and_evaluate
+from benchmark.suites.results import SuiteResult, figure_link
+from benchmark.suites.rows import history_facts
+from benchmark.tables import NOT_AVAILABLE, fmt, markdown_table, per_seed, seed_summary
 
 NAME = "gradients"
 TITLE = "Gradients: vanishing and exploding gradients by cell"
 NOCLIP_SUFFIX = "-noclip"
+CLIPPED_COLUMNS = {  # column -> heading in the cells table (runs with clipping on)
+    "log10_ratio_init": "log10 ratio at init",
+    "log10_ratio_final": "log10 ratio after training",
+    "log10_ratio_mean": "log10 ratio, mean over probes",
+    "clip_fraction": "clip fraction",
+}
 
 
 def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
@@ -105,8 +109,11 @@ def run(ctx: BenchContext) -> SuiteResult:
         comparisons.update(compare_runs(ctx, f"s2vt-rnn{NOCLIP_SUFFIX}", facts(f"s2vt-rnn{NOCLIP_SUFFIX}", "log10_grad_norm_max"),
                                         f"s2vt-{other}{NOCLIP_SUFFIX}", facts(f"s2vt-{other}{NOCLIP_SUFFIX}", "log10_grad_norm_max"),
                                         "log10_grad_norm_max"))
-    diverged = {cell: sum(bool(r["diverged"]) for r in rows if r["config"] == f"s2vt-{cell}{NOCLIP_SUFFIX}") for cell in CELLS}
-    runs_noclip = {cell: sum(1 for r in rows if r["config"] == f"s2vt-{cell}{NOCLIP_SUFFIX}") for cell in CELLS}
+    table = pd.DataFrame(rows)
+    free = table[table["config"].str.endswith(NOCLIP_SUFFIX)]
+    noclip = free.groupby("cell", sort=False)["diverged"].agg(["sum", "size"]).reindex(list(CELLS), fill_value=0)
+    diverged = {cell: int(noclip.loc[cell, "sum"]) for cell in CELLS}
+    runs_noclip = {cell: int(noclip.loc[cell, "size"]) for cell in CELLS}
     panels = {
         "at initialisation": {cell: [n for r in trained[f"s2vt-{cell}"].records if (n := probe_norms(r, "init"))] for cell in CELLS},
         "after training": {cell: [n for r in trained[f"s2vt-{cell}"].records if (n := probe_norms(r, "final"))] for cell in CELLS},
@@ -116,34 +123,27 @@ def run(ctx: BenchContext) -> SuiteResult:
     clip = grouped_bars(ctx.figures_dir / "gradients_clipping.png", list(CELLS), {
         "clip fraction (clipping on)": {cell: [r["clip_fraction"] for r in rows if r["config"] == f"s2vt-{cell}"] for cell in CELLS},
     }, "share of steps clipped", "How often gradient clipping fired")
-    table = ["| cell | log10 ratio at init | log10 ratio after training | log10 ratio, mean over probes | clip fraction | "
-             "max grad norm, no clipping (log10) | diverged without clipping |", "|---|---|---|---|---|---|---|"]
-    for cell in CELLS:
-        clipped, free = by_seed[f"s2vt-{cell}"].values(), by_seed[f"s2vt-{cell}{NOCLIP_SUFFIX}"].values()
-        table.append("| " + " | ".join([
-            cell, _mean_std([r["log10_ratio_init"] for r in clipped]), _mean_std([r["log10_ratio_final"] for r in clipped]),
-            _mean_std([r["log10_ratio_mean"] for r in clipped]),
-            _mean_std([r["clip_fraction"] for r in clipped]), _mean_std([r["log10_grad_norm_max"] for r in free]),
-            f"{diverged[cell]} of {runs_noclip[cell]}",
-        ]) + " |")
     clip_value = ctx.spec("s2vt", "lstm", ctx.seeds[0]).config.grad_clip
     body = "\n\n".join([
         "log10 ratio = log10(||dL/dx_first|| / ||dL/dx_last||) of the probe batch (mean ± std over seeds): "
         "0 means the first frame receives as much gradient as the last; -3 means a thousand times less. "
         f"Clip fraction: share of training steps whose total gradient norm exceeded the clipping threshold ({fmt(clip_value)}).",
-        "\n".join(table),
-        per_seed_table(rows, ["config"], "log10_ratio_mean"),
+        markdown_table(cells_frame(table, diverged, runs_noclip)),
+        markdown_table(per_seed(table, ["config"], "log10_ratio_mean")),
         figure_link(flow.name, "gradient norm against distance from the last frame"),
         figure_link(clip.name, "clip fraction"),
     ])
     facts_out = {"diverged_without_clipping": diverged, "runs_without_clipping": runs_noclip}
-    return SuiteResult(NAME, TITLE, rows, body, figures=[flow.name, clip.name], comparisons=comparisons, facts=facts_out)
+    return SuiteResult(NAME, TITLE, table, body, figures=[flow.name, clip.name], comparisons=comparisons, facts=facts_out)
 
 
-def _mean_std(values: list[float]) -> str:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return "n/a"
-    if len(finite) == 1:
-        return f"{finite[0]:.3f}"
-    return f"{np.mean(finite):.3f} ± {np.std(finite, ddof=1):.3f}"
+def cells_frame(table: pd.DataFrame, diverged: dict[str, int], runs_noclip: dict[str, int]) -> pd.DataFrame:
+    """One row per cell: log10 ratios and clip fraction with clipping on, the largest gradient norm
+    without clipping (each mean ± std over seeds), and how many runs without clipping diverged."""
+    noclip = table["config"].str.endswith(NOCLIP_SUFFIX)
+    clipped = seed_summary(table[~noclip], ["cell"], list(CLIPPED_COLUMNS), count_column=None).set_index("cell")
+    free = seed_summary(table[noclip], ["cell"], ["log10_grad_norm_max"], count_column=None).set_index("cell")
+    frame = pd.concat([clipped, free], axis=1).reindex(list(CELLS)).fillna(NOT_AVAILABLE)
+    frame = frame.rename(columns={**CLIPPED_COLUMNS, "log10_grad_norm_max": "max grad norm, no clipping (log10)"})
+    frame["diverged without clipping"] = [f"{diverged[cell]} of {runs_noclip[cell]}" for cell in CELLS]
+    return frame.rename_axis("cell").reset_index()

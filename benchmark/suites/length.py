@@ -3,18 +3,15 @@ event, then only distractor motion), where a plain RNN should lose the beginning
 
 from __future__ import annotations
 
+import pandas as pd
+
 from benchmark.figures import lines_over_x
 from benchmark.runner import RunSpec
-from benchmark.suites.base import (
-    BenchContext,
-    SuiteResult,
-    Trained,
-    compare_configs,
-    figure_link,
-    rows_of,
-    summary_table,
-    train_and_evaluate,
-)
+from benchmark.suites.compare import compare_configs
+from benchmark.suites.context import BenchContext
+from benchmark.suites.groups import Trained, rows_of, train_and_evaluate
+from benchmark.suites.results import SuiteResult, figure_link
+from benchmark.tables import markdown_table, seed_summary
 
 NAME = "length"
 TITLE = "Clip length: plain RNN vs LSTM vs attention-LSTM from short to long clips"
@@ -43,6 +40,7 @@ def run(ctx: BenchContext) -> SuiteResult:
     rows = []
     for (label, frames), group in by_key.items():
         rows += [dict(row, config=label, frames=frames) for row in rows_of(NAME, group)]
+    table = pd.DataFrame(rows)
     comparisons = {}
     for frames in frames_list:
         for a, b in (("s2vt-lstm", "s2vt-rnn"), ("attention-lstm", "s2vt-rnn")):
@@ -53,7 +51,7 @@ def run(ctx: BenchContext) -> SuiteResult:
     for metric, label in (("CIDEr", "test CIDEr-D"), ("sem_exact", "exact-match accuracy"), ("sem_action", "action slot accuracy")):
         if metric.startswith("sem_") and not ctx.is_synth:
             continue
-        series = {model: [[r[metric] for r in rows if r["config"] == model and r["frames"] == f] for f in frames_list]
+        series = {model: [table.loc[(table["config"] == model) & (table["frames"] == f), metric].tolist() for f in frames_list]
                   for model in MODELS}
         path = lines_over_x(ctx.figures_dir / f"length_{metric.lower()}.png", frames_list, series,
                             "frames per clip", label, f"{label} against clip length (band: ± 1 std over seeds)", logx=True)
@@ -64,8 +62,8 @@ def run(ctx: BenchContext) -> SuiteResult:
     body = "\n\n".join([
         f"Data: {source.label}; each length is its own feature extraction of the same clips, "
         "frames sampled evenly over the whole clip. Test metrics, mean ± std over seeds.",
-        summary_table(sorted(rows, key=lambda r: (r["config"], r["frames"])), ["config", "frames"], columns),
+        markdown_table(seed_summary(table.sort_values(["config", "frames"], kind="stable"), ["config", "frames"], columns)),
         *(figure_link(name, name) for name in figures),
     ])
     facts = {"frames": frames_list}
-    return SuiteResult(NAME, TITLE, rows, body, figures=figures, comparisons=comparisons, facts=facts)
+    return SuiteResult(NAME, TITLE, table, body, figures=figures, comparisons=comparisons, facts=facts)

@@ -4,21 +4,15 @@ tested on ordered, shuffled and reversed frames, plus S2VT and attention trained
 
 from __future__ import annotations
 
+import pandas as pd
+
 from benchmark.figures import grouped_bars
 from benchmark.runner import EvalRequest, RunSpec
-from benchmark.suites.base import (
-    BenchContext,
-    SuiteResult,
-    Trained,
-    compare_configs,
-    figure_link,
-    metric_values,
-    metrics_for,
-    reevaluate,
-    rows_of,
-    summary_table,
-    train_and_evaluate,
-)
+from benchmark.suites.compare import compare_configs, metrics_for
+from benchmark.suites.context import BenchContext
+from benchmark.suites.groups import Trained, metric_values, reevaluate, rows_of, train_and_evaluate
+from benchmark.suites.results import SuiteResult, figure_link
+from benchmark.tables import markdown_table, seed_summary
 
 NAME = "temporal"
 TITLE = "Temporal order: mean pooling vs S2VT vs attention; ordered, shuffled and reversed frames"
@@ -55,6 +49,7 @@ def run(ctx: BenchContext) -> SuiteResult:
         for label, group in by_label.items():
             rows += [dict(row, config=label, train_order=train_order, test_order=test_order)
                      for row in rows_of(NAME, group)]
+    table = pd.DataFrame(rows)
     slots = ("order", "direction")
     metrics = metrics_for(ctx, slots)
     comparisons = {}
@@ -93,7 +88,7 @@ def run(ctx: BenchContext) -> SuiteResult:
         + (" `sem_direction`: the clip's time-reversible actions named with the right member of the pair "
            "(left/right, grows/shrinks, appears/disappears); `sem_order`: multi-event clips with events in the right order."
            if ctx.is_synth else ""),
-        summary_table(rows, ["config", "train_order", "test_order"], columns),
+        markdown_table(seed_summary(table, ["config", "train_order", "test_order"], columns)),
         *(figure_link(name, name) for name in figures),
     ])
-    return SuiteResult(NAME, TITLE, rows, body, figures=figures, comparisons=comparisons)
+    return SuiteResult(NAME, TITLE, table, body, figures=figures, comparisons=comparisons)

@@ -22,6 +22,14 @@ Which bootstrap is exact for which metric (see `metrics` for the relations):
     `corpus_bootstrap(..., "CIDEr")` recomputes df on every resample (what pycocoevalcap would do).
   * Bleu_k and METEOR: the corpus score pools statistics and is not a mean of per-video scores;
     use `corpus_bootstrap`, which re-pools them on every resample.
+
+Why this is not `scipy.stats.bootstrap` (nor a pandas groupby): scipy resamples arrays of
+per-observation values and applies a statistic to each resample, which fits `paired_bootstrap`
+but not the corpus metrics. Corpus CIDEr-D is not a function of per-video scores: its document
+frequencies, like BLEU's pooled n-gram counts and brevity penalty, come from the whole resampled
+corpus, so every resample is rescored from the captions (`resampled_corpus`), several seeds'
+corpus scores are averaged within each resample, and the p-value (which scipy does not give) uses
+the same draws. Keep this code; it is checked against pycocoevalcap on duplicated corpora.
 """
 
 from __future__ import annotations

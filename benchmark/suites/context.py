@@ -1,0 +1,78 @@
+"""What a suite is given: `BenchContext` (profile, seeds, data, the run store and executor, one
+scorer) and the metric names every suite shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.prepare import FeatureSource
+from benchmark.profiles import Profile
+from benchmark.runner import VALIDATION_METRICS, EvalRecord, EvalRequest, Executor, RunRecord, RunSpec, RunStore
+from vidcap_core.training.config import TrainConfig
+
+CAPTION_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+SEMANTIC_SLOTS = ("colour", "shape", "action", "direction", "order", "exact")
+PRIMARY = "CIDEr"  # selection metric everywhere (on val) and the headline test metric
+
+
+@dataclass
+class BenchContext:
+    """Everything a suite needs to plan runs, get them trained and evaluated, and write results."""
+
+    profile: Profile
+    seeds: tuple[int, ...]
+    out: Path
+    main: FeatureSource  # dataset + features of every suite but `length` (and `backbone`'s alternatives)
+    length_sources: dict[int, FeatureSource]  # frames -> features for the `length` suite
+    backbone_sources: list[FeatureSource]  # alternatives to `main` for the `backbone` suite
+    store: RunStore
+    executor: Executor
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    _scorer: Any = None
+
+    @property
+    def is_synth(self) -> bool:
+        return self.main.dataset.is_synth
+
+    @property
+    def figures_dir(self) -> Path:
+        path = self.out / "figures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def spec(self, arch: str, cell: str, seed: int, features: FeatureSource | None = None, suffix: str = "",
+             **overrides: Any) -> RunSpec:
+        """The run of `arch` x `cell` with this seed, the profile's settings and any overrides."""
+        source = features or self.main
+        data = source.dataset
+        values = {
+            "val_metrics": list(VALIDATION_METRICS),
+            **self.profile.train, **self.train_overrides, **overrides,
+            "dataset": data.name, "root": str(data.root), "features": str(source.dir),
+            "annotations": None if data.annotations is None else str(data.annotations),
+            "max_videos": data.max_videos, "arch": arch, "cell": cell, "seed": seed,
+        }
+        label = f"{arch}-{cell}{suffix}"
+        return RunSpec(label=label, config=TrainConfig.from_dict(values, source=label), features=source)
+
+    def grid(self, arch: str, cell: str, **kwargs: Any) -> list[RunSpec]:
+        """The same configuration for every seed."""
+        return [self.spec(arch, cell, seed, **kwargs) for seed in self.seeds]
+
+    def scorer(self) -> Any:
+        """One long-lived scorer (Java started once) for every evaluation of this invocation."""
+        if self._scorer is None:
+            from vidcap_core.evaluation import Scorer
+
+            self._scorer = Scorer()
+        return self._scorer
+
+    def close(self) -> None:
+        if self._scorer is not None:
+            self._scorer.close()
+            self._scorer = None
+
+    def evaluate(self, record: RunRecord, request: EvalRequest = EvalRequest()) -> EvalRecord | None:
+        return self.store.evaluate(record, request, self.scorer())
