@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -139,41 +140,64 @@ def test_synth_cnn_loads_committed_weights_and_is_deterministic() -> None:
     assert SYNTH_CNN_WEIGHTS.is_file()
     first, second = build_backbone("synth-cnn"), build_backbone("synth-cnn")
     assert first.weights_id.startswith("committed synth-cnn sha256:")
-    assert first.input_size == (64, 64) and first.grid_size == (4, 4) and first.feature_dim == 256
+    assert first.input_size == (64, 64) and first.grid_size == (4, 4)
+    assert (first.feature_dim, first.grid_dim) == (16 * 32, 32)
     x = images(3, 64)
     with torch.inference_mode():
         glob, grid = first(x)
         again, _ = second(x)
-    assert glob.shape == (3, 256) and grid.shape == (3, 16, 256)
+    assert glob.shape == (3, 512) and grid.shape == (3, 16, 32)
+    assert torch.equal(glob, grid.flatten(1))  # the global vector keeps every region's code, in region order
     assert torch.equal(glob, again)
     record = json.loads(SYNTH_CNN_WEIGHTS.with_suffix(".json").read_text())
-    assert record["image_size"] == 64 and set(record["held_out_accuracy"]) == {"shape", "colour", "size", "position"}
+    assert record["image_size"] == 64 and record["seed"] == 0 and record["command"].startswith("vidcap pretrain-cnn")
+    assert {"detected", "shape", "colour", "size", "all", "position"} <= set(record["held_out_accuracy_per_object"])
 
 
-def test_committed_synth_cnn_recognises_fresh_stills() -> None:
-    from vidcap_core.features.pretrain import evaluate_heads, render_stills
+def test_committed_synth_cnn_reads_every_object_of_fresh_multi_object_frames() -> None:
+    from vidcap_core.features.pretrain import evaluate_regions, render_scene_frames
 
     model = build_backbone("synth-cnn")
     assert isinstance(model, SynthCNN)
-    stills = render_stills(200, seed=424242, image_size=64)  # never seen in training
-    accuracy = evaluate_heads(model, stills)
-    chance = {"shape": 1 / 5, "colour": 1 / 7, "size": 1 / 2, "position": 1 / 9}
-    assert accuracy["shape"] > 0.8, accuracy
-    assert accuracy["colour"] > 0.8, accuracy
-    assert accuracy["size"] > 0.8, accuracy
-    assert accuracy["position"] > 0.8, accuracy
-    assert all(accuracy[h] > chance[h] + 0.3 for h in chance)
+    frames = render_scene_frames(60, 4, seed=424242, image_size=64, grid_side=4)  # never seen in training
+    accuracy = evaluate_regions(model, frames)
+    assert accuracy["detected"] > 0.9, accuracy
+    assert accuracy["colour"] > 0.9 and accuracy["size"] > 0.9, accuracy
+    assert accuracy["shape"] > 0.7, accuracy  # chance 0.2
+    assert accuracy["position"] > 0.7, accuracy
+    assert accuracy["false_positive"] < 0.05, accuracy
+    untrained = evaluate_regions(SynthCNN(model.cfg), frames)  # the same check fails without pretraining
+    assert untrained["all"] < 0.2
 
 
-def test_random_backbone_is_fixed_untrained_and_differs_from_synth_cnn() -> None:
+def test_region_targets_follow_the_objects() -> None:
+    from vidcap_core.features.pretrain import region_targets
+    from vidcap_core.synth.plan import ClipPlan, ObjectState, PlannedEvent, SpeckField
+
+    start = ObjectState(20.0, 40.0, "small", 0.0, True, "red")  # region row 2, column 1 of a 4x4 grid
+    moved = ObjectState(52.0, 40.0, "small", 0.0, True, "red")  # row 2, column 3
+    plan = ClipPlan(64, 8, ("square",), (start,), (PlannedEvent(0, "move_right", start, moved, 2, 6),),
+                    SpeckField((), (), ()), 1, 0.05)
+    targets = region_targets(plan, np.array([0, 7]), grid_side=4)
+    assert targets["opacity"][0].nonzero()[0].tolist() == [9] and targets["opacity"][1].nonzero()[0].tolist() == [11]
+    assert targets["shape"][0, 9] == 1 and targets["colour"][0, 9].argmax() == 0 and targets["size"][0, 9, 0] == 1
+    np.testing.assert_allclose(targets["offset"][0, 9], [2 * 4 / 16 - 1, 2 * 8 / 16 - 1])  # (20-16)/16, (40-32)/16
+    np.testing.assert_allclose(targets["angle"][0, 9], [0.0, 1.0], atol=1e-7)
+    assert targets["has_angle"][0, 9] and not targets["has_angle"][0, 10] and targets["shape"][0, 10] == -1
+
+
+def test_random_backbone_is_fixed_untrained_and_has_synth_cnns_architecture() -> None:
     first, second, trained = build_backbone("random"), build_backbone("random"), build_backbone("synth-cnn")
     assert first.weights_id.startswith("random-init seed 0")
+    assert first.cfg == replace(trained.cfg, heads={})
+    trunk = {k: v.shape for k, v in trained.state_dict().items() if not k.startswith("heads.")}
+    assert {k: v.shape for k, v in first.state_dict().items()} == trunk
     x = images(2, 64, seed=1)
     with torch.inference_mode():
         a, grid = first(x)
         b, _ = second(x)
-        c, _ = trained(x)
-    assert a.shape == c.shape and grid.shape == (2, 16, 256)
+        c, trained_grid = trained(x)
+    assert a.shape == c.shape == (2, 512) and grid.shape == trained_grid.shape == (2, 16, 32)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
     with pytest.raises(FeatureError, match="untrained"):
@@ -192,21 +216,27 @@ def test_pretrain_cli_writes_loadable_weights_and_record(tmp_path: Path) -> None
     app.command("pretrain-cnn")(pretrain_cnn)
     app.command("unused")(lambda: None)  # two commands keep the subcommand name in argv
     out = tmp_path / "cnn.safetensors"
-    args = ["pretrain-cnn", "--out", str(out), "--steps", "2", "--seed", "3", "--batch-size", "4",
-            "--held-out", "8", "--format", "json"]
+    args = ["pretrain-cnn", "--out", str(out), "--steps", "2", "--seed", "3", "--batch-size", "4", "--num-clips", "3",
+            "--frames-per-clip", "2", "--held-out", "4", "--format", "json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     accuracy = json.loads(result.stdout)
-    assert set(accuracy) == {"shape", "colour", "size", "position"}
-    assert all(0.0 <= v <= 1.0 for v in accuracy.values())
+    assert {"detected", "shape", "colour", "size", "all", "position", "angle", "count", "false_positive"} == set(accuracy)
+    assert all(0.0 <= v <= 1.0 for v in accuracy.values() if v == v)  # NaN: nothing of that kind was held out
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["seed"] == 3 and record["held_out_accuracy"] == accuracy
-    assert "--steps 2 --seed 3" in record["command"]
+    assert record["seed"] == 3 and record["train_frames"] == 6 and record["held_out_frames"] == 8
+    assert "--steps 2 --seed 3" in record["command"] and "--num-clips 3" in record["command"]
     model = build_backbone("synth-cnn", out)
     assert model.weights_id.startswith("sha256:")
     with torch.inference_mode():
-        assert model(images(1, 64))[0].shape == (1, 256)
+        assert model(images(1, 64))[0].shape == (1, 512)
     assert not list(tmp_path.glob("*.tmp"))
+    stale = tmp_path / "old-format.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(stale), metadata={"format": "vidcap-synth-cnn-1", "config": "{}"})
+    with pytest.raises(FeatureError, match="vidcap pretrain-cnn"):
+        build_backbone("synth-cnn", stale)
 
 
 def test_pretrain_rejects_bad_sizes(tmp_path: Path) -> None:
@@ -216,17 +246,3 @@ def test_pretrain_rejects_bad_sizes(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="image_size 50"):
         pretrain_synth_cnn(tmp_path / "x.safetensors", steps=1, batch_size=4, seed=0, image_size=50)
     assert not (tmp_path / "x.safetensors").exists()
-
-
-def test_flip_augmentation_mirrors_positions() -> None:
-    from vidcap_core.features.pretrain import flip_batch
-
-    img = torch.zeros(64, 1, 3, 3)
-    position = torch.arange(64) % 9
-    for k in range(64):
-        img[k, 0, position[k] // 3, position[k] % 3] = 1.0  # a bright pixel in the labelled cell
-    flipped, new_position = flip_batch(img, position, torch.Generator().manual_seed(0))
-    found = flipped[:, 0].flatten(1).argmax(1)
-    assert torch.equal(found, new_position)
-    assert not torch.equal(new_position, position)  # some were flipped
-    assert np.isin(new_position.numpy(), np.arange(9)).all()

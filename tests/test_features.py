@@ -21,6 +21,8 @@ from vidcap_core.features.store import FeatureStore
 from vidcap_core.video import read_frames
 
 T = 4  # frames per video in these tests
+G = 32  # synth-cnn region code size
+F = 16 * G  # synth-cnn global vector at 64x64: its 4x4 region codes concatenated
 
 
 @pytest.fixture(autouse=True)
@@ -62,18 +64,18 @@ def test_extraction_writes_features_and_metadata(videos: list[VideoRecord], tmp_
     assert summary.clips_per_s > 0 and summary.frames_per_s == pytest.approx(summary.clips_per_s * T)
     meta = json.loads((out / "features.json").read_text())
     assert meta["backbone"] == "synth-cnn" and meta["weights"].startswith("committed synth-cnn sha256:")
-    assert (meta["feature_dim"], meta["grid_dim"], meta["num_frames"]) == (256, 256, T)
+    assert (meta["feature_dim"], meta["grid_dim"], meta["num_frames"]) == (F, G, T)
     assert (meta["frame_size"], meta["grid_size"], meta["grid"], meta["dtype"]) == ([64, 64], [4, 4], True, "float16")
     raw = np.load(out / "clip0.npy")
-    assert raw.shape == (T, 256) and raw.dtype == np.float16
-    assert np.load(out / "clip0.grid.npy").shape == (T, 16, 256)
+    assert raw.shape == (T, F) and raw.dtype == np.float16
+    assert np.load(out / "clip0.grid.npy").shape == (T, 16, G)
 
     store = FeatureStore(out)
     assert store.video_ids() == [r.video_id for r in videos]
     assert store.has("clip3") and not store.has("clip9")
     feats = store.load("clip3")
-    assert feats.dtype == np.float32 and feats.shape == (T, 256)
-    assert store.load_grid("clip3").shape == (T, 16, 256)
+    assert feats.dtype == np.float32 and feats.shape == (T, F)
+    assert store.load_grid("clip3").shape == (T, 16, G)
     assert not np.allclose(feats[0], feats[-1])  # the square moved: frames differ
     assert not list(out.glob("*.tmp*"))
 
@@ -109,7 +111,7 @@ def test_resume_redoes_only_what_is_missing_and_ignores_temp_files(videos: list[
     summary = extract(videos, out)
     assert (summary.done, summary.skipped) == (1, 4)
     assert not (out / ".clip2.npy.k3x9q2ab.tmp").exists()
-    assert FeatureStore(out).load("clip2").shape == (T, 256)
+    assert FeatureStore(out).load("clip2").shape == (T, F)
 
     again = extract(videos, out)
     assert (again.done, again.skipped, again.failed) == (0, 5, {})
@@ -190,7 +192,8 @@ def test_frame_size_option_changes_the_grid(videos: list[VideoRecord], tmp_path:
     assert summary.done == 2
     store = FeatureStore(tmp_path / "feats")
     assert store.meta["frame_size"] == [96, 96] and store.meta["grid_size"] == [6, 6]
-    assert store.load_grid("clip0").shape == (T, 36, 256)
+    assert store.load_grid("clip0").shape == (T, 36, G)
+    assert store.load("clip0").shape == (T, 36 * G)  # synth-cnn's global vector: every region's code
 
 
 def features_app() -> typer.Typer:
@@ -241,4 +244,155 @@ def test_cli_on_synthclips(tmp_path: Path) -> None:
     assert summary["done"] == 3 and summary["failed"] == {}
     store = FeatureStore(out)
     assert len(store.video_ids()) == 3
-    assert store.load_grid(store.video_ids()[0]).shape == (8, 16, 256)
+    assert store.load_grid(store.video_ids()[0]).shape == (8, 16, G)
+
+
+# ----------------------------------------------------------------------------- oracle
+
+
+@pytest.fixture(scope="module")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from vidcap_core.synth import generate_synthclips
+
+    root = tmp_path_factory.mktemp("synth") / "tiny"
+    generate_synthclips("tiny", root, seed=3, num_clips=24, workers=1)
+    return root
+
+
+def test_oracle_features_hold_the_scene_of_each_sampled_frame(tiny_synth: Path, tmp_path: Path) -> None:
+    from vidcap_core.data import load_dataset
+    from vidcap_core.features.oracle import MAX_OBJECTS, ORACLE_DIM, SLOT_DIM, SLOT_FIELDS, decode_slot
+    from vidcap_core.synth import load_ground_truth
+
+    frames = 8
+    records = load_dataset("synth", tiny_synth).records
+    summary = extract_features(records, "oracle", tmp_path / "oracle", num_frames=frames, grid=True, progress=False)
+    assert (summary.done, summary.failed) == (24, {})
+    store = FeatureStore(tmp_path / "oracle")
+    meta = store.meta
+    assert (meta["backbone"], meta["feature_dim"], meta["grid_dim"], meta["grid_size"]) == ("oracle", 72, 24, [1, 3])
+    assert (ORACLE_DIM, SLOT_DIM, MAX_OBJECTS, meta["slot_fields"]) == (72, 24, 3, list(SLOT_FIELDS))
+    truths = load_ground_truth(tiny_synth)
+    checked = 0
+    for record in records:
+        glob, slots = store.load(record.video_id), store.load_grid(record.video_id)  # (T, 72), (T, 3, 24)
+        assert glob.shape == (frames, 72) and slots.shape == (frames, 3, 24)
+        np.testing.assert_array_equal(glob, slots.reshape(frames, 72))
+        truth = truths[record.video_id]
+        first = [decode_slot(s) for s in slots[0]]
+        for obj, seen in zip(truth.objects, first):  # before any event starts (tiny clips may start one at frame 0)
+            if seen["present"] and seen["opacity"] == 1.0 and truth.events[0].start_frame > 0:
+                assert (seen["shape"], seen["colour"], seen["size"]) == (obj.shape, obj.colour, obj.size)
+        assert not any(s["present"] for s in first[len(truth.objects):])  # unused slots stay empty
+        pixels = read_frames(record.path, frames, 64).astype(int)  # (T, 64, 64, 3): the frames backbones see
+        for t in range(frames):
+            for slot in slots[t]:
+                seen = decode_slot(slot)
+                if seen["present"] and seen["opacity"] == 1.0:  # the centre pixel has the slot's colour
+                    x, y = int(seen["x"] * 64), int(seen["y"] * 64)
+                    rgb = slot[SLOT_FIELDS.index("red") : SLOT_FIELDS.index("blue") + 1] * 255
+                    assert np.abs(pixels[t, y, x] - rgb).max() < 60, (record.video_id, t, seen)
+                    checked += 1
+    assert checked > 24
+
+
+def test_scene_state_is_what_frames_show(tiny_synth: Path) -> None:
+    """Hidden objects are empty slots; a circle has no angle; a colour change is a blend of the two."""
+    from vidcap_core.features.oracle import SLOT_FIELDS, SynthClipsPlans, scene_states
+    from vidcap_core.synth.catalog import COLOURS
+    from vidcap_core.synth.plan import ClipPlan, ObjectState, PlannedEvent, SpeckField
+
+    red_circle = ObjectState(20.0, 20.0, "small", 0.3, True, "red")
+    hidden_star = ObjectState(44.0, 44.0, "large", 0.2, False, "blue")
+    events = (
+        PlannedEvent(0, "change_colour", red_circle, ObjectState(20.0, 20.0, "small", 0.3, True, "green"), 2, 6),
+        PlannedEvent(1, "appear", hidden_star, ObjectState(44.0, 44.0, "large", 0.2, True, "blue"), 8, 12),
+    )
+    plan = ClipPlan(64, 16, ("circle", "star"), (red_circle, hidden_star), events, SpeckField((), (), ()), 1, 0.05)
+    state = scene_states(plan)  # (16, 3, 24)
+    col = {name: i for i, name in enumerate(SLOT_FIELDS)}
+    colours = [col[f"colour={c}"] for c in COLOURS]
+    assert state.shape == (16, 3, 24)
+    assert not state[:9, 1].any() and not state[:, 2].any()  # the star is hidden until frame 8 (opacity 0)
+    assert state[10, 1, col["present"]] == 1 and 0 < state[10, 1, col["opacity"]] < 1
+    assert state[13, 1, col["shape=star"]] == 1 and state[13, 1, col["colour=blue"]] == 1
+    assert state[:, 0, col["angle_sin"]].tolist() == [0.0] * 16 and state[:, 0, col["angle_cos"]].tolist() == [0.0] * 16
+    assert state[13, 1, col["angle_cos"]] == pytest.approx(np.cos(5 * 0.2), abs=1e-6)  # star: 5-fold symmetry
+    np.testing.assert_allclose(state[4, 0, colours].sum(), 1.0, rtol=1e-6)
+    assert state[4, 0, col["colour=red"]] == pytest.approx(0.5) and state[4, 0, col["colour=green"]] == pytest.approx(0.5)
+    assert state[0, 0, col["colour=red"]] == 1 and state[15, 0, col["colour=green"]] == 1
+    assert state[0, 0, col["x"]] == pytest.approx(20 / 64) and state[0, 0, col["scale"]] == pytest.approx(0.10)
+
+    plans = SynthClipsPlans(tiny_synth)  # a folder's clips are rebuilt exactly (checked against ground_truth.json)
+    assert plans.plan("video0").num_frames == 16
+    with pytest.raises(FeatureError, match="video99"):
+        plans.plan("video99")
+
+
+def test_oracle_is_refused_on_data_that_is_not_synthclips(videos: list[VideoRecord], tmp_path: Path) -> None:
+    with pytest.raises(FeatureError, match="SynthClips") as err:
+        extract(videos, tmp_path / "oracle", backbone="oracle")
+    assert "synth-cnn" in str(err.value) and str(videos[0].path.parent.parent) in str(err.value)
+    assert not (tmp_path / "oracle" / "features.json").exists()
+    root = tmp_path / "mine"
+    root.mkdir()
+    shutil.copy(videos[0].path, root / "a.mp4")
+    (root / "captions.csv").write_text("video,caption,split\na.mp4,a square moves,train\n")
+    args = ["features", "--dataset", "csv", "--root", str(root), "--out", str(tmp_path / "f"), "--backbone", "oracle",
+            "--no-progress"]
+    result = CliRunner().invoke(features_app(), args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'csv'" in result.output and "oracle" in result.output and "synth-cnn" in result.output
+    with pytest.raises(FeatureError, match="no weights"):
+        build_backbone("oracle", tmp_path / "w.safetensors")
+    with pytest.raises(FeatureError, match="ground truth, not pixels"):
+        build_backbone("oracle")(torch.zeros(1, 3, 64, 64))
+
+
+# ----------------------------------------------------------------------------- probes
+
+
+def test_linear_probe_finds_a_linear_label_and_not_noise() -> None:
+    from vidcap_core.features.probes import ClipMatrix, probe_one
+
+    rng = np.random.default_rng(0)
+
+    def split(n: int, informative: bool) -> ClipMatrix:
+        labels = rng.integers(0, 4, size=n)
+        feats = rng.normal(size=(n, 20)).astype(np.float32)
+        if informative:
+            feats[np.arange(n), labels] += 4.0  # the label is a direction in feature space
+        return ClipMatrix(feats, {"t": labels}, np.arange(n) % 4 == 0)
+
+    row = probe_one(split(200, True), split(60, True), split(120, True), "t")
+    assert row["test in-distribution"] > 0.9 and row["test held-out"] > 0.9
+    assert row["test in-distribution clips"] == 90 and row["test held-out clips"] == 30
+    noise = probe_one(split(200, False), split(60, False), split(400, False), "t")
+    assert noise["test in-distribution"] < 0.45  # chance is 0.25
+
+
+def test_probe_features_on_a_tiny_synthclips(tiny_synth: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner as Runner
+
+    from vidcap_core.cli import app
+    from vidcap_core.data import load_dataset
+    from vidcap_core.features.probes import POOLINGS, TARGETS, probe_features, probe_table
+
+    records = load_dataset("synth", tiny_synth).records
+    extract_features(records, "oracle", tmp_path / "oracle", num_frames=8, progress=False)
+    extract_features(records, "random", tmp_path / "random", num_frames=8, progress=False)
+    folders = {"oracle": tmp_path / "oracle", "random": tmp_path / "random"}
+    results = probe_features(folders, tiny_synth)
+    assert len(results) == 2 * len(POOLINGS) * len(TARGETS)
+    for column in ("test in-distribution", "test held-out", "test in-distribution majority", "val", "train"):
+        assert results[column].dropna().between(0.0, 1.0).all()
+    oracle_linear = results[(results.features == "oracle") & (results.pooling == "frames") & (results.target == "num_objects")]
+    assert oracle_linear["train"].item() == 1.0  # the present flags count the objects
+    table = probe_table(results)
+    assert "oracle (in-dist)" in table.columns and "majority (in-dist)" in table.columns
+    out = Runner().invoke(app, ["probe-features", "--root", str(tiny_synth), "--features", f"oracle={tmp_path / 'oracle'}",
+                                "--readout", "mean", "--csv", str(tmp_path / "p.csv")])
+    assert out.exit_code == 0, out.output
+    assert "first_colour" in out.stdout and (tmp_path / "p.csv").is_file()
+    bad = Runner().invoke(app, ["probe-features", "--root", str(tiny_synth), "--features", "nolabel"])
+    assert bad.exit_code == 2 and "LABEL=FOLDER" in bad.output

@@ -11,7 +11,7 @@ ArchName = Literal["meanpool", "s2vt", "attention"]
 CellName = Literal["lstm", "gru", "rnn"]
 FrameOrder = Literal["ordered", "shuffled", "reversed"]
 DeviceName = Literal["auto", "cpu", "cuda"]
-BackboneName = Literal["resnet18", "resnet50", "resnet152", "vgg16", "vgg19", "synth-cnn", "random"]
+BackboneName = Literal["resnet18", "resnet50", "resnet152", "vgg16", "vgg19", "synth-cnn", "random", "oracle"]
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 SYNTH_CNN_WEIGHTS = ASSETS_DIR / "synth_cnn.safetensors"  # committed; `vidcap pretrain-cnn` rebuilds it

@@ -1,9 +1,11 @@
-"""Frame encoders: torchvision ImageNet CNNs, our SynthClips CNN (`synth-cnn`) and its untrained twin.
+"""Frame encoders: torchvision ImageNet CNNs, our SynthClips CNN (`synth-cnn`), its untrained twin
+(`random`), and `oracle`, which stands for SynthClips' ground-truth scene state (features/oracle.py).
 
 Every backbone takes images `(N, 3, H, W)` float in [0, 1], normalises them itself and returns
 `(global (N, F), grid (N, R, G))`: one vector per frame and the last convolutional map flattened
-into `R = h * w` regions. `G == F` except for VGG, whose global vector is fc7 (4096-d, the S2VT
-feature) while its grid is the 512-channel conv5 map.
+into `R = h * w` regions. For the ImageNet CNNs `G == F` and the global vector is the average-pooled
+grid, except for VGG, whose global vector is fc7 (4096-d, the S2VT feature) while its grid is the
+512-channel conv5 map. synth-cnn's global vector is its R region codes concatenated (F = R * G).
 
 Weights never come from the network. torchvision models read the file torchvision itself would
 have downloaded from `torch.hub.get_dir()/checkpoints/`, or a state_dict given with `weights=`.
@@ -11,10 +13,9 @@ have downloaded from `torch.hub.get_dir()/checkpoints/`, or a state_dict given w
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import get_args
 
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from vidcap_core.errors import FeatureError
+from vidcap_core.files import atomic_write_bytes, file_sha256
 from vidcap_core.options import SYNTH_CNN_WEIGHTS, BackboneName
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -130,14 +132,6 @@ def expected_torchvision_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / torchvision_weight_files(name)[0]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state_dict from a .safetensors file or a torch file loaded with weights_only=True."""
     if not path.is_file():
@@ -193,18 +187,26 @@ def build_torchvision(name: str, weights: Path | None) -> Backbone:
 
 # ----------------------------------------------------------------------------- synth-cnn
 
+SYNTH_CNN_FORMAT = "vidcap-synth-cnn-2"  # 2: region codes (grid) and their concatenation (global)
+
 
 @dataclass
 class SynthCNNConfig:
     """Architecture of synth-cnn; stored in its weights file and used to rebuild it."""
 
     image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64, 256)  # one conv block per entry, each halves H and W
-    heads: dict[str, list[str]] = field(default_factory=dict)  # head name -> class names
+    channels: tuple[int, ...] = (16, 32, 64, 128)  # one conv block per entry, each halves H and W
+    context_layers: int = 1  # 3x3 convolutions at grid resolution: a region sees its neighbours
+    region_dim: int = 32  # D: each grid region's code; the global vector is the R codes concatenated
+    heads: dict[str, int] = field(default_factory=dict)  # per-region pretraining head -> outputs
 
     @property
     def grid_side(self) -> int:
         return self.image_size // 2 ** len(self.channels)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.grid_side**2 * self.region_dim  # F = R * D
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -212,30 +214,46 @@ class SynthCNNConfig:
     @classmethod
     def from_json(cls, text: str) -> SynthCNNConfig:
         raw = json.loads(text)
-        return cls(image_size=int(raw["image_size"]), channels=tuple(raw["channels"]), heads=dict(raw["heads"]))
+        return cls(
+            image_size=int(raw["image_size"]),
+            channels=tuple(int(c) for c in raw["channels"]),
+            context_layers=int(raw["context_layers"]),
+            region_dim=int(raw["region_dim"]),
+            heads={str(k): int(v) for k, v in raw["heads"].items()},
+        )
 
 
-def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
+def conv_block(c_in: int, c_out: int, pool: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.MaxPool2d(2)) if pool else nn.Sequential(*layers)
 
 
 class SynthCNN(Backbone):
-    """A small CNN for SynthClips stills. Two coordinate channels are appended to the input, so the
-    average-pooled global vector can say *where* the object is, not only what it is.
-    Classification heads (shape, colour, size, position) are used only for pretraining and tests."""
+    """A small CNN that describes a SynthClips frame region by region.
+
+    Four conv blocks take the 64x64 frame (plus two coordinate channels) to a 4x4 grid of
+    R = 16 regions; a 3x3 context layer lets each region see its neighbours (an object's centre
+    lies in one region, its body spills into the next); a 1x1 convolution gives each region a
+    D-dim code. The grid is those codes (N, R, D); the global vector is their concatenation
+    (N, R * D) in row-major region order, so it says which object is where, not an average of
+    all of them. Pretraining (features/pretrain.py) makes each code linearly decodable into what
+    lies in its region: whether an object's centre is there, its shape, colour, size, exact
+    position inside the region and its angle modulo the shape's symmetry, which is what the
+    caption models need to see moves, growth, spins and colour changes across frames.
+    `heads` (a 1x1 convolution over the codes) is used only for pretraining and tests.
+    """
 
     def __init__(self, cfg: SynthCNNConfig, name: str = "synth-cnn") -> None:
-        dim, side = cfg.channels[-1], cfg.grid_side
-        super().__init__(name, dim, dim, (cfg.image_size, cfg.image_size), (side, side), SYNTH_MEAN, SYNTH_STD)
+        side, D = cfg.grid_side, cfg.region_dim
+        super().__init__(name, cfg.feature_dim, D, (cfg.image_size, cfg.image_size), (side, side), SYNTH_MEAN, SYNTH_STD)
         self.cfg = cfg
         widths = (5, *cfg.channels)  # RGB + (y, x) coordinates
-        self.blocks = nn.Sequential(*[conv_block(a, b) for a, b in zip(widths[:-1], widths[1:])])
-        self.heads = nn.ModuleDict({head: nn.Linear(dim, len(classes)) for head, classes in cfg.heads.items()})
+        blocks = [conv_block(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        blocks += [conv_block(widths[-1], widths[-1], pool=False) for _ in range(cfg.context_layers)]
+        self.blocks = nn.Sequential(*blocks)
+        self.region_code = nn.Conv2d(widths[-1], D, 1)
+        outputs = sum(cfg.heads.values())
+        self.heads = nn.Conv2d(D, outputs, 1) if outputs else None
 
     def conv_map(self, x: torch.Tensor) -> torch.Tensor:
         N, _, H, W = x.shape
@@ -243,45 +261,45 @@ class SynthCNN(Backbone):
         xs = torch.linspace(-1.0, 1.0, W, device=x.device, dtype=x.dtype).view(1, 1, 1, W).expand(N, 1, H, W)
         # channels_last: oneDNN runs these narrow convolutions several times faster on CPU
         x = torch.cat([x, ys, xs], dim=1).contiguous(memory_format=torch.channels_last)  # (N, 5, H, W)
-        return self.blocks(x)  # (N, F, H/16, W/16)
+        return self.region_code(self.blocks(x))  # (N, D, H/16, W/16)
 
-    def classify(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits per head: {head: (N, classes)}."""
-        feats, _ = self(images)  # (N, F)
-        return {head: layer(feats) for head, layer in self.heads.items()}
+    def global_vector(self, conv: torch.Tensor) -> torch.Tensor:
+        return conv.flatten(2).transpose(1, 2).flatten(1)  # (N, D, h, w) -> (N, R * D), region-major
+
+    def region_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pretraining head outputs per region: {head: (N, R, outputs)}."""
+        if self.heads is None:
+            raise FeatureError(f"backbone {self.name} has no pretraining heads (it was built without them)")
+        conv = self.conv_map(self.normalise(images))  # (N, D, h, w)
+        out = self.heads(conv).flatten(2).transpose(1, 2)  # (N, R, sum outputs)
+        return dict(zip(self.cfg.heads, out.split(list(self.cfg.heads.values()), dim=2)))
 
 
 def read_synth_cnn_file(path: Path) -> tuple[SynthCNNConfig, dict[str, torch.Tensor]]:
     from safetensors import safe_open
 
+    retrain = f"retrain them with `vidcap pretrain-cnn --out {path}`"
     if not path.is_file():
-        raise FeatureError(
-            f"synth-cnn weights {path} are missing: reinstall vidcap, or train them with "
-            f"`vidcap pretrain-cnn --out {path}`"
-        )
+        raise FeatureError(f"synth-cnn weights {path} are missing: reinstall vidcap, or {retrain}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             state = {key: f.get_tensor(key) for key in f.keys()}
+        if meta.get("format") != SYNTH_CNN_FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}, this vidcap reads {SYNTH_CNN_FORMAT!r}")
         cfg = SynthCNNConfig.from_json(meta["config"])
     except Exception as exc:  # noqa: BLE001
-        raise FeatureError(
-            f"cannot read synth-cnn weights {path} ({type(exc).__name__}: {exc}); retrain them with "
-            f"`vidcap pretrain-cnn --out {path}`"
-        ) from exc
+        raise FeatureError(f"cannot read synth-cnn weights {path} ({type(exc).__name__}: {exc}); {retrain}") from exc
     return cfg, state
 
 
 def save_synth_cnn(model: SynthCNN, path: Path) -> None:
     """Write weights + config as safetensors, atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp), metadata={"config": model.cfg.to_json(), "format": "vidcap-synth-cnn-1"})
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    atomic_write_bytes(path, save(state, metadata={"config": model.cfg.to_json(), "format": SYNTH_CNN_FORMAT}))
+    path.chmod(0o644)
 
 
 def build_synth_cnn(name: str, weights: Path | None) -> Backbone:
@@ -300,18 +318,50 @@ def build_random_cnn(name: str, weights: Path | None) -> Backbone:
     if weights is not None:
         raise FeatureError(f"backbone 'random' is untrained by definition; drop --weights {weights}")
     cfg = read_synth_cnn_file(SYNTH_CNN_WEIGHTS)[0] if SYNTH_CNN_WEIGHTS.is_file() else SynthCNNConfig()
-    cfg = SynthCNNConfig(image_size=cfg.image_size, channels=cfg.channels, heads={})
+    cfg = replace(cfg, heads={})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         model = SynthCNN(cfg, name).to(memory_format=torch.channels_last)
-    model.weights_id = f"random-init seed {RANDOM_SEED}, channels {'-'.join(map(str, cfg.channels))}"
+    model.weights_id = (
+        f"random-init seed {RANDOM_SEED}, channels {'-'.join(map(str, cfg.channels))}, "
+        f"context {cfg.context_layers}, regions {cfg.grid_side}x{cfg.grid_side}x{cfg.region_dim}"
+    )
     return model.eval()
+
+
+# ----------------------------------------------------------------------------- oracle
+
+
+class OracleBackbone(Backbone):
+    """Stands for the `oracle` features (SynthClips ground truth, features/oracle.py) wherever a
+    backbone's facts are needed (name, dims, weights id). It has no pixels to read: extraction
+    goes through `extract_oracle_features`, and calling it on images is a FeatureError."""
+
+    def __init__(self, name: str) -> None:
+        from vidcap_core.features.oracle import MAX_OBJECTS, ORACLE_DIM, ORACLE_WEIGHTS_ID, SLOT_DIM
+
+        super().__init__(name, ORACLE_DIM, SLOT_DIM, (64, 64), (1, MAX_OBJECTS), SYNTH_MEAN, SYNTH_STD)
+        self.weights_id = ORACLE_WEIGHTS_ID
+
+    def conv_map(self, x: torch.Tensor) -> torch.Tensor:
+        raise FeatureError(
+            "backbone 'oracle' reads a SynthClips clip's ground truth, not pixels: extract its features with "
+            "`vidcap features --dataset synth --backbone oracle`; a model trained on oracle features cannot "
+            "caption raw video (train one on synth-cnn features for that)"
+        )
+
+
+def build_oracle(name: str, weights: Path | None) -> Backbone:
+    if weights is not None:
+        raise FeatureError(f"backbone 'oracle' is SynthClips' ground truth and has no weights; drop --weights {weights}")
+    return OracleBackbone(name).eval()
 
 
 BACKBONES: dict[str, Callable[[str, Path | None], Backbone]] = {
     **{name: build_torchvision for name in TORCHVISION_BACKBONES},
     "synth-cnn": build_synth_cnn,
     "random": build_random_cnn,
+    "oracle": build_oracle,
 }
 if tuple(BACKBONES) != get_args(BackboneName):
     raise ImportError("BackboneName and BACKBONES must list the same names")

@@ -237,6 +237,11 @@ def extract_features(
     """
     if num_frames < 1 or batch_size < 1:
         raise FeatureError(f"num_frames ({num_frames}) and batch_size ({batch_size}) must be at least 1")
+    if backbone == "oracle":  # SynthClips ground truth, not pixels: same cache, another source
+        from vidcap_core.features.oracle import extract_oracle_features
+
+        build_backbone(backbone, weights)  # refuses --weights
+        return extract_oracle_features(records, Path(out_dir), num_frames, grid=grid, shard=shard, progress=progress)
     mine = shard_records(records, shard)
     for record in mine:
         check_video_id(record.video_id)

@@ -10,6 +10,7 @@ rendering of a reversed plan is bit-for-bit the reversed rendering.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -46,25 +47,42 @@ def _state_vector(state: ObjectState, frame_size: int) -> np.ndarray:
     )
 
 
-def object_tracks(plan: ClipPlan) -> np.ndarray:
-    """(O, T, 8) per-object state at every frame; columns are TRACK_FIELDS.
+def interpolate_object_states(plan: ClipPlan, vector_of: Callable[[ObjectState], np.ndarray]) -> np.ndarray:
+    """(O, T, D) per-object values at every frame, where `vector_of(state)` is (D,) float64.
 
+    Each object holds its initial vector until an event of it starts; inside an event the
+    vector goes linearly from the start state's to the end state's, then holds that. This is
+    the renderer's own timing (object_tracks uses it), so anything computed through it (e.g.
+    the oracle's colour weights) is in step with the drawn pixels.
     Inside an event, value(t) = (a * (e - t) + b * (t - s)) / (e - s): swapping a and b and
     mirroring t gives the same two products summed in the other order, so reversal is exact.
     """
-    frames = plan.num_frames
-    tracks = np.empty((len(plan.initial), frames, len(TRACK_FIELDS)), dtype=np.float64)  # (O, T, 8)
+    width = len(vector_of(plan.initial[0])) if plan.initial else 0
+    values = np.empty((len(plan.initial), plan.num_frames, width), dtype=np.float64)  # (O, T, D)
     for index, state in enumerate(plan.initial):
-        tracks[index] = _state_vector(state, plan.frame_size)
+        values[index] = vector_of(state)
     for event in plan.events:
         s, e = event.start_frame, event.end_frame
-        a, b = _state_vector(event.start, plan.frame_size), _state_vector(event.end, plan.frame_size)
-        t = np.arange(s, e + 1, dtype=np.float64)[:, None]  # (D, 1)
-        segment = (a * (e - t) + b * (t - s)) / (e - s)  # (D, 8)
-        if event.action == "bounce":  # a parabola up and back: 4 (t - s)(e - t) / (e - s)^2 is symmetric
-            segment[:, 1] = a[1] - event.bounce_height * (4.0 * (t[:, 0] - s) * (e - t[:, 0])) / float((e - s) ** 2)
-        tracks[event.actor, s : e + 1] = segment
-        tracks[event.actor, e + 1 :] = b
+        a, b = vector_of(event.start), vector_of(event.end)  # (D,)
+        t = np.arange(s, e + 1, dtype=np.float64)[:, None]  # (D_t, 1)
+        values[event.actor, s : e + 1] = (a * (e - t) + b * (t - s)) / (e - s)  # (D_t, D)
+        values[event.actor, e + 1 :] = b
+    return values
+
+
+def object_tracks(plan: ClipPlan) -> np.ndarray:
+    """(O, T, 8) per-object state at every frame; columns are TRACK_FIELDS.
+
+    A bounce's y follows a parabola up and back instead of the straight line:
+    4 (t - s)(e - t) / (e - s)^2 is symmetric under reversal too.
+    """
+    tracks = interpolate_object_states(plan, lambda state: _state_vector(state, plan.frame_size))  # (O, T, 8)
+    for event in plan.events:
+        if event.action == "bounce":
+            s, e = event.start_frame, event.end_frame
+            t = np.arange(s, e + 1, dtype=np.float64)
+            start_y = _state_vector(event.start, plan.frame_size)[1]
+            tracks[event.actor, s : e + 1, 1] = start_y - event.bounce_height * (4.0 * (t - s) * (e - t)) / float((e - s) ** 2)
     return tracks
 
 
