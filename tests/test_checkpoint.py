@@ -7,11 +7,11 @@ import pickle
 
 import pytest
 import torch
+from fixtures_models import ARCH_VARIANTS, arch_options
 
 from vidcap_core.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from vidcap_core.errors import CheckpointError, FeatureError
 from vidcap_core.models import (
-    ARCH_NAMES,
     CELL_NAMES,
     CaptionModel,
     ModelConfig,
@@ -25,9 +25,9 @@ PREPROCESSING = {"backbone": "synth-cnn", "frames": 6, "frame_size": 112, "featu
 
 def tiny_model(arch: str = "attention", cell: str = "lstm", **overrides) -> CaptionModel:
     torch.manual_seed(0)
-    options = dict(embed_size=12, hidden_size=16, attention_size=8, num_layers=2)
+    options = dict(embed_size=12, hidden_size=16, attention_size=8, num_layers=2, **arch_options(arch))
     options.update(overrides)
-    return build_model(ModelConfig(arch=arch, cell=cell, feature_dim=F, vocab_size=V, **options))
+    return build_model(ModelConfig(cell=cell, feature_dim=F, vocab_size=V, **options))
 
 
 def tiny_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -45,7 +45,7 @@ def outputs(model: CaptionModel) -> torch.Tensor:
         return model(*tiny_batch())[0]
 
 
-@pytest.mark.parametrize("arch", ARCH_NAMES)
+@pytest.mark.parametrize("arch", ARCH_VARIANTS)
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_round_trip_gives_identical_outputs(tmp_path, arch, cell):
     model = tiny_model(arch, cell)

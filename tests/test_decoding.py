@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from fixtures_models import ARCH_VARIANTS, arch_options
 
 from vidcap_core.decoding import (
     Hypothesis,
@@ -21,7 +22,6 @@ from vidcap_core.decoding import (
 )
 from vidcap_core.errors import ConfigError
 from vidcap_core.models import (
-    ARCH_NAMES,
     BOS_ID,
     CELL_NAMES,
     EOS_ID,
@@ -32,7 +32,7 @@ from vidcap_core.models import (
 )
 
 B, T, F, H, E, R = 3, 6, 16, 16, 12, 4
-ALL = [(arch, cell) for arch in ARCH_NAMES for cell in CELL_NAMES]
+ALL = [(arch, cell) for arch in ARCH_VARIANTS for cell in CELL_NAMES]  # + "concepts:input" (fixtures_models)
 
 
 def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5) -> None:
@@ -55,8 +55,8 @@ def tiny_model(arch: str, cell: str, vocab_size: int = 20, eos_bias: float = 0.0
     """A random-weight model; `eos_bias` shifts the EOS logit so captions end at different lengths."""
     torch.manual_seed(seed)
     config = ModelConfig(
-        arch=arch, cell=cell, feature_dim=F, vocab_size=vocab_size,
-        embed_size=E, hidden_size=H, attention_size=8, num_layers=2, max_tokens=8,
+        cell=cell, feature_dim=F, vocab_size=vocab_size,
+        embed_size=E, hidden_size=H, attention_size=8, num_layers=2, max_tokens=8, **arch_options(arch),
     )
     model = build_model(config).eval()
     with torch.no_grad():

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from fixtures_models import ARCH_VARIANTS, TEST_CONCEPTS, arch_options
 
 from vidcap_core.errors import ConfigError, FeatureError
 from vidcap_core.models import (
@@ -27,7 +28,7 @@ from vidcap_core.models import (
 )
 
 B, T, F, V, H, E, R, L = 3, 6, 16, 20, 16, 12, 4, 7
-ALL = [(arch, cell) for arch in ARCH_NAMES for cell in CELL_NAMES]
+ALL = [(arch, cell) for arch in ARCH_VARIANTS for cell in CELL_NAMES]  # + "concepts:input" (fixtures_models)
 
 
 def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5) -> None:
@@ -46,10 +47,11 @@ def _one_thread():
 
 
 def tiny_model(arch: str, cell: str, seed: int = 0, **overrides) -> CaptionModel:
+    """`arch` is an arch variant (fixtures_models.ARCH_VARIANTS)."""
     torch.manual_seed(seed)
-    options = dict(embed_size=E, hidden_size=H, attention_size=8, dropout=0.3, max_tokens=8)
+    options = dict(embed_size=E, hidden_size=H, attention_size=8, dropout=0.3, max_tokens=8, **arch_options(arch))
     options.update(overrides)
-    return build_model(ModelConfig(arch=arch, cell=cell, feature_dim=F, vocab_size=V, **options))
+    return build_model(ModelConfig(cell=cell, feature_dim=F, vocab_size=V, **options))
 
 
 def tiny_batch(seed: int = 1, regions: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -98,7 +100,7 @@ def test_config_round_trips_through_asdict():
 @pytest.mark.parametrize(
     ("field", "value", "listed"),
     [
-        ("arch", "transformer", "meanpool, s2vt, attention"),
+        ("arch", "transformer", "meanpool, s2vt, attention, concepts"),
         ("cell", "lstmm", "lstm, gru, rnn"),
         ("hidden_size", 0, "positive"),
         ("dropout", 1.5, "[0, 1)"),

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Literal
 
 DatasetName = Literal["synth", "msrvtt", "msvd", "csv"]
-ArchName = Literal["meanpool", "s2vt", "attention"]
+ArchName = Literal["meanpool", "s2vt", "attention", "concepts"]
+ConceptMode = Literal["init", "input"]  # concepts arch: the concept vector initialises the decoder, or is an input
 CellName = Literal["lstm", "gru", "rnn"]
 FrameOrder = Literal["ordered", "shuffled", "reversed"]
 DeviceName = Literal["auto", "cpu", "cuda"]

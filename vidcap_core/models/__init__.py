@@ -1,4 +1,5 @@
-"""Caption models: `ModelConfig`, cells, soft attention, meanpool / s2vt / attention captioners."""
+"""Caption models: `ModelConfig`, cells, soft attention, meanpool / s2vt / attention / concepts captioners,
+the joint clip/sentence embedding (semantic consistency)."""
 
 from vidcap_core.models.attention import AttentionCaptioner
 from vidcap_core.models.base import CaptionModel, Memory, check_frame_mask
@@ -10,14 +11,23 @@ from vidcap_core.models.cells import (
     map_state,
     select_state,
 )
+from vidcap_core.models.concepts import ConceptCaptioner, StateFromVector
 from vidcap_core.models.config import (
     ARCH_NAMES,
     BOS_ID,
     CELL_NAMES,
+    CONCEPT_MODES,
     EOS_ID,
     PAD_ID,
     UNK_ID,
     ModelConfig,
+)
+from vidcap_core.models.joint_embedding import (
+    CONSISTENCY_MARGIN,
+    JointEmbedding,
+    caption_word_mask,
+    consistency_ranking_loss,
+    negative_pairs,
 )
 from vidcap_core.models.loss import masked_nll
 from vidcap_core.models.meanpool import MeanPoolCaptioner
@@ -31,11 +41,15 @@ __all__ = [
     "BOS_ID",
     "CELLS",
     "CELL_NAMES",
+    "CONCEPT_MODES",
+    "CONSISTENCY_MARGIN",
     "EOS_ID",
     "PAD_ID",
     "UNK_ID",
     "AttentionCaptioner",
     "CaptionModel",
+    "ConceptCaptioner",
+    "JointEmbedding",
     "Memory",
     "MeanPoolCaptioner",
     "ModelConfig",
@@ -43,10 +57,14 @@ __all__ = [
     "S2VTCaptioner",
     "SoftAttention",
     "State",
+    "StateFromVector",
     "build_model",
+    "caption_word_mask",
     "cell_class",
     "check_frame_mask",
+    "consistency_ranking_loss",
     "map_state",
     "masked_nll",
+    "negative_pairs",
     "select_state",
 ]

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from vidcap_core.models.base import CaptionModel, Memory
 from vidcap_core.models.cells import Recurrent, State
 from vidcap_core.models.config import ModelConfig
+from vidcap_core.models.joint_embedding import JointEmbedding, caption_word_mask
 from vidcap_core.models.soft_attention import SoftAttention
 
 
@@ -19,6 +20,8 @@ class AttentionCaptioner(CaptionModel):
     to T * R slots (spatio-temporal attention). The encoder reads the region mean of each
     frame. The slots are projected for attention once, in `encode()`. The decoder starts
     from the encoder's final state and queries attention with its previous top hidden state.
+    With `consistency_size` > 0 it also has the joint clip/sentence embedding of aLSTMs
+    (joint_embedding.py), read by the semantic-consistency loss only.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -29,6 +32,7 @@ class AttentionCaptioner(CaptionModel):
         self.slot_proj = nn.Linear(E, H)
         self.attention = SoftAttention(memory_dim=H, query_dim=H, attention_size=config.attention_size)
         self.decoder = Recurrent(config.cell, E + H, H, layers, config.dropout)
+        self.joint = JointEmbedding(H, E, config.consistency_size) if config.consistency_size else None
 
     def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
         feats, mask = self._check_inputs(feats, mask)
@@ -56,3 +60,11 @@ class AttentionCaptioner(CaptionModel):
         words = self.dropout(self.embed(tokens))  # (B, E)
         out, state = self.decoder.step(torch.cat([words, context], dim=-1), state)  # (B, E + H) -> (B, H)
         return self.classifier(self.dropout(out)), state, alpha  # (B, V)
+
+    def auxiliary_outputs(self, memory: Memory, captions: Tensor) -> dict[str, Tensor]:
+        if self.joint is None:
+            return {}
+        return {
+            "clip_embedding": self.joint.clip(memory.slots, memory.mask),  # (B, D)
+            "sentence_embedding": self.joint.sentence(self.embed(captions), caption_word_mask(captions)),  # (B, D)
+        }

@@ -22,7 +22,8 @@ class Memory:
     """
 
     mask: Tensor  # (B, N) bool, True = a real frame / region
-    video: Tensor | None = None  # (B, E) pooled clip vector (meanpool)
+    video: Tensor | None = None  # (B, E) clip vector fed at every step (meanpool; concepts in "input" mode)
+    concept_logits: Tensor | None = None  # (B, C) the concept head's clip scores (concepts)
     slots: Tensor | None = None  # (B, N, H) what attention reads (attention)
     slots_proj: Tensor | None = None  # (B, N, A) slots projected for attention once per sequence
     initial_state: State | None = None  # the encoder's final state (s2vt, attention)
@@ -89,16 +90,30 @@ class CaptionModel(nn.Module, ABC):
         captions: Tensor,
         sampling_prob: float = 0.0,
         generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
+        auxiliary: bool = False,
+    ) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         """Teacher forcing. captions (B, L) start with BOS; logits[:, t] predicts captions[:, t + 1].
 
         Train with `masked_nll(logits[:, :-1], captions[:, 1:])`. With `sampling_prob > 0`
         (scheduled sampling) each clip's input at step t >= 1 is, with that probability,
         the model's own argmax from step t - 1 instead of the reference token.
-        Returns logits (B, L, V) and attention weights (B, L, N) or None.
+        Returns logits (B, L, V) and attention weights (B, L, N) or None; with `auxiliary=True` also
+        `auxiliary_outputs(memory, captions)`, computed inside forward so DDP sees every parameter used.
         """
-        B, L = captions.shape
         memory = self.encode(feats, mask)
+        logits, alphas = self._decode_teacher_forced(memory, captions, sampling_prob, generator)
+        if auxiliary:
+            return logits, alphas, self.auxiliary_outputs(memory, captions)
+        return logits, alphas
+
+    def auxiliary_outputs(self, memory: Memory, captions: Tensor) -> dict[str, Tensor]:
+        """What auxiliary training losses read (concept scores, joint embeddings); none by default."""
+        return {}
+
+    def _decode_teacher_forced(
+        self, memory: Memory, captions: Tensor, sampling_prob: float, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor | None]:
+        B, L = captions.shape
         state = self.init_state(memory)
         if sampling_prob <= 0.0:
             fast = self._teacher_forced(captions, state, memory)

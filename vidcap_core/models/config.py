@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, get_args
 
 from vidcap_core.errors import ConfigError
-from vidcap_core.options import ArchName, CellName
+from vidcap_core.options import ArchName, CellName, ConceptMode
 
 # Special token ids, identical to vidcap_core.text.Vocabulary (PAD=0, BOS=1, EOS=2, UNK=3).
 # Kept here as plain ints so models and decoding do not depend on the text package.
@@ -18,6 +18,7 @@ NUM_SPECIAL_TOKENS = 4
 
 ARCH_NAMES: tuple[str, ...] = get_args(ArchName)
 CELL_NAMES: tuple[str, ...] = get_args(CellName)
+CONCEPT_MODES: tuple[str, ...] = get_args(ConceptMode)
 
 
 @dataclass
@@ -27,6 +28,11 @@ class ModelConfig:
     `num_layers` is the depth of each recurrent stack. S2VT always has the paper's two
     stacks (one reads frames, one emits words), each `num_layers` deep: the default 1
     gives the paper's two stacked layers.
+
+    `concepts` is the concept vocabulary of the concepts arch (the names its concept head scores,
+    derived from the training captions): data the checkpoint carries, empty for the other archs.
+    `consistency_size` > 0 gives the attention arch a joint clip/sentence embedding of that size for
+    the semantic-consistency loss (aLSTMs); 0 = no such head (decoding never uses it).
     """
 
     arch: ArchName
@@ -39,6 +45,9 @@ class ModelConfig:
     dropout: float = 0.3
     max_tokens: int = 20  # decode limit in generated tokens, EOS included (TrainConfig: max_caption_words + 1)
     attention_size: int = 128
+    concept_mode: ConceptMode = "init"  # concepts arch: the concept vector initialises the decoder, or is an input
+    concepts: list[str] = field(default_factory=list)
+    consistency_size: int = 0
 
     def validate(self) -> ModelConfig:
         """Raise ConfigError naming the bad field and the valid values; return self."""
@@ -59,7 +68,27 @@ class ModelConfig:
             )
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        self._validate_auxiliary_heads()
         return self
+
+    def _validate_auxiliary_heads(self) -> None:
+        """The concepts arch's mode and vocabulary; the attention arch's consistency head."""
+        if self.concept_mode not in CONCEPT_MODES:
+            raise ConfigError(f"unknown concept_mode {self.concept_mode!r}: choose one of {', '.join(CONCEPT_MODES)}")
+        names = list(self.concepts)
+        if not all(isinstance(name, str) and name for name in names) or len(set(names)) != len(names):
+            raise ConfigError(f"concepts must be distinct non-empty strings, got {names!r}")
+        if self.arch == "concepts" and not names:
+            raise ConfigError("arch 'concepts' needs its concept vocabulary (ModelConfig.concepts): training derives "
+                              "it from the training captions; pass the names the concept head should score")
+        if self.arch != "concepts" and names:
+            raise ConfigError(f"concepts are only used by arch 'concepts', not {self.arch!r}: leave the list empty")
+        size = self.consistency_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ConfigError(f"consistency_size must be an integer >= 0 (0 = no joint embedding), got {size!r}")
+        if size and self.arch != "attention":
+            raise ConfigError(f"the semantic-consistency head (consistency_size={size}) belongs to arch 'attention', "
+                              f"not {self.arch!r}: set it to 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

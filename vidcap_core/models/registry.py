@@ -8,11 +8,13 @@ from vidcap_core.models.config import ModelConfig
 from vidcap_core.models.meanpool import MeanPoolCaptioner
 from vidcap_core.models.s2vt import S2VTCaptioner
 from vidcap_core.models.attention import AttentionCaptioner
+from vidcap_core.models.concepts import ConceptCaptioner
 
 ARCHITECTURES: dict[str, type[CaptionModel]] = {
     "meanpool": MeanPoolCaptioner,
     "s2vt": S2VTCaptioner,
     "attention": AttentionCaptioner,
+    "concepts": ConceptCaptioner,
 }
 
 

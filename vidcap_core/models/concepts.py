@@ -1,0 +1,128 @@
+"""Visual-concept captioner ([1] in the report): concept classifiers over the frames, whose clip
+scores initialise the decoder (or, in the ablation, are one of its inputs at every step).
+
+[1] scores every key frame with one classifier per concept (SVMs over CNN features, one per COCO
+category), averages the scores across frames into a concept vector, initialises the LSTM with it
+and feeds the frame features after it; it reports that initialising beats feeding the vector as an
+input. Here the classifiers are a small per-frame head trained jointly with a multi-label (BCE)
+loss on concepts named by the training captions (training/auxiliary.py derives them), and the
+frames follow through the S2VT encoder, so concepts-LSTM differs from S2VT-LSTM by the concept
+vector alone and "init" vs "input" differs by where that vector enters, nothing else.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from vidcap_core.models.base import CaptionModel, Memory
+from vidcap_core.models.cells import Recurrent, State
+from vidcap_core.models.config import ModelConfig
+
+
+class StateFromVector(nn.Module):
+    """A vector (B, C) -> an initial state of `recurrent`: h = tanh(W_h v) per layer (h of every cell
+    lives in (-1, 1)), and for an LSTM c = W_c v (a cell state is unbounded)."""
+
+    def __init__(self, in_size: int, recurrent: Recurrent) -> None:
+        super().__init__()
+        self.layers, self.hidden, self.is_lstm = recurrent.num_layers, recurrent.hidden_size, recurrent.is_lstm
+        self.h = nn.Linear(in_size, self.layers * self.hidden)
+        self.c = nn.Linear(in_size, self.layers * self.hidden) if self.is_lstm else None
+
+    def _layers_first(self, x: Tensor) -> Tensor:
+        B = x.size(0)
+        return x.view(B, self.layers, self.hidden).transpose(0, 1).contiguous()  # (B, layers * H) -> (layers, B, H)
+
+    def forward(self, vector: Tensor) -> State:
+        h = self._layers_first(torch.tanh(self.h(vector)))  # (layers, B, H)
+        if self.c is None:
+            return h
+        return h, self._layers_first(self.c(vector))
+
+
+class ConceptCaptioner(CaptionModel):
+    """S2VT's two stacks plus a concept head whose clip scores start (or accompany) the decoding.
+
+    Concept head: per frame, an MLP scores every concept (B, T, C); the clip's concept logits are
+    the masked mean over real frames ([1] averages classifier scores across key frames), the concept
+    vector is their sigmoid. "init": the vector sets both stacks' initial states, which then read
+    the frames (S2VT encoding) and emit the words. "input": both stacks start from zero and the word
+    stack reads the projected vector at every step (frames and words), the variant [1] found worse.
+    Why S2VT and not attention around the concepts: [1] has no attention, and with attention the
+    decoder could read the frames directly at every word, hiding whether the initial state matters.
+    Region grids (B, T, R, F) are averaged over regions.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        E, H, layers, C = config.embed_size, config.hidden_size, config.num_layers, len(config.concepts)
+        self.concept_head = nn.Sequential(
+            nn.Linear(config.feature_dim, H), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(H, C)
+        )
+        self.frame_proj = nn.Linear(config.feature_dim, E)
+        self.video_rnn = Recurrent(config.cell, E, H, layers, config.dropout)
+        self.feeds_concepts = config.concept_mode == "input"
+        word_input = H + E + (E if self.feeds_concepts else 0)
+        self.word_rnn = Recurrent(config.cell, word_input, H, layers, config.dropout)
+        if self.feeds_concepts:
+            self.concept_proj = nn.Linear(C, E)
+        else:
+            self.video_init = StateFromVector(C, self.video_rnn)
+            self.word_init = StateFromVector(C, self.word_rnn)
+
+    def concept_scores(self, feats: Tensor, mask: Tensor) -> Tensor:
+        """feats (B, T, F), mask (B, T) -> clip concept logits (B, C): per-frame scores averaged over real frames."""
+        frame_logits = self.concept_head(feats)  # (B, T, C)
+        weights = mask.unsqueeze(-1).to(frame_logits.dtype)  # (B, T, 1)
+        return (frame_logits * weights).sum(1) / weights.sum(1)  # (B, C)
+
+    def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
+        feats, mask = self._check_inputs(feats, mask)
+        if feats.dim() == 4:
+            feats = feats.mean(2)  # (B, T, R, F) -> (B, T, F)
+        B, T, _ = feats.shape
+        concept_logits = self.concept_scores(feats, mask)  # (B, C)
+        concepts = torch.sigmoid(concept_logits)  # (B, C) the concept vector
+        frames = self.dropout(self.frame_proj(feats))  # (B, T, E)
+        no_words = frames.new_zeros(B, T, self.config.embed_size)  # (B, T, E)
+        if self.feeds_concepts:
+            video = self.dropout(self.concept_proj(concepts))  # (B, E)
+            video_state, word_state, extra = None, None, [video.unsqueeze(1).expand(B, T, -1)]  # (B, T, E)
+        else:
+            video = None
+            video_state, word_state, extra = self.video_init(concepts), self.word_init(concepts), []
+        video_out, video_state = self.video_rnn(frames, video_state, mask=mask)  # (B, T, H)
+        word_in = torch.cat([video_out, no_words, *extra], dim=-1)  # (B, T, H + E [+ E])
+        _, word_state = self.word_rnn(word_in, word_state, mask=mask)
+        return Memory(mask=mask, video=video, concept_logits=concept_logits, initial_state=(video_state, word_state))
+
+    def init_state(self, memory: Memory) -> State:
+        return memory.initial_state
+
+    def auxiliary_outputs(self, memory: Memory, captions: Tensor) -> dict[str, Tensor]:
+        return {"concept_logits": memory.concept_logits}  # (B, C)
+
+    def _word_input(self, video_out: Tensor, words: Tensor, memory: Memory) -> Tensor:
+        """[video-stack output, word embedding (, concept vector)] along the last dim, (B, [L,] H + E [+ E])."""
+        if not self.feeds_concepts:
+            return torch.cat([video_out, words], dim=-1)
+        video = memory.video if words.dim() == 2 else memory.video.unsqueeze(1).expand(-1, words.size(1), -1)
+        return torch.cat([video_out, words, video], dim=-1)
+
+    def step(self, tokens: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, None]:
+        video_state, word_state = state
+        words = self.dropout(self.embed(tokens))  # (B, E)
+        pad_frame = words.new_zeros(words.shape)  # (B, E)
+        video_out, video_state = self.video_rnn.step(pad_frame, video_state)  # (B, H)
+        out, word_state = self.word_rnn.step(self._word_input(video_out, words, memory), word_state)  # (B, H)
+        return self.classifier(self.dropout(out)), (video_state, word_state), None  # (B, V)
+
+    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory) -> Tensor:
+        """All L steps in one call per stack; equal to looping `step()` (tested)."""
+        video_state, word_state = state
+        words = self.dropout(self.embed(captions))  # (B, L, E)
+        pad_frames = words.new_zeros(words.shape)  # (B, L, E)
+        video_out, _ = self.video_rnn(pad_frames, video_state)  # (B, L, H)
+        out, _ = self.word_rnn(self._word_input(video_out, words, memory), word_state)  # (B, L, H)
+        return self.classifier(self.dropout(out))  # (B, L, V)
