@@ -257,9 +257,9 @@ def toy_config(folder: Path, **changes) -> TrainConfig:
     annotations, features = write_toy_dataset(folder)
     base = TrainConfig(dataset="csv", root=str(folder), annotations=str(annotations), features=str(features),
                        arch="s2vt", cell="gru", embed_size=16, hidden_size=24, attention_size=8, dropout=0.2,
-                       epochs=2, batch_size=8, lr=5e-3, grad_clip=1.0, min_count=1, max_caption_words=8,
-                       captions_per_video=1, patience=None, seed=3, probe_every=1, probe_batch=4, torch_threads=1,
-                       val_metrics=["Bleu_4", "CIDEr"])
+                       max_steps=6, val_every_steps=3, warmup_steps=2, batch_size=8, lr=5e-3, grad_clip=1.0,
+                       min_count=1, max_caption_words=8, plateau_patience=None, seed=3, probe_every=1, probe_batch=4,
+                       torch_threads=1)
     return replace(base, **changes)
 
 
@@ -271,6 +271,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def log_rows(run: Path, drop_time: bool = True) -> list[dict]:
-    """The rows of a run's log.jsonl, without their wall-clock `seconds` unless drop_time=False."""
+    """The rows of a run's log.jsonl, without their wall-clock timings (`seconds`, `train_seconds`,
+    `val_seconds`) unless drop_time=False."""
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not (drop_time and k == "seconds")} for r in rows]
+    return [{k: v for k, v in r.items() if not (drop_time and k.endswith("seconds"))} for r in rows]

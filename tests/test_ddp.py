@@ -38,8 +38,8 @@ train(cfg, Path(sys.argv[2]), progress=False)
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # ~40 s on an idle 2-core machine; three processes each import torch
 def test_two_ranks_match_one_process(tmp_path):
-    cfg = replace(toy_config(tmp_path / "data"), dropout=0.0, epochs=2, batch_size=7, probe_every=0,
-                  arch="attention", cell="lstm", val_metrics=["CIDEr"])
+    cfg = replace(toy_config(tmp_path / "data"), dropout=0.0, max_steps=6, batch_size=7, probe_every=0,
+                  arch="attention", cell="lstm")
     torch.set_num_threads(1)
     train(cfg, tmp_path / "single", progress=False)
 
@@ -55,7 +55,7 @@ def test_two_ranks_match_one_process(tmp_path):
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=RTOL, atol=ATOL, msg=name)
     single_log, ddp_log = log_rows(tmp_path / "single"), log_rows(tmp_path / "ddp")
-    assert [r["epoch"] for r in ddp_log] == [1, 2]
+    assert [r["step"] for r in ddp_log] == [3, 6]
     for a, b in zip(single_log, ddp_log):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=RTOL)
         assert b["steps"] == a["steps"]  # the same global batches, not twice as many

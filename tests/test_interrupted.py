@@ -90,9 +90,9 @@ def test_training_killed_then_rerun(tiny, tmp_path):
 
     def train(out: Path) -> list[str]:
         return [*VIDCAP, "train", "--dataset", "synth", "--root", str(tiny), "--features", str(features),
-                "--arch", "attention", "--cell", "lstm", "--epochs", "4", "--hidden-size", "32", "--embed-size", "16",
-                "--attention-size", "16", "--batch-size", "16", "--captions-per-video", "0", "--min-count", "1",
-                "--val-metrics", "CIDEr", "--seed", "3", "--out", str(out), "--no-progress"]
+                "--arch", "attention", "--cell", "lstm", "--max-steps", "16", "--val-every-steps", "4", "--hidden-size", "32",
+                "--embed-size", "16", "--attention-size", "16", "--batch-size", "16", "--min-count", "1",
+                "--plateau-patience", "1", "--max-lr-reductions", "5", "--seed", "3", "--out", str(out), "--no-progress"]
 
     run_to_end(train(tmp_path / "straight"))
     killed = tmp_path / "killed"
@@ -109,7 +109,7 @@ def test_training_killed_then_rerun(tiny, tmp_path):
 @pytest.mark.slow  # ~3 min (three benchmark processes, each starting METEOR's JVM): `make test-all` runs it
 def test_benchmark_killed_then_rerun(tmp_path):
     def bench(out: Path) -> list[str]:
-        return [*BENCH, "run", "--suite", "cells", "--profile", "smoke", "--epochs", "3", "--out", str(out),
+        return [*BENCH, "run", "--suite", "cells", "--profile", "smoke", "--max-steps", "30", "--out", str(out),
                 "--cache", str(out / "cache")]
 
     run_to_end(bench(tmp_path / "straight"))

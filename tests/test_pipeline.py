@@ -44,7 +44,7 @@ def run(tmp_path_factory):
     """One trained toy run shared by the tests of this file."""
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("pipeline")
-    cfg = toy_config(folder / "data", arch="attention", cell="gru", epochs=3, probe_every=0, val_metrics=["CIDEr"])
+    cfg = toy_config(folder / "data", arch="attention", cell="gru", max_steps=9, probe_every=0)
     train(cfg, folder / "run", progress=False)
     return folder / "run", cfg
 
@@ -123,16 +123,16 @@ def test_train_cli_merges_config_file_and_flags(run, tmp_path):
     config = tmp_path / "train.toml"
     config.write_text(
         f'dataset = "csv"\nroot = "{cfg.root}"\nannotations = "{cfg.annotations}"\nfeatures = "{cfg.features}"\n'
-        'arch = "s2vt"\ncell = "rnn"\nepochs = 5\nhidden_size = 8\nembed_size = 8\nmin_count = 1\n'
-        'val_metrics = ["CIDEr"]\nprobe_every = 0\n'
+        'arch = "s2vt"\ncell = "rnn"\nmax_steps = 9\nval_every_steps = 3\nhidden_size = 8\nembed_size = 8\n'
+        'min_count = 1\nprobe_every = 0\n'
     )
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli_app(), ["train", "--config", str(config), "--epochs", "1", "--cell", "gru",
+    result = CliRunner().invoke(cli_app(), ["train", "--config", str(config), "--max-steps", "3", "--cell", "gru",
                                             "--grad-clip", "0", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     written = json.loads((out / "config.json").read_text())
-    assert (written["arch"], written["cell"], written["epochs"], written["grad_clip"]) == ("s2vt", "gru", 1, None)
-    assert json.loads(result.stdout)["epochs_completed"] == 1
+    assert (written["arch"], written["cell"], written["max_steps"], written["grad_clip"]) == ("s2vt", "gru", 3, None)
+    assert json.loads(result.stdout)["steps_done"] == 3
 
     bad = CliRunner().invoke(cli_app(), ["train", "--config", str(config), "--arch", "transformer", "--out", str(out)])
     assert bad.exit_code != 0 and "transformer" in bad.output

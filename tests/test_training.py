@@ -1,9 +1,12 @@
-"""Training: config edge, determinism, resume, clipping, divergence, early stopping, gradient probe."""
+"""Training: config edge, data order, the caption limit from the data, determinism, resume (scheduler
+state included), clipping, divergence, the plateau schedule, model selection, the convergence rule,
+the Java-free validation CIDEr-D, gradient probe."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +22,15 @@ from vidcap_core.training import (
     train,
 )
 from vidcap_core.features.clips import epoch_rng, frame_order_index, gather_frames
-from vidcap_core.training.batches import encode_captions, epoch_caption_order, split_for_rank
+from vidcap_core.training.batches import (
+    encode_captions,
+    epoch_caption_order,
+    resolve_caption_limit,
+    split_for_rank,
+    step_position,
+)
+from vidcap_core.training.convergence import PlateauSchedule, PlateauState, convergence_verdict, selection_key
+
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -34,9 +45,10 @@ def one_thread():
 
 def test_config_file_then_flags(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('dataset = "csv"\nroot = "r"\nfeatures = "f"\narch = "meanpool"\nepochs = 7\ngrad_clip = 0\n')
-    cfg = resolve_config(path, {"epochs": 3, "cell": "rnn", "arch": None})
-    assert (cfg.arch, cfg.cell, cfg.epochs, cfg.grad_clip) == ("meanpool", "rnn", 3, None)  # 0 = clipping off
+    path.write_text('dataset = "csv"\nroot = "r"\nfeatures = "f"\narch = "meanpool"\nmax_steps = 700\ngrad_clip = 0\n')
+    cfg = resolve_config(path, {"max_steps": 300, "cell": "rnn", "arch": None})
+    assert (cfg.arch, cfg.cell, cfg.max_steps, cfg.grad_clip) == ("meanpool", "rnn", 300, None)  # 0 = clipping off
+    assert cfg.max_caption_words is None  # from the data, resolved when the run loads it
 
     json_path = tmp_path / "run.json"
     json_path.write_text(json.dumps({"root": "r", "features": "f", "arch": "lstm"}))
@@ -47,6 +59,11 @@ def test_config_file_then_flags(tmp_path):
         resolve_config(json_path, {})
     with pytest.raises(ConfigError, match="--features is required"):
         resolve_config(None, {"root": "r"})
+    json_path.write_text(json.dumps({"root": "r", "features": "f", "epochs": 10}))  # the old recipe's options
+    with pytest.raises(ConfigError, match="epochs.*max_steps"):
+        resolve_config(json_path, {})
+    with pytest.raises(ConfigError, match="multiple of val_every_steps"):
+        resolve_config(None, {"root": "r", "features": "f", "max_steps": 250, "val_every_steps": 100})
 
 
 # ----------------------------------------------------------------------------- data order
@@ -60,11 +77,14 @@ def test_epoch_pairs_and_frame_orders_are_seeded_permutations(tmp_path):
     records = load_dataset("csv", tmp_path, annotations).split("train")
     vocab = Vocabulary.build([c for r in records for c in r.captions])
     captions = encode_captions(vocab, records, max_words=8)
-    one = epoch_caption_order(captions, 1, seed=0, epoch=0)
-    assert sorted(captions.clip_index[one].tolist()) == list(range(len(records)))  # one caption per clip
-    assert np.array_equal(one, epoch_caption_order(captions, 1, seed=0, epoch=0))
-    assert not np.array_equal(one, epoch_caption_order(captions, 1, seed=0, epoch=1))
-    assert sorted(epoch_caption_order(captions, None, 0, 0).tolist()) == list(range(2 * len(records)))
+    one = epoch_caption_order(captions, seed=0, epoch=0)
+    assert sorted(one.tolist()) == list(range(2 * len(records)))  # every (clip, caption) pair once
+    assert np.array_equal(one, epoch_caption_order(captions, seed=0, epoch=0))
+    assert not np.array_equal(one, epoch_caption_order(captions, seed=0, epoch=1))
+    # 48 pairs in batches of 10: 4 full batches per data epoch, step 4 opens epoch 1
+    assert step_position(3, pairs=48, batch_size=10) == (0, slice(30, 40))
+    assert step_position(4, pairs=48, batch_size=10) == (1, slice(0, 10))
+    assert step_position(2, pairs=5, batch_size=10) == (2, slice(0, 10))  # fewer pairs than a batch: all of them
 
     mask = torch.tensor([[True] * 5 + [False], [True] * 6])  # (2, 6)
     shuffled = frame_order_index(mask, "shuffled", epoch_rng(0, 0, 2))
@@ -88,40 +108,68 @@ def test_same_seed_gives_identical_log_and_weights(tmp_path):
     a, b = weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "b" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "a" / "gradients.jsonl").read_text() == (tmp_path / "b" / "gradients.jsonl").read_text()
-    assert first.epochs_completed == 2 and first.history[-1]["epoch"] == 2
-    for name in ("config.json", "vocab.json", "best.pt", "last.pt", "log.jsonl", "gradients.jsonl"):
+    assert first.steps_done == 6 and [row["step"] for row in first.history] == [3, 6]
+    assert [row["epoch"] for row in first.history] == [0.5, 1.0]  # 48 pairs, 6 full batches of 8 per epoch
+    assert first.stop_reason == "budget"
+    for name in ("config.json", "vocab.json", "best.pt", "last.pt", "log.jsonl", "gradients.jsonl", "summary.json"):
         assert (tmp_path / "a" / name).is_file(), name
     assert not list((tmp_path / "a").glob("*.tmp"))
     cider = [row["val"]["CIDEr"] for row in first.history]
-    assert first.best_epoch == int(np.argmax(cider)) + 1  # best.pt is chosen on val CIDEr
+    assert first.best_step == first.history[int(np.argmax(cider))]["step"]  # best.pt is chosen on val CIDEr-D (csv)
     assert json.loads((tmp_path / "a" / "config.json").read_text()) == cfg.to_dict()
+    assert json.loads((tmp_path / "a" / "summary.json").read_text()) == first.summary()
 
     other = train(replace(cfg, seed=4), tmp_path / "c", progress=False)
     assert other.history[0]["train_loss"] != first.history[0]["train_loss"]
 
 
 def test_resume_ends_like_an_uninterrupted_run(tmp_path):
-    cfg = toy_config(tmp_path / "data", epochs=3, arch="attention", cell="lstm", frame_order="shuffled",
-                     scheduled_sampling=0.5, scheduled_sampling_ramp=2)
-    train(cfg, tmp_path / "straight", progress=False)
-    train(replace(cfg, epochs=2), tmp_path / "resumed", progress=False)  # stopped after epoch 2 ...
+    # min_delta_cider 10: no validation after the first counts as progress, so the plateau schedule cuts
+    # the LR at every validation from the second on: the LR scale and counters must survive in last.pt
+    cfg = toy_config(tmp_path / "data", max_steps=12, arch="attention", cell="lstm", frame_order="shuffled",
+                     scheduled_sampling=0.5, scheduled_sampling_ramp_steps=4, plateau_patience=1,
+                     max_lr_reductions=5, min_delta_cider=10.0, lr_decay=0.5)
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    assert [row["lr_reductions"] for row in straight.history] == [0, 1, 2, 3]
+    train(replace(cfg, max_steps=6), tmp_path / "resumed", progress=False)  # stopped at step 6 ...
     assert len(log_rows(tmp_path / "resumed")) == 2
     result = train(cfg, tmp_path / "resumed", progress=False)  # ... and the same command run again
     assert log_rows(tmp_path / "straight") == log_rows(tmp_path / "resumed")
     a, b = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "resumed" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert result.epochs_completed == 3
+    assert result.steps_done == 12 and result.summary() == {**straight.summary(), "run_dir": str(tmp_path / "resumed"),
+                                                            "best_checkpoint": str(tmp_path / "resumed" / "best.pt")}
     again = train(cfg, tmp_path / "resumed", progress=False)  # a finished run: nothing more to do
     assert again.history == result.history
     with pytest.raises(ConfigError, match="lr"):
         train(replace(cfg, lr=1.0), tmp_path / "resumed", progress=False)
 
 
+def test_caption_limit_comes_from_the_training_captions(tmp_path):
+    from vidcap_core.checkpoint import load_checkpoint
+    from vidcap_core.data import load_dataset
+
+    cfg = toy_config(tmp_path / "data", max_caption_words=None, probe_every=0)
+    records = load_dataset("csv", tmp_path / "data", Path(cfg.annotations)).split("train")
+    longest = max(len(c.split()) for r in records for c in r.captions)
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.caption_limit == {"max_caption_words": longest, "source": "data", "longest_training_caption": longest,
+                                    "truncated_captions": 0, "training_captions": 2 * len(records)}
+    written = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert written["max_caption_words"] == longest  # the resolved number, not null
+    assert load_checkpoint(tmp_path / "run" / "best.pt").config.max_tokens == longest + 1  # decoding and the demo
+    assert train(cfg, tmp_path / "run", progress=False).steps_done == result.steps_done  # resumes: same limit
+
+    short = resolve_caption_limit(records, 3)  # an explicit value still wins, and says what it cuts
+    assert (short.max_words, short.source) == (3, "config")
+    assert short.truncated_captions == sum(len(c.split()) > 3 for r in records for c in r.captions) > 0
+
+
 # ----------------------------------------------------------------------------- clipping, divergence, stopping
 
 
 def test_gradient_clipping_is_logged_and_switchable(tmp_path):
-    cfg = toy_config(tmp_path / "data", epochs=1, probe_every=0)
+    cfg = toy_config(tmp_path / "data", max_steps=3, probe_every=0)
     clipped = train(replace(cfg, grad_clip=1e-3), tmp_path / "on", progress=False).history[0]
     free = train(replace(cfg, grad_clip=None), tmp_path / "off", progress=False).history[0]
     assert clipped["grad_clip"] == 1e-3 and clipped["clip_fraction"] == 1.0
@@ -134,24 +182,128 @@ def test_gradient_clipping_is_logged_and_switchable(tmp_path):
 
 def test_divergence_ends_the_run_with_a_flag(tmp_path):
     # Adam moves every weight by ~lr per step: after one step the pre-activations overflow float32
-    cfg = toy_config(tmp_path / "data", arch="s2vt", cell="rnn", lr=1e30, grad_clip=None, epochs=4, dropout=0.0)
+    cfg = toy_config(tmp_path / "data", arch="s2vt", cell="rnn", lr=1e30, grad_clip=None, max_steps=12,
+                     warmup_steps=1, dropout=0.0)
     result = train(cfg, tmp_path / "run", progress=False)
-    assert result.diverged and not result.stopped_early
+    assert result.diverged and result.stop_reason == "diverged"
     last = result.history[-1]
     assert last["diverged"] is True and last["train_loss"] is None and last["val"] is None
     assert "train loss" in last["diverged_reason"] or "gradient norm" in last["diverged_reason"]
-    assert result.epochs_completed == len(result.history) < 4
+    assert result.steps_done < 12 and len(result.history) < 4
+    assert result.convergence["converged"] is False and result.convergence["reason"] == "diverged"
     assert train(cfg, tmp_path / "run", progress=False).diverged  # rerunning does not train on
 
 
-def test_early_stopping_on_val_cider(tmp_path):
-    # lr so small that nothing changes: the first validation is the best, the second is no gain
-    cfg = toy_config(tmp_path / "data", epochs=10, lr=1e-9, patience=1, probe_every=0)
+def test_plateau_stops_the_run_after_fruitless_lr_cuts(tmp_path):
+    # lr so small that nothing changes: the first validation is the best, every later one is no progress;
+    # patience 1 and one LR cut allowed: validation 2 cuts the LR, validation 3 stops the run
+    cfg = toy_config(tmp_path / "data", max_steps=30, lr=1e-9, plateau_patience=1, max_lr_reductions=1,
+                     lr_decay=0.1, probe_every=0)
     result = train(cfg, tmp_path / "run", progress=False)
-    assert result.stopped_early and result.epochs_completed == 2 and result.best_epoch == 1
-    assert [row["best_epoch"] for row in result.history] == [1, 1]
+    assert result.stop_reason == "plateau" and result.steps_done == 9 and result.best_step == 3
+    assert [row["schedule"] for row in result.history] == ["progress", "reduce", "stop"]
+    assert [row["best_step"] for row in result.history] == [3, 3, 3]
+    assert result.history[2]["lr"] == pytest.approx(1e-10)
     saved = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
-    assert saved["extra"]["epoch"] == 1
+    assert saved["extra"]["step"] == 3
+
+
+def test_plateau_schedule_cuts_then_stops_and_ignores_noise_below_min_delta():
+    schedule = PlateauSchedule(patience=2, decay=0.5, max_reductions=2, min_deltas=(0.01, 0.02))
+    state = PlateauState()
+    decisions = [schedule.update(state, key) for key in
+                 [(0.10, 1.00), (0.20, 1.00), (0.205, 1.01), (0.20, 1.015),  # noise: gains below min_delta
+                  (0.21, 1.0), (0.19, 1.0), (0.20, 1.05)]]  # a CIDEr-D gain alone is progress too
+    assert decisions == ["progress", "progress", "stale", "reduce", "stale", "reduce", "progress"]
+    assert (state.lr_scale, state.reductions, state.fruitless_reductions) == (0.25, 2, 0)
+    assert [schedule.update(state, (0.2, 1.0)) for _ in range(6)] == ["stale", "reduce", "stale", "reduce",
+                                                                      "stale", "stop"]
+    assert state.reductions == 4 and state.lr_scale == pytest.approx(0.0625)
+    assert PlateauState.from_dict(state.to_dict()) == state
+    never = PlateauSchedule(patience=None, decay=0.5, max_reductions=0, min_deltas=(0.02,))
+    assert {never.update(PlateauState(best_seen=[1.0]), (0.5,)) for _ in range(5)} == {"stale"}
+
+
+def test_selection_is_exact_accuracy_then_cider_on_synthclips_and_cider_elsewhere():
+    better_exact = {"exact": 0.50, "CIDEr": 1.0, "colour": 0.9}
+    better_cider = {"exact": 0.40, "CIDEr": 2.0, "colour": 0.9}
+    tie_high_cider = {"exact": 0.50, "CIDEr": 1.2, "colour": 0.1}
+    assert selection_key(better_exact, synth=True) > selection_key(better_cider, synth=True)
+    assert selection_key(tie_high_cider, synth=True) > selection_key(better_exact, synth=True)  # tie: CIDEr-D decides
+    assert selection_key(better_cider, synth=False) > selection_key(better_exact, synth=False)  # real data: CIDEr-D
+    assert selection_key({"exact": float("nan"), "CIDEr": 0.3}, synth=True) == (0.0, 0.3)
+
+
+# ----------------------------------------------------------------------------- the convergence rule
+
+
+def history(scores: list[tuple[float, float]], every: int = 100) -> list[tuple[int, tuple[float, float]]]:
+    """(step, (exact, CIDEr)) validations every `every` steps."""
+    return [((i + 1) * every, key) for i, key in enumerate(scores)]
+
+
+def test_convergence_rule_on_hand_made_histories():
+    rising = [(0.1 * i, 0.5 + 0.1 * i) for i in range(10)]
+    plateau = rising[:6] + [(0.55, 1.05), (0.56, 1.06), (0.54, 1.04), (0.55, 1.05), (0.56, 1.05), (0.55, 1.06),
+                            (0.56, 1.05)]
+    converged = convergence_verdict(history(plateau), 1300, "plateau")
+    assert converged["converged"] and converged["best_step"] == 800 and converged["reason"] == "plateau reached and held"
+
+    still_improving = convergence_verdict(history(rising), 1000, "budget")
+    assert not still_improving["converged"] and "still improving" in still_improving["reason"]
+    assert "budget" in still_improving["reason"] and still_improving["best_fraction"] == 1.0
+
+    # a budget stop after the curve had flattened is converged: the rule reads the curve, not the stop
+    assert convergence_verdict(history(plateau), 1300, "budget")["converged"]
+
+    # a noisy plateau whose best is an early spike the run never came back to: fell off its best
+    spiky = [(0.2, 0.8), (0.5, 1.0), (0.40, 0.9), (0.42, 0.95), (0.41, 0.92), (0.40, 0.93), (0.43, 0.9)]
+    fell = convergence_verdict(history(spiky), 700, "plateau")
+    assert not fell["converged"] and "fell off" in fell["reason"] and fell["final_gap"]["exact"] == pytest.approx(0.1)
+
+    # noise within epsilon around a flat curve (the best is one lucky validation) still converges
+    noisy = [(0.3, 0.9), (0.6, 1.0), (0.62, 1.02), (0.60, 1.0), (0.61, 1.01), (0.63, 1.0), (0.61, 0.99),
+             (0.62, 1.01), (0.61, 1.0), (0.62, 1.0)]
+    assert convergence_verdict(history(noisy), 1000, "plateau")["converged"]
+
+    assert convergence_verdict(history(plateau), 1300, "diverged")["reason"] == "diverged"
+    assert convergence_verdict([], 0, "budget")["converged"] is False
+    real = [(s, (c,)) for s, (_, c) in history(plateau)]  # real data: the key is CIDEr-D alone
+    assert convergence_verdict(real, 1300, "plateau")["converged"]
+
+
+# ----------------------------------------------------------------------------- validation CIDEr-D without Java
+
+
+REFERENCES = {
+    "video0": ["A small red circle slides to the left.", "The red circle moves left, then a blue square spins.",
+               "a little red disc travels leftward"],
+    "video1": ["A big green triangle rotates clockwise.", "The green triangle turns; it doesn't stop.",
+               "A large green triangle spins (slowly)."],
+    "video2": ["A blue square grows, then a yellow star fades out.", "The blue square gets bigger.",
+               "A yellow star disappears after a blue square grows"],
+    "video3": ["A man is playing a guitar.", "Someone's strumming a guitar on stage!"],
+}
+PREDICTIONS = {"video0": "a small red circle slides to the left", "video1": "a green triangle rotates",
+               "video2": "", "video3": "A man plays the guitar, on stage."}
+
+
+def test_python_cider_d_equals_pycocoevalcap_on_ptb_tokens():
+    """Our validation CIDEr-D (Python tokenizer, no Java) == what `vidcap evaluate` reports
+    (pycocoevalcap's PTBTokenizer in Java, then its Cider), per video and for the corpus."""
+    from vidcap_core.evaluation import Scorer
+    from vidcap_core.evaluation.validation import ValidationScorer, cider_d
+
+    with Scorer(("CIDEr",)) as scorer:  # the Java PTB tokenizer; METEOR never starts for CIDEr alone
+        reference = scorer.score(PREDICTIONS, REFERENCES, metrics=("CIDEr",))
+    ours = cider_d(PREDICTIONS, REFERENCES)
+    assert ours.corpus["CIDEr"] == pytest.approx(reference.corpus["CIDEr"], abs=1e-12)
+    for video_id, scores in reference.per_video.items():
+        assert ours.per_video[video_id]["CIDEr"] == pytest.approx(scores["CIDEr"], abs=1e-12), video_id
+    assert ours.per_video["video2"]["CIDEr"] == 0.0 and ours.per_video["video0"]["CIDEr"] > 1.0
+    validation = ValidationScorer(REFERENCES)  # references tokenised once, reused across calls
+    assert validation.score(PREDICTIONS) == {"CIDEr": ours.corpus["CIDEr"]}
+    assert validation.score(PREDICTIONS) == {"CIDEr": ours.corpus["CIDEr"]}
 
 
 # ----------------------------------------------------------------------------- gradient-flow probe
@@ -181,10 +333,10 @@ def test_gradient_probe_gives_one_finite_norm_per_frame(arch):
         assert norms.std() > 1e-3 * norms.mean()
 
 
-def test_probe_rows_are_written_at_init_and_every_epoch(tmp_path):
-    cfg = toy_config(tmp_path / "data", arch="meanpool", cell="lstm", epochs=2, probe_every=1)
+def test_probe_rows_are_written_at_init_and_every_validation(tmp_path):
+    cfg = toy_config(tmp_path / "data", arch="meanpool", cell="lstm", max_steps=6, probe_every=1)
     train(cfg, tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "gradients.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert [(r["step"], r["epoch"]) for r in rows] == [(0, 0.0), (3, 0.5), (6, 1.0)]
     assert all(len(r["grad_norms"]) == TOY_FRAMES for r in rows)
     np.testing.assert_allclose(rows[0]["grad_norms"], rows[0]["grad_norms"][0], rtol=1e-5)

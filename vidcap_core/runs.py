@@ -33,18 +33,23 @@ class RunDir:
 
     @property
     def best(self) -> Path:
-        """Inference checkpoint of the best val-CIDEr epoch."""
+        """Inference checkpoint of the best validation (selection key: training/convergence.py)."""
         return self.root / "best.pt"
 
     @property
     def log(self) -> Path:
-        """One JSON row per epoch."""
+        """One JSON row per validation interval (val_every_steps optimizer steps)."""
         return self.root / "log.jsonl"
 
     @property
     def gradients(self) -> Path:
         """Gradient-flow probe rows."""
         return self.root / "gradients.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        """The finished run's facts: steps, stop reason, convergence verdict, caption limit."""
+        return self.root / "summary.json"
 
     def read_config(self, required: tuple[str, ...] = ()) -> dict[str, Any]:
         """config.json as plain data (no TrainConfig: inference reads it without importing training).

@@ -56,13 +56,13 @@ def all_reduce_sum(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return value
 
 
-def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
-    """Rank 0's decision (e.g. stop early), the same on every rank."""
+def broadcast_floats(values: list[float], ctx: DistContext) -> list[float]:
+    """Rank 0's numbers (the schedule's decision: stop flag, LR scale), the same on every rank."""
     if not ctx.enabled:
-        return flag
-    value = torch.tensor([1 if flag else 0], device=ctx.device)
-    dist.broadcast(value, src=0)
-    return bool(value.item())
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=ctx.device)
+    dist.broadcast(tensor, src=0)
+    return [float(v) for v in tensor.tolist()]
 
 
 def barrier(ctx: DistContext) -> None:

@@ -1,9 +1,20 @@
-"""`train(cfg, out)`: masked-NLL training with Adam, val-CIDEr model selection and early stopping.
+"""`train(cfg, out)`: masked-NLL training with Adam on a budget of optimizer steps, cheap validation
+every `val_every_steps`, model selection, the plateau schedule and the convergence verdict.
+
+Why a step budget rather than epochs: the cost of a run on a 2-core CPU is its optimizer steps, and
+what a model needs to learn is steps too; an epoch's length depends on the clip count and captions
+per clip (12 to 20 on SynthClips), so "10 epochs" meant 300 steps in one benchmark profile and
+thousands in another, and validating once per epoch left the plateau detector a handful of points.
+A budget in steps with validation every N steps makes runs of any dataset size comparable, lets the
+benchmark size profiles by measured steps-to-converge, and gives the schedule evenly spaced
+validations. The data still goes over every (clip, caption) pair (batches.py): epochs are recorded
+(`epoch` in each log row: pairs seen / pairs) but decide nothing.
 
 The run folder (its files, resuming from last.pt) is training/run_folder.py's job; this is the loop.
-Rerunning the same call on the same RUN_DIR resumes from last.pt and ends where an uninterrupted
-run would. Under torchrun every rank trains on its share of each global batch; rank 0 alone
-validates, logs and writes files, and broadcasts the stop decision.
+Rerunning the same call on the same RUN_DIR resumes from the last validation and ends where an
+uninterrupted run would (weights, optimizer, RNG, LR scale and plateau counters are in last.pt).
+Under torchrun every rank trains on its share of each global batch; rank 0 alone validates, logs
+and writes files, and broadcasts the schedule's decision (LR scale, stop).
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +35,7 @@ from tqdm.auto import tqdm
 from vidcap_core.checkpoint import preprocessing_from_meta, save_checkpoint
 from vidcap_core.data import load_dataset, require_split
 from vidcap_core.decoding.predict import predict_captions
-from vidcap_core.evaluation import Scorer
+from vidcap_core.evaluation.validation import ValidationScorer
 from vidcap_core.features.clips import (
     FRAMES_STREAM,
     SAMPLING_STREAM,
@@ -35,22 +46,38 @@ from vidcap_core.features.clips import (
     stack_features,
 )
 from vidcap_core.features.store import FeatureStore
-from vidcap_core.files import append_jsonl, read_jsonl, write_json
+from vidcap_core.files import append_jsonl, json_safe, read_jsonl, write_json
 from vidcap_core.models import PAD_ID, ModelConfig, build_model
+from vidcap_core.features.ood import calibrate_checkpoint
 from vidcap_core.runs import RunDir
 from vidcap_core.text import Vocabulary
-from vidcap_core.training.batches import EncodedCaptions, encode_captions, epoch_caption_order, split_for_rank
+from vidcap_core.training.batches import (
+    CaptionLimit,
+    EncodedCaptions,
+    encode_captions,
+    epoch_caption_order,
+    resolve_caption_limit,
+    split_for_rank,
+    step_position,
+)
 from vidcap_core.training.config import TrainConfig
+from vidcap_core.training.convergence import (
+    PlateauSchedule,
+    convergence_verdict,
+    key_names,
+    selection_key,
+    warmup_factor,
+)
 from vidcap_core.training.distributed import (
     DistContext,
     all_reduce_sum,
     barrier,
-    broadcast_flag,
+    broadcast_floats,
     start_distributed,
     stop_distributed,
 )
 from vidcap_core.training.gradient_probe import ProbeBatch, frame_gradient_norms
-from vidcap_core.training.loss import caption_loss
+from vidcap_core.training.auxiliary import ConceptLabels, derive_concepts, model_fields, training_objective
 from vidcap_core.training.run_folder import (
     RunState,
     TrainResult,
@@ -61,7 +88,6 @@ from vidcap_core.training.run_folder import (
     trim_logs,
 )
 
-SELECTION_METRIC = "CIDEr"  # model selection and early stopping, on val only (never test)
 # A mean token NLL this large means the weights blew up (log V is ~10 for any real vocabulary):
 # an RNN with saturated tanh units can keep a finite loss of 1e25 for ever instead of reaching NaN.
 DIVERGED_LOSS = 1e4
@@ -79,14 +105,23 @@ class TrainingData:
     vocab: Vocabulary
     train: ClipFeatures
     captions: EncodedCaptions
+    caption_limit: CaptionLimit
     val: ClipFeatures
+    val_scorer: ValidationScorer  # CIDEr-D in Python (+ the semantic checker on SynthClips)
     val_references: dict[str, list[str]]
     preprocessing: dict[str, Any]
+    concepts: ConceptLabels | None = None  # concepts arch: its vocabulary and each training clip's labels
+
+    @property
+    def synth(self) -> bool:
+        return self.val_scorer.truths is not None
 
 
 @dataclass
-class EpochStats:
-    loss: float | None  # mean token NLL over the epoch's steps; None when it diverged
+class IntervalStats:
+    """The steps between two validations."""
+
+    loss: float | None  # mean token NLL over the interval's steps; None when it diverged
     steps: int
     grad_norm_mean: float | None  # total gradient norm before clipping
     grad_norm_max: float | None
@@ -95,143 +130,183 @@ class EpochStats:
     diverged_reason: str | None = None
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = True, progress: bool = True,
-          scorer: Scorer | None = None) -> TrainResult:
+def train(cfg: TrainConfig, out: Path, resume: bool = True, progress: bool = True) -> TrainResult:
     """Train one captioner into RUN_DIR `out`; safe to rerun (it resumes) and to run under torchrun.
 
-    `scorer`: a long-lived Scorer to validate with (the caller closes it), so many runs in one
-    process share one METEOR JVM; by default the run starts and closes its own.
+    `cfg.max_caption_words` None is resolved from the training captions; RUN_DIR/config.json and the
+    checkpoints hold the resolved config. Returns the run's TrainResult (also RUN_DIR/summary.json).
     """
     cfg.validate()
     ctx = start_distributed(cfg.device)
     try:
         with deterministic_algorithms(ctx.device), torch_thread_count(cfg.torch_threads):
-            return run_training(cfg, RunDir(Path(out)), resume, progress, ctx, scorer)
+            return run_training(cfg, RunDir(Path(out)), resume, progress, ctx)
     finally:
         stop_distributed(ctx)
 
 
-def run_training(cfg: TrainConfig, run: RunDir, resume: bool, progress: bool, ctx: DistContext,
-                 shared_scorer: Scorer | None) -> TrainResult:
+def run_training(cfg: TrainConfig, run: RunDir, resume: bool, progress: bool, ctx: DistContext) -> TrainResult:
+    data = load_training_data(cfg)  # first: the caption limit comes from the training captions
+    cfg = replace(cfg, max_caption_words=data.caption_limit.max_words)
     if ctx.is_main:
         prepare_run_dir(cfg, run, resume)
     barrier(ctx)
-    data = load_training_data(cfg)
     model = build_captioner(cfg, data)
     model.to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = RunState()
     if resume and run.last.is_file():
         state = restore_last(run.last, model, optimizer, ctx.device)
+    if state.stop_reason == "budget" and state.steps_done < cfg.max_steps:
+        state.stop_reason = None  # a larger budget continues a run that stopped on its budget
+    elif state.stop_reason is None and state.steps_done >= cfg.max_steps:
+        state.stop_reason = "budget"  # resumed with a budget it has already spent
     if ctx.is_main:
         write_json(run.vocab, data.vocab.to_dict())
-        trim_logs(run, state.epochs_done)
+        trim_logs(run, state.steps_done)
     probe = probe_batch(cfg, data)
-    if ctx.is_main and state.epochs_done == 0 and not read_jsonl(run.gradients):
-        append_jsonl(run.gradients, probe_row(model, probe, 0, ctx.device))
+    if ctx.is_main and state.steps_done == 0 and not read_jsonl(run.gradients):
+        append_jsonl(run.gradients, probe_row(model, probe, 0, 0.0, ctx.device))
     trainable = wrap_for_ranks(model, ctx)
-    needs_scorer = ctx.is_main and state.stop_reason is None and state.epochs_done < cfg.epochs
-    own_scorer = Scorer() if needs_scorer and shared_scorer is None else None
-    scorer = shared_scorer or own_scorer
-    try:
-        for epoch in range(state.epochs_done, cfg.epochs):
-            if state.stop_reason is not None:
-                break
-            run_epoch(cfg, run, epoch, trainable, model, optimizer, data, probe, scorer, state, ctx, progress)
-    finally:
-        if own_scorer is not None:
-            own_scorer.close()
+    schedule = plateau_schedule(cfg, data.synth)
+    while state.stop_reason is None:
+        run_interval(cfg, run, trainable, model, optimizer, data, probe, schedule, state, ctx, progress)
     barrier(ctx)
-    return collect_result(run, state)
+    if ctx.is_main and run.best.is_file():  # what the model knows: the demo's out-of-distribution flag
+        calibrate_checkpoint(run.best, data.train.feats.numpy(), data.train.mask.numpy(), data.val.feats.numpy(),
+                             data.val.mask.numpy(), data.preprocessing)
+    result = finish(run, state, data, cfg)
+    if ctx.is_main:
+        write_json(run.summary, result.summary())
+    return result
 
 
-def run_epoch(cfg: TrainConfig, run: RunDir, epoch: int, trainable: nn.Module, model: nn.Module,
-              optimizer: torch.optim.Optimizer, data: TrainingData, probe: ProbeBatch, scorer: Any,
-              state: RunState, ctx: DistContext, progress: bool) -> None:
-    """One epoch: train, maybe validate and probe, log, save last.pt. Updates `state` in place."""
+def plateau_schedule(cfg: TrainConfig, synth: bool) -> PlateauSchedule:
+    deltas = {"exact": cfg.min_delta_exact, "CIDEr": cfg.min_delta_cider}
+    return PlateauSchedule(patience=cfg.plateau_patience, decay=cfg.lr_decay, max_reductions=cfg.max_lr_reductions,
+                           min_deltas=tuple(deltas[name] for name in key_names(synth)))
+
+
+def finish(run: RunDir, state: RunState, data: TrainingData, cfg: TrainConfig) -> TrainResult:
+    """The TrainResult of a run that has stopped, with its convergence verdict."""
+    history = read_jsonl(run.log)
+    validations = [(row["step"], selection_key(row["val"], data.synth)) for row in history if row.get("val")]
+    convergence = convergence_verdict(validations, state.steps_done, state.stop_reason)
+    return collect_result(run, state, epochs_done(state.steps_done, cfg, data), convergence,
+                          data.caption_limit.to_dict())
+
+
+def epochs_done(steps: int, cfg: TrainConfig, data: TrainingData) -> float:
+    """Passes over every training pair that `steps` global batches made."""
+    return round(steps * cfg.batch_size / max(len(data.captions.tokens), 1), 3)
+
+
+def run_interval(cfg: TrainConfig, run: RunDir, trainable: nn.Module, model: nn.Module,
+                 optimizer: torch.optim.Optimizer, data: TrainingData, probe: ProbeBatch, schedule: PlateauSchedule,
+                 state: RunState, ctx: DistContext, progress: bool) -> None:
+    """`val_every_steps` steps, then validate (select, schedule), log, probe, save last.pt.
+    Updates `state` in place; sets state.stop_reason when the run ends."""
     started = time.perf_counter()
-    prob = sampling_probability(cfg, epoch)
-    stats = train_one_epoch(cfg, epoch, trainable, optimizer, data, prob, ctx, progress)
+    first = state.steps_done
+    stats = train_steps(cfg, first, first + cfg.val_every_steps, trainable, optimizer, data, state.schedule.lr_scale,
+                        ctx, progress)
+    state.steps_done = first + stats.steps
+    train_seconds = time.perf_counter() - started
     row: dict[str, Any] = {
-        "epoch": epoch + 1,
+        "step": state.steps_done,
+        "epoch": epochs_done(state.steps_done, cfg, data),
+        "lr": cfg.lr * state.schedule.lr_scale * warmup_factor(state.steps_done - 1, cfg.warmup_steps),
         "train_loss": stats.loss,
         "steps": stats.steps,
         "grad_norm_mean": stats.grad_norm_mean,
         "grad_norm_max": stats.grad_norm_max,
         "clip_fraction": stats.clip_fraction,
         "grad_clip": cfg.grad_clip,
-        "sampling_prob": prob,
+        "sampling_prob": sampling_probability(cfg, state.steps_done - 1),
         "diverged": stats.diverged,
         "diverged_reason": stats.diverged_reason,
         "val": None,
     }
-    stop = False
     if stats.diverged:
         state.stop_reason = "diverged"
-    elif (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
-        if ctx.is_main:
-            stop = validate_and_select(cfg, run, epoch, model, data, scorer, state, row)
-        stop = broadcast_flag(stop, ctx)
+    else:
+        decision = validate_and_select(cfg, run, model, data, schedule, state, row) if ctx.is_main else "stale"
+        stop, lr_scale = broadcast_floats([float(decision == "stop"), state.schedule.lr_scale], ctx)
+        state.schedule.lr_scale = lr_scale
         if stop:
-            state.stop_reason = "early_stop"
-    state.epochs_done = epoch + 1
+            state.stop_reason = "plateau"
+        elif state.steps_done >= cfg.max_steps:
+            state.stop_reason = "budget"
     if ctx.is_main:
-        if not stats.diverged and cfg.probe_every and (epoch + 1) % cfg.probe_every == 0:
-            append_jsonl(run.gradients, probe_row(model, probe, epoch + 1, ctx.device))
-        row["best_epoch"] = state.best_epoch
+        validations = sum(1 for r in read_jsonl(run.log) if r.get("val")) + int(row["val"] is not None)
+        if not stats.diverged and cfg.probe_every and validations % cfg.probe_every == 0:
+            append_jsonl(run.gradients, probe_row(model, probe, state.steps_done, row["epoch"], ctx.device))
+        row["best_step"] = state.best_step
+        row["lr_reductions"] = state.schedule.reductions
+        row["train_seconds"] = round(train_seconds, 3)
         row["seconds"] = round(time.perf_counter() - started, 3)
-        append_jsonl(run.log, row)
+        append_jsonl(run.log, json_safe(row))
         save_last(run.last, cfg, model, optimizer, state)
     barrier(ctx)
 
 
-def validate_and_select(cfg: TrainConfig, run: RunDir, epoch: int, model: nn.Module, data: TrainingData,
-                        scorer: Any, state: RunState, row: dict[str, Any]) -> bool:
-    """Greedy-decode val, score it, keep best.pt on val CIDEr; return True to stop early."""
+def validate_and_select(cfg: TrainConfig, run: RunDir, model: nn.Module, data: TrainingData,
+                        schedule: PlateauSchedule, state: RunState, row: dict[str, Any]) -> str:
+    """Greedy-decode val, score it without Java, keep best.pt on the selection key, step the plateau
+    schedule; returns its decision ("progress", "stale", "reduce" or "stop")."""
+    started = time.perf_counter()
     predictions = predict_captions(model, data.val, data.vocab, max_len=cfg.max_tokens,
                                    batch_size=cfg.batch_size, beam=1)
-    scores = scorer.score(predictions, data.val_references, metrics=cfg.val_metrics, per_video=False)
-    metrics = {k: float(v) for k, v in scores.corpus.items()}
-    row["val"] = metrics
-    if metrics[SELECTION_METRIC] > state.best_cider:
-        state.best_cider = metrics[SELECTION_METRIC]
-        state.best_epoch = epoch + 1
-        state.best_val = metrics
-        state.bad_validations = 0
+    scores = data.val_scorer.score(predictions)
+    key = selection_key(scores, data.synth)
+    row["val"] = scores
+    row["val_distinct_captions"] = len(set(predictions.values()))  # collapse shows as 1 (or a handful)
+    if state.best_key is None or key > tuple(state.best_key):
+        state.best_key = list(key)
+        state.best_step = state.steps_done
+        state.best_val = scores
         save_checkpoint(run.best, model, data.vocab.to_dict(), data.preprocessing,
-                        extra={"epoch": epoch + 1, "val": metrics, "train_config": cfg.to_dict()})
-    else:
-        state.bad_validations += 1
-    return cfg.patience is not None and state.bad_validations >= cfg.patience
+                        extra=json_safe({"step": state.steps_done, "val": scores, "train_config": cfg.to_dict()}))
+    decision = schedule.update(state.schedule, key)
+    row["schedule"] = decision
+    row["val_seconds"] = round(time.perf_counter() - started, 3)
+    return decision
 
 
-def train_one_epoch(cfg: TrainConfig, epoch: int, trainable: nn.Module, optimizer: torch.optim.Optimizer,
-                    data: TrainingData, sampling_prob: float, ctx: DistContext, progress: bool) -> EpochStats:
+def train_steps(cfg: TrainConfig, first: int, end: int, trainable: nn.Module, optimizer: torch.optim.Optimizer,
+                data: TrainingData, lr_scale: float, ctx: DistContext, progress: bool) -> IntervalStats:
+    """Global steps first .. end - 1, each on its batch (batches.step_position) at its learning rate."""
     trainable.train()
-    order = epoch_caption_order(data.captions, cfg.captions_per_video, cfg.seed, epoch)  # (P,)
-    frame_index = frame_order_index(data.train.mask, cfg.frame_order, epoch_rng(cfg.seed, epoch, FRAMES_STREAM))
-    coins = sampling_generator(cfg.seed, epoch, ctx.device) if sampling_prob > 0 else None
     params = [p for p in trainable.parameters() if p.requires_grad]
+    pairs = len(data.captions.tokens)
     losses: list[float] = []
     norms: list[float] = []
     clipped = 0
-    starts = range(0, len(order), cfg.batch_size)
-    bar = tqdm(starts, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+    order_epoch, order, frame_index = -1, np.zeros(0, dtype=np.int64), None
+    bar = tqdm(range(first, end), desc=f"steps {first + 1}-{end} of {cfg.max_steps}", unit="step", leave=False,
                disable=not (progress and ctx.is_main))
-    for start in bar:
-        rows = order[start : start + cfg.batch_size]
-        step = train_step(cfg, trainable, optimizer, params, data, rows, frame_index, sampling_prob, coins, ctx)
-        if step.diverged_reason is not None:
+    for step in bar:
+        epoch, rows_slice = step_position(step, pairs, cfg.batch_size)
+        if epoch != order_epoch:  # a new data epoch: its pair order and frame order
+            order_epoch = epoch
+            order = epoch_caption_order(data.captions, cfg.seed, epoch)  # (P,)
+            frame_index = frame_order_index(data.train.mask, cfg.frame_order, epoch_rng(cfg.seed, epoch, FRAMES_STREAM))
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_scale * warmup_factor(step, cfg.warmup_steps)
+        prob = sampling_probability(cfg, step)
+        coins = sampling_generator(cfg.seed, step, ctx.device) if prob > 0 else None
+        outcome = train_step(cfg, trainable, optimizer, params, data, order[rows_slice], frame_index, prob, coins, ctx)
+        if outcome.diverged_reason is not None:
             bar.close()
-            return EpochStats(None, len(losses) + 1, mean_or_none(norms), max(norms, default=None),
-                              clipped / max(len(norms), 1), diverged=True, diverged_reason=step.diverged_reason)
-        losses.append(step.loss)
-        norms.append(step.grad_norm)
-        clipped += int(cfg.grad_clip is not None and step.grad_norm > cfg.grad_clip)
-        bar.set_postfix(loss=f"{step.loss:.3f}")
+            return IntervalStats(None, len(losses) + 1, mean_or_none(norms), max(norms, default=None),
+                                 clipped / max(len(norms), 1), diverged=True, diverged_reason=outcome.diverged_reason)
+        losses.append(outcome.loss)
+        norms.append(outcome.grad_norm)
+        clipped += int(cfg.grad_clip is not None and outcome.grad_norm > cfg.grad_clip)
+        bar.set_postfix(loss=f"{outcome.loss:.3f}")
     bar.close()
-    return EpochStats(mean_or_none(losses), len(losses), mean_or_none(norms), max(norms, default=None),
-                      clipped / max(len(norms), 1), diverged=False)
+    return IntervalStats(mean_or_none(losses), len(losses), mean_or_none(norms), max(norms, default=None),
+                         clipped / max(len(norms), 1), diverged=False)
 
 
 def train_step(cfg: TrainConfig, trainable: nn.Module, optimizer: torch.optim.Optimizer, params: list[nn.Parameter],
@@ -251,13 +326,18 @@ def train_step(cfg: TrainConfig, trainable: nn.Module, optimizer: torch.optim.Op
     feats = gather_frames(data.train.feats[clips], frame_index[clips]).to(ctx.device)  # (B, T, F)
     mask = data.train.mask[clips].to(ctx.device)  # (B, T)
     captions = trim_padding(data.captions.tokens[local_rows]).to(ctx.device)  # (B, L)
-    loss_sum, _ = caption_loss(trainable, feats, mask, captions, sampling_prob=sampling_prob, generator=coins)
+    objective = training_objective(trainable, feats, mask, captions, torch.from_numpy(clips).to(ctx.device), cfg,
+                                   data.concepts, sampling_prob=sampling_prob, generator=coins)
+    loss_sum = objective.nll_sum
     total = all_reduce_sum(loss_sum.detach().reshape(1) * weight, ctx)
     global_loss = float(total.item()) / max(global_tokens, 1)
     if not math.isfinite(global_loss) or global_loss > DIVERGED_LOSS:
         return StepOutcome(global_loss, math.nan, f"train loss {global_loss:.3g} (nan/inf or > {DIVERGED_LOSS:g})")
     optimizer.zero_grad(set_to_none=True)
-    (loss_sum * (weight * ctx.world_size / max(global_tokens, 1))).backward()
+    loss = loss_sum * (weight * ctx.world_size / max(global_tokens, 1))
+    if objective.auxiliary is not None:  # a batch mean over this rank's share of the global batch
+        loss = loss + objective.auxiliary * (weight * ctx.world_size * len(local_rows) / len(rows))
+    loss.backward()
     grads = [p.grad for p in params if p.grad is not None]
     if cfg.grad_clip is not None:
         norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
@@ -269,9 +349,9 @@ def train_step(cfg: TrainConfig, trainable: nn.Module, optimizer: torch.optim.Op
     return StepOutcome(global_loss, norm)
 
 
-def sampling_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
-    """Scheduled-sampling coin flips of one epoch, independent of dropout's global RNG."""
-    seed_value = int(epoch_rng(seed, epoch, SAMPLING_STREAM).integers(2**62))
+def sampling_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """Scheduled-sampling coin flips of one step, independent of dropout's global RNG."""
+    seed_value = int(epoch_rng(seed, step, SAMPLING_STREAM).integers(2**62))
     return torch.Generator(device=device).manual_seed(seed_value)
 
 
@@ -281,13 +361,13 @@ def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
     return tokens[:, :width]
 
 
-def sampling_probability(cfg: TrainConfig, epoch: int) -> float:
-    """Scheduled sampling: linear ramp from 0 at epoch 0 to the maximum after `ramp` epochs."""
+def sampling_probability(cfg: TrainConfig, step: int) -> float:
+    """Scheduled sampling: linear ramp from 0 at step 0 to the maximum after `ramp_steps` steps."""
     if cfg.scheduled_sampling == 0.0:
         return 0.0
-    if cfg.scheduled_sampling_ramp == 0:
+    if cfg.scheduled_sampling_ramp_steps == 0:
         return cfg.scheduled_sampling
-    return cfg.scheduled_sampling * min(1.0, epoch / cfg.scheduled_sampling_ramp)
+    return cfg.scheduled_sampling * min(1.0, step / cfg.scheduled_sampling_ramp_steps)
 
 
 def load_training_data(cfg: TrainConfig) -> TrainingData:
@@ -296,16 +376,26 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
     train_records = require_split(dataset, "train")  # captioned videos only; DatasetError if none
     val_records = require_split(dataset, "val")  # val selects the best checkpoint, so it must exist
     vocab = Vocabulary.build([c for r in train_records for c in r.captions], min_count=cfg.min_count)
+    limit = resolve_caption_limit(train_records, cfg.max_caption_words)
     store = FeatureStore(Path(cfg.features))
     train = stack_features(store, train_records)
     val = stack_features(store, val_records)
+    references = {r.video_id: list(r.captions) for r in val_records}
+    truths = None
+    if cfg.dataset == "synth":  # model selection on the semantic checker's exact accuracy
+        from vidcap_core.synth import load_ground_truth
+
+        truths = load_ground_truth(Path(cfg.root))
     return TrainingData(
         vocab=vocab,
         train=train,
-        captions=encode_captions(vocab, train_records, cfg.max_caption_words),
+        captions=encode_captions(vocab, train_records, limit.max_words),
+        caption_limit=limit,
         val=val,
-        val_references={r.video_id: list(r.captions) for r in val_records},
+        val_scorer=ValidationScorer(references, truths),
+        val_references=references,
         preprocessing=preprocessing_from_meta(store.meta),
+        concepts=derive_concepts(cfg.dataset, train_records, cfg.num_concepts) if cfg.arch == "concepts" else None,
     )
 
 
@@ -321,6 +411,7 @@ def build_captioner(cfg: TrainConfig, data: TrainingData) -> nn.Module:
         dropout=cfg.dropout,
         max_tokens=cfg.max_tokens,
         attention_size=cfg.attention_size,
+        **model_fields(cfg, data.concepts),
     )
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
     return build_model(model_cfg)
@@ -346,10 +437,11 @@ def probe_batch(cfg: TrainConfig, data: TrainingData) -> ProbeBatch:
     return ProbeBatch(data.val.feats[:n], data.val.mask[:n], captions)
 
 
-def probe_row(model: nn.Module, probe: ProbeBatch, epoch: int, device: torch.device) -> dict[str, Any]:
+def probe_row(model: nn.Module, probe: ProbeBatch, step: int, epoch: float, device: torch.device) -> dict[str, Any]:
     on_device = ProbeBatch(probe.feats.to(device), probe.mask.to(device), probe.captions.to(device))
     norms = frame_gradient_norms(model, on_device)
-    return {"epoch": epoch, "frames": len(norms), "clips": int(probe.feats.shape[0]), "grad_norms": norms.tolist()}
+    return {"step": step, "epoch": epoch, "frames": len(norms), "clips": int(probe.feats.shape[0]),
+            "grad_norms": norms.tolist()}
 
 
 def mean_or_none(values: list[float]) -> float | None:

@@ -1,0 +1,167 @@
+"""Model selection, the plateau schedule (LR cuts and stopping) and the convergence verdict of a run.
+
+Three questions, three functions, all on validation scores only (never test):
+- which checkpoint is best: `selection_key` (SynthClips: semantic exact accuracy, ties broken by
+  CIDEr-D; real data: CIDEr-D), compared lexicographically;
+- is the model still learning: `PlateauSchedule.update` (progress = any component of the key beats
+  its best so far by more than its min_delta);
+- did the run converge: `convergence_verdict`, the one written rule every run is judged by.
+
+Why a plateau schedule rather than "stop after `patience` validations without a new best": val
+scores of a model still improving are noisy, so a fixed patience stops on a dip (the benchmark's
+runs stopped at their last epoch, still improving). Here a stall first lowers the learning rate,
+which is what a stall at a too-high LR needs, and the run stops only when `max_lr_reductions` cuts in
+a row have brought no progress: at least plateau_patience x (max_lr_reductions + 1) validations
+without it. A gain must exceed min_delta, so noise does not keep a flat run alive for ever.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# The convergence rule's constants (see `convergence_verdict`).
+LATE_FRACTION = 0.3  # the best validation must come before the last 30% of the run's steps
+FINAL_VALIDATIONS = 3  # ... and the last 3 validations (all after the best) stay near it:
+EXACT_EPSILON = 0.03  # within 0.03 exact accuracy (about 4 of SynthClips standard's 120 val clips)
+CIDER_RELATIVE_EPSILON = 0.05  # and within 5% of the best CIDEr-D
+
+STOP_REASONS = ("plateau", "budget", "diverged")
+
+
+def selection_key(val: Mapping[str, float], synth: bool) -> tuple[float, ...]:
+    """What makes a checkpoint better, compared lexicographically (Python tuple order).
+
+    SynthClips: (exact, CIDEr): exact accuracy is what the project claims, and many checkpoints tie
+    on it (early on all score 0), where CIDEr-D still orders them. Real data: (CIDEr,).
+    """
+    cider = float(val["CIDEr"])
+    if synth:
+        exact = float(val["exact"])
+        return (0.0 if math.isnan(exact) else exact, cider)
+    return (cider,)
+
+
+def key_names(synth: bool) -> tuple[str, ...]:
+    """The val-score names of `selection_key`'s components, in order."""
+    return ("exact", "CIDEr") if synth else ("CIDEr",)
+
+
+@dataclass
+class PlateauState:
+    """The plateau schedule's state; saved in last.pt (as a dict) so a resumed run continues it."""
+
+    lr_scale: float = 1.0  # multiplies cfg.lr (after the warmup)
+    best_seen: list[float] | None = None  # best value so far of each key component (the progress reference)
+    stale_validations: int = 0  # validations since the last progress
+    fruitless_reductions: int = 0  # LR cuts since the last progress
+    reductions: int = 0  # LR cuts in the whole run
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PlateauState:
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class PlateauSchedule:
+    """Cut the LR by `decay` after `patience` validations without progress; stop once
+    `max_reductions` cuts in a row brought none. `patience` None: never cut, never stop."""
+
+    patience: int | None
+    decay: float
+    max_reductions: int
+    min_deltas: tuple[float, ...]  # one per key component
+
+    def update(self, state: PlateauState, key: Sequence[float]) -> str:
+        """Record one validation; returns "progress", "stale", "reduce" (LR cut made) or "stop"."""
+        if len(key) != len(self.min_deltas):
+            raise ValueError(f"selection key {tuple(key)} has {len(key)} components; the schedule expects "
+                             f"{len(self.min_deltas)}")
+        best = state.best_seen
+        progress = best is None or any(k > b + d for k, b, d in zip(key, best, self.min_deltas))
+        state.best_seen = list(key) if best is None else [max(k, b) for k, b in zip(key, best)]
+        if progress:
+            state.stale_validations = 0
+            state.fruitless_reductions = 0
+            return "progress"
+        state.stale_validations += 1
+        if self.patience is None or state.stale_validations < self.patience:
+            return "stale"
+        if state.fruitless_reductions >= self.max_reductions:
+            return "stop"
+        state.lr_scale *= self.decay
+        state.fruitless_reductions += 1
+        state.reductions += 1
+        state.stale_validations = 0
+        return "reduce"
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warmup: step 0 trains at lr / warmup_steps, step warmup_steps - 1 and later at lr."""
+    return min(1.0, (step + 1) / warmup_steps)
+
+
+def convergence_verdict(validations: Sequence[tuple[int, Sequence[float]]], steps_done: int,
+                        stop_reason: str | None) -> dict[str, Any]:
+    """Whether a run converged: the one rule every run is judged by (the benchmark reads the result).
+
+    `validations`: (step, selection key) of each validation, in order; `steps_done`: the steps the
+    run trained; `stop_reason`: "plateau", "budget" or "diverged".
+
+    A run converged when all of these hold:
+      1. it did not diverge;
+      2. its best validation (by the selection key, the checkpoint kept as best.pt) was reached at or
+         before 70% of its steps (LATE_FRACTION): it then trained at least 30% of its steps more
+         without beating it, so the budget did not cut a climb short;
+      3. its last FINAL_VALIDATIONS (3) validations all come after the best and each is within
+         epsilon of the best on every component of the key (exact accuracy within EXACT_EPSILON,
+         CIDEr-D within CIDER_RELATIVE_EPSILON of the best's): it stayed on the plateau rather than
+         falling off it (overfitting or instability) after its best moment.
+    The verdict does not depend on why the run stopped: a run stopped by its budget after it had
+    flattened converged; a run stopped by the plateau schedule while the rule fails (it can: the
+    schedule counts progress on any key component) did not.
+    """
+    verdict: dict[str, Any] = {
+        "converged": False, "stop_reason": stop_reason, "steps_done": steps_done, "validations": len(validations),
+        "best_step": None, "best_fraction": None, "final_gap": None,
+        "rule": (f"best val reached before the last {LATE_FRACTION:.0%} of steps and the last {FINAL_VALIDATIONS} "
+                 f"validations within {EXACT_EPSILON} exact / {CIDER_RELATIVE_EPSILON:.0%} CIDEr-D of it"),
+    }
+    if stop_reason == "diverged":
+        return {**verdict, "reason": "diverged"}
+    if not validations or steps_done <= 0:
+        return {**verdict, "reason": "no validation"}
+    best_index = max(range(len(validations)), key=lambda i: (tuple(validations[i][1]), -i))  # first of ties
+    best_step, best_key = validations[best_index][0], tuple(validations[best_index][1])
+    final = validations[-FINAL_VALIDATIONS:]
+    verdict.update(best_step=best_step, best_fraction=round(best_step / steps_done, 4),
+                   final_gap=final_gap(final, best_key))
+    if best_step > (1.0 - LATE_FRACTION) * steps_done:
+        reason = (f"still improving: best at step {best_step} of {steps_done}, inside the last {LATE_FRACTION:.0%}"
+                  + (" (stopped by the budget)" if stop_reason == "budget" else ""))
+        return {**verdict, "reason": reason}
+    if len(validations) - 1 - best_index < FINAL_VALIDATIONS:
+        return {**verdict, "reason": f"fewer than {FINAL_VALIDATIONS} validations after the best"}
+    if not all(near_best(key, best_key) for _, key in final):
+        return {**verdict, "reason": f"fell off its best: the last {FINAL_VALIDATIONS} validations are not all near it"}
+    return {**verdict, "converged": True, "reason": "plateau reached and held"}
+
+
+def near_best(key: Sequence[float], best: Sequence[float]) -> bool:
+    """Within epsilon of the best on every component: (exact, CIDEr) on SynthClips, (CIDEr,) elsewhere."""
+    *exact, cider = key
+    *best_exact, best_cider = best
+    if exact and best_exact[0] - exact[0] > EXACT_EPSILON:
+        return False
+    return best_cider - cider <= CIDER_RELATIVE_EPSILON * abs(best_cider)
+
+
+def final_gap(final: Sequence[tuple[int, Sequence[float]]], best: Sequence[float]) -> dict[str, float]:
+    """The largest drop below the best, per key component, over the final validations."""
+    names = key_names(synth=len(best) == 2)
+    return {name: round(max(b - key[i] for _, key in final), 6) for i, (name, b) in enumerate(zip(names, best))}
