@@ -22,6 +22,8 @@ PAIRS_STREAM = 1  # which captions a training epoch uses, and their order
 FRAMES_STREAM = 2  # frame order of a training epoch (the shuffled-frames ablation)
 SAMPLING_STREAM = 3  # scheduled-sampling coin flips
 EVAL_FRAMES_STREAM = 4  # frame order of a shuffled *evaluation* (no training epoch uses it)
+DISCRIMINATOR_STREAM = 5  # LSTM-GAN discriminator pretraining: its pair order and G's samples
+POLICY_SAMPLING_STREAM = 6  # captions sampled by policy-gradient fine-tuning (SCST, LSTM-GAN), per step
 
 
 @dataclass
