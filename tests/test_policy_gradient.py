@@ -361,3 +361,15 @@ def test_cli_trains_then_fine_tunes_with_scst_and_adversarially(tmp_path):
         assert json.loads((out / "config.json").read_text())["lr"] == pytest.approx(0.0005)  # a tenth of the MLE LR
     refused = runner.invoke(app, ["train", "--scst", "--out", str(tmp_path / "x"), "--no-progress"])
     assert refused.exit_code == 2 and "--init-from" in refused.output
+
+
+@pytest.mark.parametrize("arch", ["meanpool", "attention", "concepts"])
+def test_adversarial_fine_tuning_runs_on_every_arch(tmp_path, arch):
+    """Sampling, greedy baseline, D and the MLE objective (with the arch's auxiliary losses) on each
+    architecture's step(); s2vt is the toy default the tests above use."""
+    train(toy_config(tmp_path / "data", arch=arch, max_steps=6, val_every_steps=3), tmp_path / "mle", progress=False)
+    cfg, ft = finetune_configs(tmp_path / "mle", "adversarial", max_steps=2)
+    result = finetune(cfg, ft, tmp_path / "run", progress=False)
+    assert result.stop_reason == "budget"
+    row = log_rows(tmp_path / "run")[-1]
+    assert math.isfinite(row["train_loss"]) and 0.0 < row["reward"] < 1.0 and row["val"] is not None

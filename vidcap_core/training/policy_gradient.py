@@ -7,7 +7,8 @@ Each step, for a batch of (clip, reference) pairs in the MLE loop's data order:
    checker's exact score (SCST, training/rewards.py), or D's probability that it is a reference
    of this clip (adversarial, after D's update on this batch);
 3. the baseline b: the same reward of G's greedy caption of the clip (self-critical);
-4. loss = (1 - mle_weight) * REINFORCE loss + mle_weight * teacher-forced NLL of the reference, where
+4. loss = (1 - mle_weight) * REINFORCE loss + mle_weight * the MLE loop's objective on the reference
+   (teacher-forced NLL, plus the arch's auxiliary losses when it has them), where
    REINFORCE loss = -sum_t (r - b) log pi(w_t) / tokens (ruotianluo's RewardCriterion); the total
    gradient norm is clipped to `grad_clip` (required). The MLE term keeps G a language model while the
    reward pulls it, and the clipping bounds every step: stable by construction, not by luck.
@@ -92,7 +93,7 @@ from vidcap_core.training.loop import (
     trim_padding,
     validate_and_select,
 )
-from vidcap_core.training.loss import caption_loss
+from vidcap_core.training.auxiliary import training_objective
 from vidcap_core.training.rewards import CiderDReward, SemanticReward, TextReward
 from vidcap_core.training.run_folder import RunState, TrainResult, prepare_run_dir, restore_last, save_last, trim_logs
 
@@ -126,6 +127,7 @@ class StepBatch:
     feats: Tensor  # (B, T, F)
     mask: Tensor  # (B, T) bool
     references: Tensor  # (B, L) long: BOS w1 .. EOS PAD
+    clip_ids: Tensor  # (B,) long: rows of the training clips (the auxiliary losses' labels)
     video_ids: list[str]
 
 
@@ -469,6 +471,7 @@ def step_batch(data: TrainingData, rows: np.ndarray, frame_index: Tensor, device
         feats=gather_frames(data.train.feats[clips], frame_index[clips]).to(device),  # (B, T, F)
         mask=data.train.mask[clips].to(device),  # (B, T)
         references=trim_padding(data.captions.tokens[rows]).to(device),  # (B, L)
+        clip_ids=torch.from_numpy(clips).to(device),  # (B,)
         video_ids=[data.train.video_ids[c] for c in clips],
     )
 
@@ -495,9 +498,12 @@ def policy_step(policy: Policy, batch: StepBatch, generator: torch.Generator) ->
         reward, baseline = text_rewards(policy, batch, sample, greedy)
     advantage = (reward - baseline).to(batch.feats.device)  # (B,)
     pg_loss = -(advantage.unsqueeze(1) * sample.logprobs).sum() / sample.mask.sum().clamp(min=1)
-    mle_sum, mle_tokens = caption_loss(model, batch.feats, batch.mask, batch.references)
-    mle_loss = mle_sum / max(mle_tokens, 1)
-    loss = (1.0 - ft.mle_weight) * pg_loss + ft.mle_weight * mle_loss
+    # The MLE loop's own objective: the token NLL plus the arch's auxiliary losses (concepts, consistency).
+    objective = training_objective(model, batch.feats, batch.mask, batch.references, batch.clip_ids, cfg,
+                                   policy.data.concepts)
+    mle_loss = objective.nll_sum / max(objective.n_tokens, 1)
+    mle_term = mle_loss if objective.auxiliary is None else mle_loss + objective.auxiliary
+    loss = (1.0 - ft.mle_weight) * pg_loss + ft.mle_weight * mle_term
     values = (float(loss.item()), float(mle_loss.item()), float(pg_loss.item()))
     if not all(math.isfinite(v) for v in values) or values[1] > DIVERGED_LOSS:
         return refused(f"loss {values[0]:.3g} (MLE {values[1]:.3g}, policy {values[2]:.3g}): nan/inf or MLE > "
