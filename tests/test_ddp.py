@@ -37,9 +37,10 @@ train(cfg, Path(sys.argv[2]), progress=False)
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # ~40 s on an idle 2-core machine; three processes each import torch
-def test_two_ranks_match_one_process(tmp_path):
+@pytest.mark.parametrize("arch", ["attention", "concepts"])  # concepts: + the concept loss, a per-clip batch mean
+def test_two_ranks_match_one_process(tmp_path, arch):
     cfg = replace(toy_config(tmp_path / "data"), dropout=0.0, max_steps=6, batch_size=7, probe_every=0,
-                  arch="attention", cell="lstm")
+                  arch=arch, cell="lstm")
     torch.set_num_threads(1)
     train(cfg, tmp_path / "single", progress=False)
 
