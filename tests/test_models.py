@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from fixtures_models import ARCH_VARIANTS, TEST_CONCEPTS, arch_options
+from fixtures_models import ARCH_VARIANTS, arch_options
 
 from vidcap_core.errors import ConfigError, FeatureError
 from vidcap_core.models import (

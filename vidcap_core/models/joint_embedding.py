@@ -12,7 +12,6 @@ loss's job. Sum over violating negatives (VSE) rather than the hardest one (VSE+
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
