@@ -13,7 +13,7 @@ import pytest
 import torch
 from fixtures_datasets import TOY_FRAMES, log_rows, toy_config, weights, write_toy_dataset
 
-from vidcap_core.errors import ConfigError
+from vidcap_core.errors import ConfigError, EvaluationError
 from vidcap_core.models import ModelConfig, build_model
 from vidcap_core.training import (
     ProbeBatch,
@@ -232,6 +232,30 @@ def test_selection_is_exact_accuracy_then_cider_on_synthclips_and_cider_elsewher
     assert selection_key(tie_high_cider, synth=True) > selection_key(better_exact, synth=True)  # tie: CIDEr-D decides
     assert selection_key(better_cider, synth=False) > selection_key(better_exact, synth=False)  # real data: CIDEr-D
     assert selection_key({"exact": float("nan"), "CIDEr": 0.3}, synth=True) == (0.0, 0.3)
+
+
+def test_synthclips_validation_scores_exact_accuracy_next_to_cider():
+    from vidcap_core.evaluation.validation import ValidationScorer
+    from vidcap_core.synth.truth import ClipTruth
+
+    def clip(video_id: str, shape: str, colour: str, action: str) -> ClipTruth:
+        event = {"object": 0, "action": action, "start_frame": 2, "end_frame": 8, "shape": shape, "colour": colour,
+                 "size": "small", "new_colour": None}
+        return ClipTruth.from_json(video_id, {"split": "val", "num_frames": 16, "heldout": False, "objects": [
+            {"shape": shape, "colour": colour, "size": "small", "visible": True}], "events": [event]})
+
+    truths = {"v0": clip("v0", "circle", "yellow", "move_left"), "v1": clip("v1", "cross", "blue", "grow"),
+              "other": clip("other", "square", "red", "grow")}  # truths of clips outside the split are ignored
+    references = {"v0": ["the small yellow circle moves to the left", "a little yellow disk goes left"],
+                  "v1": ["a small blue cross grows", "the little blue cross gets bigger"]}
+    scores = ValidationScorer(references, truths).score({"v0": "a small yellow circle moves left",
+                                                          "v1": "a small red cross grows"})
+    assert scores["exact"] == 0.5 and scores["colour"] == 0.5 and scores["shape"] == 1.0
+    assert scores["CIDEr"] > 0 and "n" not in scores
+    with pytest.raises(EvaluationError, match="predict every one"):
+        ValidationScorer(references, truths).score({"v0": "a small yellow circle moves left"})
+    with pytest.raises(EvaluationError, match="no SynthClips ground truth"):
+        ValidationScorer({**references, "v9": ["a red square"]}, truths)
 
 
 # ----------------------------------------------------------------------------- the convergence rule
