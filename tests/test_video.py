@@ -12,6 +12,8 @@ import pytest
 
 from vidcap_core.errors import ConfigError, VideoReadError
 from vidcap_core.video import VideoInfo, probe_video, read_frames, sample_frame_indices
+from vidcap_core.video.pyav_backend import SEQUENTIAL, PacketIndex, PyavDecoding, index_packets, read_frames_pyav
+from vidcap_core.video.reader import DECODE_THREADS, SEEK_MIN_GAP, THREADED_MIN_PIXELS, choose_decoding
 
 BACKENDS = ["auto", "pyav", "decord"]
 QUIET_X264 = {"x264-params": "log-level=error"}
@@ -250,13 +252,111 @@ def test_memory_holds_sampled_frames_only(clip, backend: str):
     assert peak < whole_video_bytes / 10, f"peak {peak / 1e6:.1f} MB"
 
 
+# --- the chosen decode path returns the reference path's frames ----------------------------
+
+ALL_DECODINGS = [PyavDecoding(threads, gap, skip) for threads in (1, 2) for gap in (0, SEEK_MIN_GAP, SEQUENTIAL)
+                 for skip in (False, True)]
+
+
+def textured(count: int, height: int, width: int) -> np.ndarray:
+    """(count, H, W, 3) uint8 frames with moving texture: real motion for the encoder's B-frames."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.stack([np.stack([(xx * 2 + t * 9) % 256, (yy * 3 + t * 5) % 256, ((xx + yy) // 2 + t * 17) % 256], -1)
+                     for t in range(count)]).astype(np.uint8)
+
+
+# file kind -> how the test writes it: each exercises a different part of the chosen path
+DECODE_KINDS = {
+    "synth-like 64x64 H.264, B-frames": lambda make, root: make(root / "small.mp4", textured(32, 64, 64),
+                                                                options={"preset": "veryfast", **QUIET_X264}),
+    "640x360 H.264, B-frames (threaded, skips)": lambda make, root: make(
+        root / "large.mp4", textured(45, 360, 640), options={"preset": "veryfast", **QUIET_X264}),
+    "long, keyframe every 10 (seeks)": lambda make, root: make(
+        root / "long.mp4", textured(240, 32, 48), options={"preset": "veryfast", "x264-params":
+                                                           "keyint=10:min-keyint=10:scenecut=0:log-level=error"}),
+    "HEVC (skips)": lambda make, root: make(root / "hevc.mp4", textured(24, 64, 64), codec="libx265",
+                                            options={"x265-params": "log-level=error"}),
+    "MKV, no frame count": lambda make, root: make(root / "clip.mkv", textured(40, 48, 64), options=QUIET_X264),
+    "AVI, decode-order stamps (sequential fallback)": lambda make, root: make(root / "clip.avi", textured(40, 48, 64),
+                                                                              options=QUIET_X264),
+}
+
+
+@pytest.fixture(scope="module")
+def decode_kind(tmp_path_factory, make_video):
+    made: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in made:
+            if kind.startswith("HEVC") and not _encodable("libx265", "yuv420p"):
+                pytest.skip("PyAV's FFmpeg cannot encode HEVC here")
+            made[kind] = DECODE_KINDS[kind](make_video, tmp_path_factory.mktemp("kind"))
+        return made[kind]
+
+    return get
+
+
+@pytest.mark.parametrize("num_frames", [4, 32])
+@pytest.mark.parametrize("kind", list(DECODE_KINDS))
+def test_every_decode_path_returns_the_reference_frames(decode_kind, kind: str, num_frames: int):
+    """Threads, seek gaps and skipping unsampled frames change the time, never a pixel: the chosen
+    path (auto) and every PyAV setting equal the single-threaded reference path (backend="pyav")."""
+    path = decode_kind(kind)
+    reference = read_frames(path, num_frames, size=32, backend="pyav")  # (T, 32, 32, 3)
+    assert np.array_equal(read_frames(path, num_frames, size=32), reference), f"auto: {choose_decoding(index_packets(path))}"
+    for decoding in ALL_DECODINGS:
+        assert np.array_equal(read_frames_pyav(path, num_frames, (32, 32), decoding), reference), decoding
+
+
+def test_decode_paths_agree_with_decord_bit_for_bit(decode_kind):
+    """SynthClips features were cached from decord's frames (auto read decord first): PyAV's chosen
+    path gives the same bytes, so the feature cache does not change."""
+    path = decode_kind("synth-like 64x64 H.264, B-frames")
+    assert np.array_equal(read_frames(path, 32, size=64), read_frames(path, 32, size=64, backend="decord"))
+
+
+def test_chosen_path_returns_the_sampled_frames(clip, colour_to_index):
+    """Colour-coded frames with a keyframe every 10: the seeking, skipping path names each frame right."""
+    path = clip("coded_long.mp4", 200, size=(32, 32), options={"preset": "veryfast", "x264-params":
+                                                               "keyint=10:min-keyint=10:scenecut=0:log-level=error"})
+    assert choose_decoding(index_packets(path)).skip_unsampled
+    for count in (3, 7, 32):
+        frames = read_frames(path, count, size=16)
+        assert recovered_indices(frames, colour_to_index) == sample_frame_indices(200, count).tolist()
+
+
+def test_real_camera_clip_chosen_path_is_the_reference(shared_videos: Path):
+    path = shared_videos / "flipping_a_pancake.mkv"
+    assert np.array_equal(read_frames(path, 32, size=112), read_frames(path, 32, size=112, backend="pyav"))
+    assert np.array_equal(read_frames(path, 32, size=112), read_frames(path, 32, size=112, backend="decord"))
+
+
+def _index(frames: int, hw: tuple[int, int], codec: str) -> PacketIndex:
+    pts = np.arange(frames, dtype=np.int64)
+    return PacketIndex(pts, pts[::50], frames / 30, 30.0, True, hw, codec)
+
+
+def test_decode_rule():
+    """The measured rule (reader.py): threads from 640x360 up, skipping for H.264 / HEVC only,
+    seeking only past SEEK_MIN_GAP frames, and never a seek in a clip that short."""
+    large = choose_decoding(_index(300, (480, 854), "h264"))
+    assert large == PyavDecoding(threads=DECODE_THREADS, seek_min_gap=SEEK_MIN_GAP, skip_unsampled=True)
+    assert choose_decoding(_index(300, (360, 640), "hevc")).threads == DECODE_THREADS
+    assert 360 * 640 >= THREADED_MIN_PIXELS > 240 * 426
+    small = choose_decoding(_index(32, (64, 64), "h264"))
+    assert small.threads == 1 and small.skip_unsampled
+    assert choose_decoding(_index(SEEK_MIN_GAP, (64, 64), "h264")).seek_min_gap == SEQUENTIAL
+    assert not choose_decoding(_index(300, (480, 854), "vp9")).skip_unsampled
+    assert not choose_decoding(_index(300, (480, 854), "mpeg4")).skip_unsampled
+
+
 def test_probe_reports_displayed_geometry(clip30: Path):
     for backend in BACKENDS:
         info = probe_video(clip30, backend=backend)
         assert isinstance(info, VideoInfo) and info.path == str(clip30)
         assert (info.frames, info.height, info.width) == (30, 48, 64)
         assert info.fps == pytest.approx(10.0) and info.duration_s == pytest.approx(3.0, abs=0.11)
-        assert info.backend == ("pyav" if backend == "pyav" else "decord")
+        assert info.backend == ("decord" if backend == "decord" else "pyav")
 
 
 def test_options_are_validated(clip30: Path):

@@ -18,7 +18,7 @@ def probe(
         Literal["json", "table"], typer.Option("--format", help="table: aligned text with each error under its file; json: a list of objects.")
     ] = "table",
     backend: Annotated[
-        Literal["auto", "decord", "pyav"], typer.Option("--backend", help="auto: decord, with PyAV when decord fails; or force one reader.")
+        Literal["auto", "decord", "pyav"], typer.Option("--backend", help="auto: the fastest PyAV path measured for the file's kind; pyav: the single-threaded reference path; decord.")
     ] = "auto",
 ) -> None:
     """Report frame count, displayed size, fps and duration of each video, or why it cannot be read.

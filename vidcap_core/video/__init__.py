@@ -1,4 +1,4 @@
-"""Reading video frames: decord first, PyAV fallback; probing; frame sampling.
+"""Reading video frames: PyAV by the fastest path measured per file kind (decord on request); probing; frame sampling.
 
 `read_frames(path, num_frames, size)` returns `(T, H, W, 3)` uint8 RGB frames, evenly
 sampled, upright, centre-cropped and resized; `probe_video(path)` returns a VideoInfo.

@@ -19,7 +19,6 @@ from vidcap_core.video.geometry import fit_frame
 from vidcap_core.video.info import VideoInfo
 from vidcap_core.video.sampling import sample_frame_indices
 
-DECODER_THREADS = 1  # one thread per read, as in the PyAV reader; parallelism comes from reading videos in parallel
 _LOG_PREFIX = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s*")  # "[01:05:15] /src/video/x.cc:292: "
 
 
@@ -43,10 +42,10 @@ def _short_reason(exc: BaseException) -> str:
     return reason[:200]
 
 
-def _open_reader(path: Path):  # -> decord.VideoReader (decord has no type hints)
+def _open_reader(path: Path, threads: int = 1):  # -> decord.VideoReader (decord has no type hints)
     decord = _decord()
     try:
-        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=DECODER_THREADS)
+        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=threads)
     except Exception as exc:  # decord raises RuntimeError, DECORDError or AssertionError (zero frames)
         raise DecordFailure(f"decord cannot open it ({_short_reason(exc)})") from exc
 
@@ -63,14 +62,14 @@ def _check_frames(frames: np.ndarray, count: int, expected_hw: tuple[int, int] |
 
 
 def read_frames_decord(
-    path: Path, num_frames: int, out_hw: tuple[int, int], expected_hw: tuple[int, int] | None = None
+    path: Path, num_frames: int, out_hw: tuple[int, int], expected_hw: tuple[int, int] | None = None, threads: int = 1
 ) -> np.ndarray:
     """`num_frames` evenly sampled frames of `path`, (num_frames, H, W, 3) uint8 RGB, via decord.
 
     Decodes each distinct sampled index once; `expected_hw` is the displayed (height,
-    width) to check decord's output against. Raises DecordFailure.
+    width) to check decord's output against; `threads`: FFmpeg decoder threads. Raises DecordFailure.
     """
-    reader = _open_reader(path)
+    reader = _open_reader(path, threads)
     indices = sample_frame_indices(len(reader), num_frames)  # (T,)
     wanted = np.unique(indices)  # (U,) sorted, distinct
     try:

@@ -8,8 +8,10 @@ requested frames in memory:
    count even for containers that do not store one (MKV), the keyframe positions, and
    a truncation check against the count the container header declares.
 2. Decode the requested timestamps in ascending order, seeking to the keyframe before
-   a target whenever a keyframe lies between the current position and it; so a short
+   a target only when that skips at least `PyavDecoding.seek_min_gap` frames; so a short
    clip is decoded in one sequential pass and a long one only around its sample points.
+   How many decoder threads and how large a gap: `PyavDecoding`, chosen per file in
+   `reader.choose_decode_plan` (the one place, with the measurements behind it).
 
 Files whose packets carry no timestamps fall back to one sequential pass that counts
 decoded frames and keeps only the requested ones. Each decoded frame is turned upright
@@ -20,8 +22,9 @@ decoded frames and keeps only the requested ones. Each decoded frame is turned u
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -32,7 +35,33 @@ from vidcap_core.video.geometry import fit_frame, rotate_upright
 from vidcap_core.video.info import VideoInfo
 from vidcap_core.video.sampling import sample_frame_indices
 
-DECODER_THREADS = 1  # one thread per read; parallelism comes from reading several videos at once
+CONVERSION_THREADS = 1  # swscale's default (auto) builds a thread pool per frame, 100x slower on small frames
+
+
+@dataclass(frozen=True)
+class PyavDecoding:
+    """How PyAV decodes one read. Any setting returns the same frames; only the time differs.
+
+    threads: FFmpeg decoder threads (thread_type AUTO: frame and slice threading); 1 = none.
+    seek_min_gap: seek to the keyframe before a target only when that skips at least this many
+    frames (display order); 0 = whenever a keyframe lies between, a huge value = never (one
+    sequential pass).
+    skip_unsampled: hand the decoder FFmpeg's skip_frame=NONREF for every packet that is not a
+    sampled frame, so non-reference frames (most B-frames) nobody asked for are not decoded. No
+    other frame depends on them, so the sampled frames come out the same; each is checked to have
+    exactly its timestamp, and a read where one does not is redone without skipping.
+    """
+
+    threads: int = 1
+    seek_min_gap: int = 0
+    skip_unsampled: bool = False
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.seek_min_gap < 0:
+            raise ValueError(f"PyavDecoding needs threads >= 1 and seek_min_gap >= 0, got {self}")
+
+
+SEQUENTIAL = 2**62  # a seek_min_gap no video reaches: decode in one pass
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,8 @@ class PacketIndex:
     duration_s: float
     fps: float  # the container's average frame rate, else frames / duration
     timestamps_usable: bool  # False when some packet has neither pts nor dts, or two share one
+    coded_hw: tuple[int, int]  # (height, width) the stream is coded at (before rotation); (0, 0) if unknown
+    codec: str  # FFmpeg decoder name: "h264", "hevc", ...
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -56,6 +87,11 @@ class DisplayGeometry:
     height: int
     width: int
     rotation: int  # display-matrix angle, degrees counter-clockwise (PyAV VideoFrame.rotation)
+
+
+class _SkippedTarget(Exception):
+    """With skip_unsampled, a sampled timestamp came out as another frame (its packet carried a
+    different pts than the frame): the read is redone without skipping."""
 
 
 class _UnusableFrameTimestamps(Exception):
@@ -75,8 +111,9 @@ def open_container(path: Path) -> av.container.InputContainer:
         ) from exc
 
 
-def video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    """The first video stream of `container`, ready to decode; VideoReadError when there is none."""
+def video_stream(container: av.container.InputContainer, path: Path, threads: int = 1) -> av.video.stream.VideoStream:
+    """The first video stream of `container`, ready to decode with `threads` decoder threads;
+    VideoReadError when there is none."""
     if not container.streams.video:
         found = ", ".join(sorted({s.type for s in container.streams})) or "no streams at all"
         raise video_read_error(
@@ -89,7 +126,9 @@ def video_stream(container: av.container.InputContainer, path: Path) -> av.video
         raise video_read_error(
             path, "its video stream has no usable decoder (unsupported codec, or a damaged or truncated header)"
         )
-    stream.codec_context.thread_count = DECODER_THREADS
+    if threads > 1:  # set before the first decode opens the codec
+        stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = threads
     return stream
 
 
@@ -137,7 +176,36 @@ def index_packets(path: Path) -> PacketIndex:
         duration_s = _stream_duration_s(container, stream, pts, ends, usable)
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else (len(pts) / duration_s if duration_s > 0 else 0.0)
-        return PacketIndex(pts, np.asarray(sorted(keyframes), dtype=np.int64), duration_s, fps, usable)
+        coded_hw = (int(stream.codec_context.height or 0), int(stream.codec_context.width or 0))
+        return PacketIndex(pts, np.asarray(sorted(keyframes), dtype=np.int64), duration_s, fps, usable, coded_hw,
+                           stream.codec_context.name)
+
+
+def _file_identity(path: Path) -> tuple[int, int, int, int]:
+    """(device, inode, size, mtime ns): a file rewritten since it was last seen gets a new identity."""
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_index(path: Path, identity: tuple[int, int, int, int]) -> PacketIndex:
+    return index_packets(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_geometry(path: Path, identity: tuple[int, int, int, int]) -> DisplayGeometry:
+    return display_geometry(path)
+
+
+def packet_index(path: Path) -> PacketIndex:
+    """`index_packets(path)`, remembered for the last 16 files while they are unchanged: a caption
+    probes a file and then reads it, and the read needs the same index (failures are not kept)."""
+    return _cached_index(path, _file_identity(path))
+
+
+def displayed_geometry(path: Path) -> DisplayGeometry:
+    """`display_geometry(path)`, remembered like `packet_index`."""
+    return _cached_geometry(path, _file_identity(path))
 
 
 def _stream_duration_s(
@@ -157,12 +225,19 @@ def _stream_duration_s(
 
 
 def _frames_from(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, seek_pts: int | None
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, seek_pts: int | None,
+    needed_pts: frozenset[int] | None = None,
 ) -> Iterator[av.VideoFrame]:
-    """Decoded frames from the start of the stream, or from the keyframe at or before `seek_pts`."""
+    """Decoded frames from the start of the stream, or from the keyframe at or before `seek_pts`.
+
+    With `needed_pts`, packets with other timestamps are decoded with skip_frame=NONREF: their
+    frames are dropped unless another frame refers to them."""
     if seek_pts is not None:
         container.seek(int(seek_pts), stream=stream, backward=True, any_frame=False)
+    codec = stream.codec_context
     for packet in container.demux(stream):
+        if needed_pts is not None:  # read per packet, also by frame-threading workers
+            codec.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in needed_pts else "NONREF"
         yield from packet.decode()
 
 
@@ -184,18 +259,22 @@ def display_geometry(path: Path) -> DisplayGeometry:
 
 def model_frame(frame: av.VideoFrame, out_hw: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 RGB: upright, centre-cropped and resized to `out_hw`."""
-    # threads=DECODER_THREADS: swscale's default (auto) builds a thread pool per frame, 100x slower on small frames
-    rgb = rotate_upright(frame.to_ndarray(format="rgb24", threads=DECODER_THREADS), frame.rotation)  # (h, w, 3), upright
+    rgb = rotate_upright(frame.to_ndarray(format="rgb24", threads=CONVERSION_THREADS), frame.rotation)  # (h, w, 3), upright
     return fit_frame(rgb, out_hw)
 
 
 class _SeekingDecoder:
-    """Decodes frames at ascending timestamps, seeking only when a keyframe lies ahead of the target."""
+    """Decodes frames at ascending timestamps, seeking only when the keyframe before the target
+    lies at least `seek_min_gap` frames past the current position."""
 
-    def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream, keyframe_pts: np.ndarray):
+    def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                 index: PacketIndex, seek_min_gap: int, needed_pts: frozenset[int] | None):
         self.container = container
         self.stream = stream
-        self.keyframes = keyframe_pts.tolist()
+        self.keyframes = index.keyframe_pts.tolist()
+        self.pts = index.pts  # (N,) sorted: display position of a timestamp by searchsorted
+        self.seek_min_gap = seek_min_gap
+        self.needed_pts = needed_pts  # None: decode every frame
         self.frames: Iterator[av.VideoFrame] | None = None
         self.last: av.VideoFrame | None = None
         self.previous_pts: int | None = None  # pts of the previous frame from the current iterator
@@ -219,16 +298,20 @@ class _SeekingDecoder:
         return self._advance(target, after_seek=False)[0]
 
     def _restart(self, seek_pts: int | None) -> None:
-        self.frames = _frames_from(self.container, self.stream, seek_pts)
+        self.frames = _frames_from(self.container, self.stream, seek_pts, self.needed_pts)
         self.previous_pts = None
 
     def _seek_skips_frames(self, target: int) -> bool:
-        """True when a keyframe lies in (current position, target], so seeking saves decoding."""
+        """True when a keyframe lies in (current position, target] at least `seek_min_gap` frames
+        after the position, so seeking to it skips enough decoding to pay for the seek."""
         if not self.keyframes:
             return False
         position = self.keyframes[0] if self.last is None else self.last.pts
-        nxt = bisect.bisect_right(self.keyframes, position)
-        return nxt < len(self.keyframes) and self.keyframes[nxt] <= target
+        before_target = bisect.bisect_right(self.keyframes, target) - 1  # the keyframe a seek lands on
+        if before_target < 0 or self.keyframes[before_target] <= position:
+            return False
+        skipped = int(np.searchsorted(self.pts, self.keyframes[before_target]) - np.searchsorted(self.pts, position))
+        return skipped >= max(self.seek_min_gap, 1)
 
     def _advance(self, target: int, after_seek: bool) -> tuple[av.VideoFrame | None, bool]:
         """Decode up to the first frame with pts >= target; also say whether a seek overshot it."""
@@ -248,11 +331,14 @@ class _SeekingDecoder:
         return None, False
 
 
-def _decode_by_timestamp(path: Path, index: PacketIndex, wanted: np.ndarray, out_hw: tuple[int, int]) -> dict[int, np.ndarray]:
+def _decode_by_timestamp(path: Path, index: PacketIndex, wanted: np.ndarray, out_hw: tuple[int, int],
+                         decoding: PyavDecoding) -> dict[int, np.ndarray]:
     """Frames at the sorted unique display indices `wanted`, found by pts with keyframe seeks."""
     out: dict[int, np.ndarray] = {}
     with open_container(path) as container:
-        decoder = _SeekingDecoder(container, video_stream(container, path), index.keyframe_pts)
+        stream = video_stream(container, path, decoding.threads)
+        needed = frozenset(int(t) for t in index.pts[wanted]) if decoding.skip_unsampled else None
+        decoder = _SeekingDecoder(container, stream, index, decoding.seek_min_gap, needed)
         for i in wanted.tolist():
             try:
                 frame = decoder.frame_at(int(index.pts[i]))
@@ -260,6 +346,8 @@ def _decode_by_timestamp(path: Path, index: PacketIndex, wanted: np.ndarray, out
                 raise video_read_error(
                     path, f"decoding failed near frame {i} of {len(index)} ({exc}); the file is corrupt"
                 ) from exc
+            if needed is not None and (frame is None or frame.pts != index.pts[i]):
+                raise _SkippedTarget  # decided without skipping: a real truncation is reported then
             if frame is None:
                 raise video_read_error(
                     path, f"the video stream ends before frame {i} of {len(index)}; the file is truncated or corrupt"
@@ -268,7 +356,8 @@ def _decode_by_timestamp(path: Path, index: PacketIndex, wanted: np.ndarray, out
     return out
 
 
-def _decode_sequentially(path: Path, total: int, wanted: np.ndarray, out_hw: tuple[int, int]) -> dict[int, np.ndarray]:
+def _decode_sequentially(path: Path, total: int, wanted: np.ndarray, out_hw: tuple[int, int],
+                         threads: int = 1) -> dict[int, np.ndarray]:
     """Frames at display indices `wanted`, counting decoded frames from the start (no timestamps needed)."""
     keep = set(wanted.tolist())
     last_needed = int(wanted[-1])
@@ -276,7 +365,7 @@ def _decode_sequentially(path: Path, total: int, wanted: np.ndarray, out_hw: tup
     position = 0
     with open_container(path) as container:
         try:
-            for frame in _frames_from(container, video_stream(container, path), None):
+            for frame in _frames_from(container, video_stream(container, path, threads), None):
                 if position in keep:
                     out[position] = model_frame(frame, out_hw)
                 position += 1
@@ -293,25 +382,31 @@ def _decode_sequentially(path: Path, total: int, wanted: np.ndarray, out_hw: tup
     )
 
 
-def read_frames_pyav(path: Path, num_frames: int, out_hw: tuple[int, int]) -> np.ndarray:
-    """`num_frames` evenly sampled frames of `path`, (num_frames, H, W, 3) uint8 RGB, via PyAV."""
-    index = index_packets(path)
+def read_frames_pyav(path: Path, num_frames: int, out_hw: tuple[int, int], decoding: PyavDecoding = PyavDecoding(),
+                     index: PacketIndex | None = None) -> np.ndarray:
+    """`num_frames` evenly sampled frames of `path`, (num_frames, H, W, 3) uint8 RGB, via PyAV.
+
+    `index`: the file's packet index when the caller already has it (else it is read here)."""
+    index = packet_index(path) if index is None else index
     indices = sample_frame_indices(len(index), num_frames)  # (T,)
     wanted = np.unique(indices)
     frames: dict[int, np.ndarray] | None = None
     if index.timestamps_usable:
         try:
-            frames = _decode_by_timestamp(path, index, wanted, out_hw)
+            try:
+                frames = _decode_by_timestamp(path, index, wanted, out_hw, decoding)
+            except _SkippedTarget:
+                frames = _decode_by_timestamp(path, index, wanted, out_hw, replace(decoding, skip_unsampled=False))
         except _UnusableFrameTimestamps:
             frames = None
     if frames is None:
-        frames = _decode_sequentially(path, len(index), wanted, out_hw)
+        frames = _decode_sequentially(path, len(index), wanted, out_hw, decoding.threads)
     return np.stack([frames[i] for i in indices.tolist()])  # (T, H, W, 3)
 
 
 def probe_pyav(path: Path) -> VideoInfo:
     """Frame count, displayed size, average fps and duration of `path`, via PyAV."""
-    index = index_packets(path)
-    geometry = display_geometry(path)
+    index = packet_index(path)
+    geometry = displayed_geometry(path)
     return VideoInfo(str(path), len(index), geometry.height, geometry.width, index.fps, index.duration_s, "pyav")
 
