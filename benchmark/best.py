@@ -17,6 +17,7 @@ from benchmark.selection import (
     best_of,
     choose,
     grid_labels,
+    selection_values,
     val_cider,
 )
 from benchmark.suites.context import BenchContext
@@ -58,8 +59,9 @@ def export_best(ctx: BenchContext, command: str) -> Choice | None:
     test = ctx.evaluate(choice.record)
     summary = {
         "config": choice.label, "seed": choice.record.seed, "run_key": choice.record.key,
-        "selection_rule": SELECTION_RULE, "mean_val_CIDEr_of_config": choice.mean_val,
-        "val": choice.record.result.get("best_val"), "best_epoch": choice.record.result.get("best_epoch"),
+        "selection_rule": SELECTION_RULE, "mean_val_of_config": dict(zip(choice.key_names, choice.mean_key)),
+        "val": choice.record.result.get("best_val"), "best_step": choice.record.result.get("best_step"),
+        "steps_done": choice.record.result.get("steps_done"), "convergence": choice.record.convergence,
         "test": None if test is None else {**test.metrics, **({"semantic": test.semantic} if test.semantic else {})},
         "train_config": choice.record.config, "data": ctx.main.dataset.label, "features": ctx.main.label,
     }
@@ -76,7 +78,9 @@ def export_per_config(ctx: BenchContext, groups: dict[str, list[RunRecord]]) -> 
         if record is None or record.best_checkpoint is None:
             continue
         size = record.best_checkpoint.stat().st_size
-        entry: dict[str, Any] = {"seed": record.seed, "val_CIDEr": val_cider(record), "bytes": size, "run_key": record.key}
+        entry: dict[str, Any] = {"seed": record.seed, "val_CIDEr": val_cider(record), "bytes": size, "run_key": record.key,
+                                 **{f"val_{name}": value for name, value in selection_values(record).items()},
+                                 "converged": record.converged}
         if size <= MAX_CHECKPOINT_BYTES:
             copy_atomic(record.best_checkpoint, ctx.out / "checkpoints" / f"{label}.pt")
             entry["file"] = f"{label}.pt"
@@ -104,13 +108,13 @@ def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, comma
     scores = {"val (greedy)": val, **({"test (greedy)": test.metrics} if test is not None else {})}
     lines = [
         f"# Model card: {choice.label} (seed {record.seed})", "",
-        f"Chosen by the benchmark on validation: {SELECTION_RULE}. Mean validation CIDEr-D of the "
-        f"configuration over {len(choice.records)} seed(s): {fmt(choice.mean_val)}.", "",
+        f"Chosen by the benchmark on validation: {SELECTION_RULE}. The configuration's {choice.describe()}.", "",
         "## Data", "",
         f"- Dataset: {ctx.main.dataset.label}",
         f"- Features: {ctx.main.label} (weights: {ctx.main.weights_id})",
-        f"- Train / val / test splits of that dataset; best epoch {record.result.get('best_epoch')} of "
-        f"{record.result.get('epochs_completed')} by validation CIDEr-D.", "",
+        f"- Train / val / test splits of that dataset; best.pt from step {record.result.get('best_step')} of "
+        f"{record.result.get('steps_done')} (the training selection key on validation); convergence: "
+        f"{'converged' if record.converged else 'not converged'} ({record.convergence.get('reason', 'no verdict')}).", "",
         "## Scores", "", markdown_table(scores_frame(scores)),
     ]
     if test is not None and test.semantic:

@@ -1,11 +1,16 @@
-"""The report's claims, each tied to one comparison of one suite, and how each gets its verdict."""
+"""The report's claims, each tied to one comparison of one suite, and how each gets its verdict.
+
+The cell and attention claims are judged twice on SynthClips: on the main features and on oracle
+features (the ground-truth scene state), so a verdict can be told apart from what perception loses.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from benchmark.stats import Better, Comparison, Verdict, verdict
+from benchmark.suites.context import ORACLE_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,8 @@ class Claim:
     relative: bool = False
     delta_reason: str = ""
     per_seed: bool = False  # a per-run quantity: bootstrapped over seeds, so it needs MIN_SEEDS seeds
+    # False for a claim about training itself, where unconverged (even diverged) runs are the evidence
+    needs_convergence: bool = True
 
     def resolve_delta(self, comparison: Comparison | None) -> float:
         if not self.relative:
@@ -35,7 +42,7 @@ def beam_comparison(beam_json: dict[str, Any] | None) -> str:
     return f"beam 1 vs beam {k}: CIDEr"
 
 
-CLAIMS: tuple[Claim, ...] = (
+BASE_CLAIMS: tuple[Claim, ...] = (
     Claim("lstm_vs_rnn", "“a significant improvement in our results when we used LSTM instead of a simple RNN”",
           "report §4.2", "cells", "s2vt-lstm vs s2vt-rnn: CIDEr", "test CIDEr-D, S2VT-LSTM − S2VT-RNN",
           "higher", 0.05, relative=True, delta_reason="5% of the RNN's score"),
@@ -46,7 +53,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("exploding", "plain RNNs suffer from exploding gradients", "report §4.2.2", "gradients",
           "s2vt-rnn-noclip vs s2vt-lstm-noclip: log10_grad_norm_max",
           "log10 of the largest pre-clip gradient norm with clipping off, RNN − LSTM (divergences listed in the gradients suite)",
-          "higher", 0.3, delta_reason="a factor of 2 in the norm", per_seed=True),
+          "higher", 0.3, delta_reason="a factor of 2 in the norm", per_seed=True, needs_convergence=False),
     Claim("attention_precise", "attention is “more precise”", "report §4.3", "attention",
           "attention-lstm vs s2vt-lstm: CIDEr", "test CIDEr-D, attention-LSTM − S2VT-LSTM",
           "higher", 0.05, relative=True, delta_reason="5% of S2VT's score"),
@@ -69,6 +76,25 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+ORACLE_SUITES = ("cells", "attention")  # suites whose claims are also judged with oracle features
+
+
+def with_oracle_features(claim: Claim) -> Claim:
+    """The same claim judged on the configurations trained on oracle features."""
+    pair, metric = claim.comparison.split(": ", 1)
+    a, b = pair.split(" vs ", 1)
+    return replace(claim, id=f"{claim.id}_oracle", text=f"{claim.text}, with oracle features",
+                   comparison=f"{a}{ORACLE_SUFFIX} vs {b}{ORACLE_SUFFIX}: {metric}",
+                   measured=f"{claim.measured}, both on oracle features (perfect perception)")
+
+
+# Each oracle row right after the claim it repeats.
+CLAIMS: tuple[Claim, ...] = tuple(
+    judged for claim in BASE_CLAIMS
+    for judged in ((claim, with_oracle_features(claim)) if claim.suite in ORACLE_SUITES else (claim,))
+)
+
+
 @dataclass(frozen=True)
 class ClaimResult:
     claim: Claim
@@ -84,5 +110,5 @@ def judge(claim: Claim, suites: dict[str, dict[str, Any]]) -> ClaimResult:
     stored = ((suite or {}).get("comparisons") or {}).get(key)
     comparison = Comparison.from_dict(stored) if stored else None
     delta = claim.resolve_delta(comparison)
-    result = verdict(comparison, claim.better, delta if delta == delta else 0.0)
+    result = verdict(comparison, claim.better, delta if delta == delta else 0.0, claim.needs_convergence)
     return ClaimResult(claim, comparison, result, delta)

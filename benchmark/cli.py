@@ -49,7 +49,7 @@ def run(
     max_videos: Annotated[Optional[str], typer.Option(help="Trim the real dataset: videos per split (50) or a fraction (0.1).")] = None,
     cache: Annotated[Path, typer.Option(help="Where generated data, features and training runs are cached.")] = Path(".cache/vidcap-bench"),
     jobs: Annotated[int, typer.Option(help="Training runs at once (separate processes, one thread each).")] = 1,
-    epochs: Annotated[Optional[int], typer.Option(help="Override the profile's maximum epochs.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Override the profile's step budget per run (a multiple of its val_every_steps).")] = None,
 ) -> None:
     """Train (or reuse) every run the suites need, evaluate, and write tables, figures and the best model."""
     from benchmark.invocation import BenchOptions, run_benchmark
@@ -60,7 +60,7 @@ def run(
         options = BenchOptions(
             suites=suite, profile=profile.value, out=out, seeds=seeds,
             dataset=None if dataset is None else dataset.value, root=root, annotations=annotations, backbone=backbone,
-            weights=weights, max_videos=parse_max_videos(max_videos), cache=cache, jobs=jobs, epochs=epochs,
+            weights=weights, max_videos=parse_max_videos(max_videos), cache=cache, jobs=jobs, max_steps=max_steps,
             command=shlex.join(["vidcap-bench", *sys.argv[1:]]) if Path(sys.argv[0]).name == "vidcap-bench" else "",
         )
         options.resolved_suites()

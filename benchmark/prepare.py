@@ -26,6 +26,7 @@ from vidcap_core.errors import DatasetError, FeatureError
 from vidcap_core.files import atomic_write_text, file_sha256
 
 COMPLETE_MARKER = "bench_complete.json"
+ORACLE_BACKBONE = "oracle"  # SynthClips' ground-truth scene state (vidcap_core/features/oracle.py): the ceiling
 DEFAULT_CACHE = Path(".cache/vidcap-bench")
 
 

@@ -15,10 +15,11 @@ import pandas as pd
 
 from benchmark.invocation import MANIFEST
 from benchmark.claims import CLAIMS, ClaimResult, judge
-from benchmark.stats import MIN_SEEDS, VERDICT_RULE, Comparison, format_p
+from benchmark.generalise import read_generalisation
+from benchmark.stats import COLLAPSE_RULE, MIN_SEEDS, NOT_JUDGED, VERDICT_RULE, Comparison, format_p
 from benchmark.suites import SUITE_NAMES
 from benchmark.suites.results import comparisons_table, read_suite
-from benchmark.tables import markdown_table
+from benchmark.tables import fmt, markdown_table
 from vidcap_core.errors import ConfigError
 from vidcap_core.files import atomic_write_text
 
@@ -75,19 +76,28 @@ def load_results(results: Path) -> tuple[dict[str, dict[str, Any]], dict[str, An
 
 def verdict_badge(name: str) -> str:
     return {"supported": "**supported**", "not supported": "**not supported**",
-            "inconclusive": "inconclusive", "not measured": "not measured"}[name]
+            "inconclusive": "inconclusive", "not measured": "not measured", NOT_JUDGED: f"_{NOT_JUDGED}_"}[name]
 
 
 def measured_text(result: ClaimResult, suites: dict[str, dict[str, Any]]) -> str:
     c = result.comparison
+    if c is None and result.claim.id.endswith("_oracle") and result.claim.suite in suites:
+        return f"{result.claim.measured}: not measured (oracle features exist for SynthClips only)"
     if c is None and result.claim.suite not in suites:
         return f"{result.claim.measured}: not measured (run the `{result.claim.suite}` suite)"
     if c is None and result.claim.per_seed:
         return f"{result.claim.measured}: not measured (a per-run quantity needs at least {MIN_SEEDS} seeds)"
     if c is None:
         return f"{result.claim.measured}: not measured (no usable runs: see the `{result.claim.suite}` suite)"
-    return (f"{result.claim.measured}: {c.mean_a:.3f} vs {c.mean_b:.3f}, difference {c.diff:+.3f} "
+    text = (f"{result.claim.measured}: {c.mean_a:.3f} vs {c.mean_b:.3f}, difference {c.diff:+.3f} "
             f"(p {format_p(c.p_value)}, {c.n} paired {c.unit})")
+    if result.verdict.name == NOT_JUDGED:
+        text += f"; converged runs: {converged_text(c.a, c.a_converged, c.a_runs)}, {converged_text(c.b, c.b_converged, c.b_runs)}"
+    return text
+
+
+def converged_text(label: str, converged: int | None, runs: int | None) -> str:
+    return f"{label} {'?' if converged is None else converged}/{'?' if runs is None else runs}"
 
 
 def claims_frame(results: list[ClaimResult], suites: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -187,6 +197,133 @@ def best_text(results: Path) -> str:
             "the best seed of every architecture x cell is in `checkpoints/` (see `checkpoints/index.json`).")
 
 
+CONVERGENCE_NOTE = (
+    "Every run is judged by one rule, written by the training loop into its summary.json "
+    "(vidcap_core/training/convergence.py): {rules}. A run that diverged, or whose budget of steps ran out "
+    "while it was still improving, did not converge. One row per distinct training run (runs shared between "
+    "suites appear once)."
+)
+
+
+def distinct_runs(suites: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every training run behind the suites, once (by run key), with the suite that first used it."""
+    seen: dict[str, dict[str, Any]] = {}
+    for name, data in suites.items():
+        for run in data.get("runs", []):
+            key = run.get("run_key")
+            if key and key not in seen and run.get("converged") is not None:
+                seen[key] = {"suite": name, **run}
+    return list(seen.values())
+
+
+def convergence_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per training run: configuration, seed, converged, the verdict's reason, steps."""
+    return pd.DataFrame([{
+        "configuration": run.get("run_label") or run["config"], "seed": fmt(run["seed"]),
+        "converged": "yes" if run["converged"] else "**no**", "reason": run.get("convergence") or "n/a",
+        "best step / steps": f"{fmt(run.get('best_step'))} / {fmt(run.get('steps'))}",
+        "stopped by": run.get("stop_reason") or "n/a", "first used by": run["suite"],
+    } for run in runs], columns=["configuration", "seed", "converged", "reason", "best step / steps", "stopped by",
+                                 "first used by"])
+
+
+def convergence_text(suites: dict[str, dict[str, Any]]) -> str:
+    runs = distinct_runs(suites)
+    if not runs:
+        return "_No run recorded a convergence verdict (results written before convergence was recorded)._"
+    rules = sorted({r["convergence_rule"] for r in runs if r.get("convergence_rule")}) or ["not recorded"]
+    converged = sum(bool(r["converged"]) for r in runs)
+    return "\n\n".join([CONVERGENCE_NOTE.format(rules="; ".join(rules)),
+                         f"{converged} of {len(runs)} runs converged.", markdown_table(convergence_frame(runs))])
+
+
+def collapsed_text(suites: dict[str, dict[str, Any]]) -> str:
+    """REPORT.md's call-out of collapsed configurations (COLLAPSE_RULE), by suite and variant."""
+    rows: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for name, data in suites.items():
+        for run in data.get("runs", []):
+            if run.get("test_clips"):
+                rows.setdefault((name, run["config"], run.get("variant") or ""), []).append(run)
+    flagged = [(key, runs) for key, runs in rows.items() if any(r.get("collapsed") for r in runs)]
+    head = f"Collapse rule: {COLLAPSE_RULE}."
+    if not flagged:
+        return f"{head} No configuration collapsed." if rows else f"{head} No test captions recorded."
+    frame = pd.DataFrame([{
+        "suite": suite, "configuration": config, "variant": variant or "-",
+        "collapsed runs": f"{sum(bool(r.get('collapsed')) for r in runs)}/{len(runs)}",
+        "distinct captions / test clips": ", ".join(f"{r['distinct_captions']}/{r['test_clips']}" for r in runs),
+        "distinct reference sets": ", ".join(str(r.get("distinct_references")) for r in runs),
+    } for (suite, config, variant), runs in flagged])
+    return "\n\n".join([f"{head} **{len(flagged)} configuration(s) collapsed**: their means in the suite tables "
+                         "average captions that barely depend on the clip.", markdown_table(frame)])
+
+
+CEILING_NOTE = (
+    "What each decoder reaches on oracle features (`oracle`: the SynthClips ground-truth scene state per frame, "
+    "perfect perception) and on the main features, test exact accuracy (all test clips, in-distribution, held-out "
+    "compositions) and CIDEr-D, mean over seeds. gap = oracle − main: what the frame features lose. A low oracle "
+    "number is the decoder's (or its training's) limit, not perception's."
+)
+
+
+def ceiling_rows(suites: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """oracle_ceiling facts of the attention and cells suites, each configuration once."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name in ("attention", "cells"):
+        for row in ((suites.get(name) or {}).get("facts") or {}).get("oracle_ceiling", []):
+            rows.setdefault(row["config"], row)
+    return list(rows.values())
+
+
+def ceiling_text(suites: dict[str, dict[str, Any]]) -> str:
+    rows = ceiling_rows(suites)
+    if not rows:
+        return ("_Not measured: run the `cells` or `attention` suite on SynthClips (oracle features exist for "
+                "SynthClips only)._")
+
+    def gap(row: dict[str, Any], metric: str) -> str:
+        a, b = row.get(f"oracle_{metric}"), row.get(f"main_{metric}")
+        return "n/a" if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) else f"{a - b:+.3f}"
+
+    frame = pd.DataFrame([{
+        "configuration": row["config"],
+        "oracle exact (all / in / held-out)": " / ".join(fmt(row.get(f"oracle_sem_exact{s}")) for s in ("", "_in", "_heldout")),
+        "main exact (all / in / held-out)": " / ".join(fmt(row.get(f"main_sem_exact{s}")) for s in ("", "_in", "_heldout")),
+        "gap exact": gap(row, "sem_exact"), "gap exact (in)": gap(row, "sem_exact_in"),
+        "oracle CIDEr-D": fmt(row.get("oracle_CIDEr")), "main CIDEr-D": fmt(row.get("main_CIDEr")),
+        "gap CIDEr-D": gap(row, "CIDEr"),
+        "converged (oracle / main)": f"{row.get('oracle_converged', 'n/a')} / {row.get('main_converged', 'n/a')}",
+    } for row in rows])
+    return "\n\n".join([CEILING_NOTE, markdown_table(frame)])
+
+
+def generalisation_text(results: Path) -> str:
+    data = read_generalisation(results)
+    if data is None:
+        return ("_Not measured: `vidcap-bench run` checks the exported best model on a fresh SynthClips set after "
+                "exporting it (SynthClips only)._")
+    rows = []
+    for part, words in (("all", "all test clips"), ("in", "in-distribution"), ("heldout", "held-out compositions")):
+        c = data.get(part)
+        if not c:
+            continue
+        rows.append({
+            "test clips": words,
+            "committed test split": f"{c['mean_b']:.3f} [{c['ci_b'][0]:.3f}, {c['ci_b'][1]:.3f}] ({c['n_b']} clips)",
+            "fresh set": f"{c['mean_a']:.3f} [{c['ci_a'][0]:.3f}, {c['ci_a'][1]:.3f}] ({c['n_a']} clips)",
+            "fresh − committed": f"{c['diff']:+.3f} [{c['ci_diff'][0]:+.3f}, {c['ci_diff'][1]:+.3f}]",
+            "same within sampling error": "yes" if c["within_sampling_error"] else "**no**",
+        })
+    return "\n\n".join([
+        f"The exported best model ({data['config']} seed {data['run_seed']}) captions the test split of a fresh "
+        f"SynthClips set, {data['data']}, made with a seed no other part of the benchmark uses, next to the "
+        f"committed test split ({data['committed_data']}). Test exact accuracy with 95% percentile bootstrap CIs "
+        "over clips; the difference's CI resamples the two independent sets separately. Test CIDEr-D: fresh "
+        f"{fmt(data.get('fresh_CIDEr'))}, committed {fmt(data.get('committed_CIDEr'))}.",
+        markdown_table(pd.DataFrame(rows)),
+    ])
+
+
 def seeds_text(suites: dict[str, dict[str, Any]], manifest: dict[str, Any], resamples: int) -> str:
     """Every seed behind the numbers: training seeds per suite, the data seed, the bootstrap seed."""
     by_seeds: dict[tuple[int, ...], list[str]] = {}
@@ -216,6 +353,10 @@ def build_report(results: Path) -> str:
         f"Verdict rule. {VERDICT_RULE} δ is stated per claim.", "", STATS_NOTE.format(resamples=resamples), "",
         seeds_text(suites, manifest, resamples), "",
         best_text(results), "",
+        "## Convergence", "", convergence_text(suites), "",
+        "## Collapsed configurations", "", collapsed_text(suites), "",
+        "## Oracle ceiling", "", ceiling_text(suites), "",
+        "## Generalisation check", "", generalisation_text(results), "",
     ]
     notes = results / NOTES_FILE
     if notes.is_file():  # the only hand-written part: what a reader must know about this particular run

@@ -3,7 +3,8 @@
 Layout of `<cache>/runs/<key>/`:
   spec.json        what the key hashes (train config without paths, data + feature identity, code digest)
   train/           the RUN_DIR given to `vidcap_core.training.train` (resumes from its last.pt)
-  result.json      written last, atomically: the run is finished once it exists
+  result.json      written last, atomically: the run is finished once it exists; "result" is the run's
+                   RUN_DIR/summary.json (steps, stop reason, best validation, convergence verdict)
   evals/<name>.json  one `evaluate_run` report (with per-video scores) per split / beam / frame order
 """
 
@@ -29,9 +30,6 @@ from vidcap_core.training.config import TrainConfig
 
 # TrainConfig fields that do not change what a run computes (paths are replaced by data identity).
 NOT_IN_KEY = frozenset({"root", "features", "annotations", "torch_threads", "device"})
-# Validation scores every epoch of every run: METEOR is left out there (its JVM takes about a minute of
-# CPU to start); model selection uses CIDEr-D only. Test evaluations compute every metric.
-VALIDATION_METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "CIDEr")
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class RunRecord:
     label: str
     config: dict[str, Any]
     dir: Path
-    result: dict[str, Any]  # TrainResult fields (without history)
+    result: dict[str, Any]  # TrainResult.summary(): steps_done, best_step, best_val, stop_reason, convergence...
     wall_seconds: float  # this benchmark's time training it (0 for a run finished earlier)
     history: list[dict[str, Any]] = field(default_factory=list)  # log.jsonl rows
     gradients: list[dict[str, Any]] = field(default_factory=list)  # gradients.jsonl rows
@@ -100,6 +98,15 @@ class RunRecord:
     @property
     def diverged(self) -> bool:
         return bool(self.result.get("diverged"))
+
+    @property
+    def convergence(self) -> dict[str, Any]:
+        """The run's convergence verdict (vidcap_core.training.convergence): converged, reason, rule..."""
+        return dict(self.result.get("convergence") or {})
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.convergence.get("converged"))
 
 
 @dataclass
@@ -148,7 +155,6 @@ class RunStore:
 
     def train(self, spec: RunSpec, threads: int = 0, progress: bool = False) -> RunRecord:
         """Train (or resume) the run and mark it finished; returns its record."""
-        from vidcap_core.evaluation import Scorer
         from vidcap_core.training import train
 
         directory = self.dir(spec)
@@ -156,14 +162,9 @@ class RunStore:
         write_json(directory / "spec.json", {"label": spec.label, "key": spec.key, **spec.key_material()})
         config = TrainConfig.from_dict({**spec.config.to_dict(), "torch_threads": threads}, source=spec.title)
         started = time.perf_counter()
-        with Scorer(config.val_metrics) as scorer:  # one per run: cheap without METEOR
-            result = train(config, directory / "train", resume=True, progress=progress, scorer=scorer)
+        result = train(config, directory / "train", resume=True, progress=progress)  # validation needs no Java
         wall = time.perf_counter() - started
-        summary = {
-            "epochs_completed": result.epochs_completed, "best_epoch": result.best_epoch,
-            "best_val": result.best_val, "stopped_early": result.stopped_early, "diverged": result.diverged,
-            "final_train_loss": result.final_train_loss,
-        }
+        summary = {k: v for k, v in result.summary().items() if k not in ("run_dir", "best_checkpoint")}
         write_json(directory / "result.json", {"label": spec.label, "key": spec.key, "config": spec.config.to_dict(),
                                                "result": summary, "wall_seconds": round(wall, 3)})
         record = self.load(spec)
@@ -269,8 +270,10 @@ class ProgressDisplay:
         self.done += 1
         self.trained += 1
         self.trained_seconds += record.wall_seconds
-        best = (record.result.get("best_val") or {}).get("CIDEr")
-        status = "diverged" if record.diverged else f"best val CIDEr {best:.3f}" if best is not None else "no validation"
+        best = record.result.get("best_val") or {}
+        scores = ", ".join(f"{name} {best[name]:.3f}" for name in ("exact", "CIDEr") if best.get(name) is not None)
+        status = "diverged" if record.diverged else f"best val {scores}" if scores else "no validation"
+        status += ", converged" if record.converged else f", not converged ({record.convergence.get('reason', '?')})"
         title = f"{record.label} seed {record.seed}"
         self.say(f"[{self.done:>3}/{self.total}] {suite:<10} {title:<26} done in {format_duration(record.wall_seconds)}, "
                  f"{status} | elapsed {format_duration(self.elapsed())} | left {self.left()}")

@@ -30,7 +30,8 @@ from benchmark.tables import mean_std_text
 from vidcap_core.errors import ConfigError
 
 Better = Literal["higher", "lower"]
-VerdictName = Literal["supported", "not supported", "inconclusive", "not measured"]
+VerdictName = Literal["supported", "not supported", "inconclusive", "not measured", "not judged (not converged)"]
+NOT_JUDGED: VerdictName = "not judged (not converged)"
 
 CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 1000
@@ -42,8 +43,26 @@ VERDICT_RULE = (
     "B - A when lower is better) and [lo, hi] its 95% bootstrap CI. **supported**: lo > 0 (the whole "
     "interval is on the claimed side of zero). Otherwise **not supported**: hi < delta, the data rule out "
     "an effect of at least delta in the claimed direction (this includes a significant effect the other "
-    "way). Otherwise **inconclusive**: the interval contains zero and effects of delta or more."
+    "way). Otherwise **inconclusive**: the interval contains zero and effects of delta or more. "
+    "Before any of these: when a run of either compared configuration did not converge (its convergence "
+    "verdict, shown per run), the claim is **not judged (not converged)**: an undertrained model says nothing "
+    "about the cell, architecture, frame order or beam it stands for."
 )
+
+# A configuration is collapsed when it emits few distinct captions for its test clips: fewer than this
+# share of the distinct reference sets (clips whose references are identical may rightly get one caption,
+# so "the references themselves repeat" lowers the bar instead of flagging a model that copies them).
+COLLAPSE_FRACTION = 0.5
+COLLAPSE_RULE = (
+    f"a run is **collapsed** when its distinct test captions are fewer than {COLLAPSE_FRACTION:.0%} of the "
+    "distinct reference sets of the test clips (with every clip's references different: fewer than "
+    f"{COLLAPSE_FRACTION:.0%} of the test clips); greedy decoding, beam 1"
+)
+
+
+def is_collapsed(distinct_captions: int, distinct_references: int) -> bool:
+    """COLLAPSE_RULE for one run's test captions."""
+    return distinct_references > 0 and distinct_captions < COLLAPSE_FRACTION * distinct_references
 
 
 @dataclass(frozen=True)
@@ -85,13 +104,27 @@ class Comparison:
     unit: str  # "videos" or "seeds"
     n_resamples: int
     method: str  # how the CI was computed, one sentence
+    # Runs of A and of B that converged, and how many runs each has (None: not recorded, e.g. a
+    # comparison stored before convergence was): the verdict rule needs all of them converged.
+    a_converged: int | None = None
+    a_runs: int | None = None
+    b_converged: int | None = None
+    b_runs: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    @property
+    def all_converged(self) -> bool | None:
+        """True when every run of A and B converged; None when convergence was not recorded."""
+        counts = (self.a_converged, self.a_runs, self.b_converged, self.b_runs)
+        if any(c is None for c in counts):
+            return None
+        return self.a_converged == self.a_runs and self.b_converged == self.b_runs
 
     @property
     def significant(self) -> bool:
@@ -209,8 +242,12 @@ class Verdict:
     delta: float
 
 
-def verdict(comparison: Comparison | None, better: Better, delta: float) -> Verdict:
-    """Apply VERDICT_RULE to A - B, where the claim says A is better (higher or lower)."""
+def verdict(comparison: Comparison | None, better: Better, delta: float, needs_convergence: bool = True) -> Verdict:
+    """Apply VERDICT_RULE to A - B, where the claim says A is better (higher or lower).
+
+    `needs_convergence` False: the claim is about training itself (e.g. gradients exploding without
+    clipping, where divergence is the effect), so unconverged runs are still evidence.
+    """
     if delta < 0:
         raise ConfigError(f"delta={delta!r}: the smallest effect of interest must be >= 0.")
     if better not in ("higher", "lower"):
@@ -222,6 +259,8 @@ def verdict(comparison: Comparison | None, better: Better, delta: float) -> Verd
         effect, low, high = comparison.diff, comparison.ci_low, comparison.ci_high
     else:
         effect, low, high = -comparison.diff, -comparison.ci_high, -comparison.ci_low
+    if needs_convergence and comparison.all_converged is not True:  # unrecorded counts as not converged
+        return Verdict(NOT_JUDGED, effect, low, high, delta)
     if low > 0:
         name: VerdictName = "supported"
     elif high < delta:
@@ -239,3 +278,45 @@ def format_p(p_value: float) -> str:
     if not math.isfinite(p_value):
         return "n/a"
     return "< 0.001" if p_value < 0.001 else f"{p_value:.3f}"
+
+
+@dataclass(frozen=True)
+class IndependentComparison:
+    """Mean of a per-clip score on two independent clip sets, each with its CI, and A - B with a CI."""
+
+    mean_a: float
+    ci_a: tuple[float, float]
+    n_a: int
+    mean_b: float
+    ci_b: tuple[float, float]
+    n_b: int
+    diff: float
+    ci_diff: tuple[float, float]
+    n_resamples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def within_sampling_error(self) -> bool:
+        """The CI of A - B contains 0: the two sets give the same mean within sampling error."""
+        return self.ci_diff[0] <= 0.0 <= self.ci_diff[1]
+
+
+def compare_independent(a_values: Sequence[float], b_values: Sequence[float], n_resamples: int = DEFAULT_RESAMPLES,
+                        seed: int = BOOTSTRAP_SEED) -> IndependentComparison | None:
+    """Two different sets of clips (not paired): each mean's percentile bootstrap CI, and the CI of
+    A - B from resampling each set on its own (generator seeds `seed` and `seed + 1`). None when a
+    set is empty."""
+    from vidcap_core.evaluation.bootstrap import bootstrap_ci, resample_indices
+
+    a, b = np.asarray(a_values, dtype=np.float64), np.asarray(b_values, dtype=np.float64)  # (Na,), (Nb,)
+    if a.size == 0 or b.size == 0:
+        return None
+    ci_a, ci_b = bootstrap_ci(a, n_resamples, seed), bootstrap_ci(b, n_resamples, seed + 1)
+    diffs = a[resample_indices(a.size, n_resamples, seed)].mean(axis=1) - b[resample_indices(b.size, n_resamples, seed + 1)].mean(axis=1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return IndependentComparison(float(a.mean()), (ci_a.ci_low, ci_a.ci_high), int(a.size), float(b.mean()),
+                                 (ci_b.ci_low, ci_b.ci_high), int(b.size), float(a.mean() - b.mean()),
+                                 (float(low), float(high)), n_resamples)

@@ -95,3 +95,40 @@ def per_seed(rows: pd.DataFrame, group_by: Sequence[str], column: str, digits: i
 def csv_text(rows: pd.DataFrame) -> str:
     """CSV of one row per run: floats to 6 significant digits, NaN / inf / None as empty cells."""
     return rows.replace([np.inf, -np.inf], np.nan).to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
+
+
+HEALTH_COLUMNS = ("converged", "distinct captions", "collapsed")
+
+
+def run_health(rows: pd.DataFrame, group_by: Sequence[str]) -> pd.DataFrame:
+    """One row per group (first-appearance order): `converged` (runs converged / runs), `distinct
+    captions` (mean share of distinct test captions over the runs, with the mean count of distinct
+    captions / test clips) and `collapsed` ("no", or "yes (k/n)": runs flagged by the collapse rule,
+    benchmark.stats.COLLAPSE_RULE). Rows without those facts show "n/a"."""
+    frame = rows.reindex(columns=[*group_by, "converged", "distinct_captions", "test_clips", "collapsed"])
+    grouped = frame.groupby(list(group_by), sort=False, dropna=False)
+    out = []
+    for keys, group in grouped:
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        runs = len(group)
+        converged = group["converged"].dropna()
+        clips = pd.to_numeric(group["test_clips"], errors="coerce")
+        distinct = pd.to_numeric(group["distinct_captions"], errors="coerce")
+        has_clips = bool((clips > 0).any())
+        collapsed = int(pd.to_numeric(group["collapsed"], errors="coerce").fillna(0).astype(bool).sum())
+        out.append({
+            **{g: fmt(k) for g, k in zip(group_by, keys)},
+            "converged": f"{int(converged.astype(bool).sum())}/{runs}" if len(converged) else NOT_AVAILABLE,
+            "distinct captions": (f"{(distinct / clips).mean():.2f} ({distinct.mean():.0f}/{clips.mean():.0f})"
+                                  if has_clips else NOT_AVAILABLE),
+            "collapsed": (f"yes ({collapsed}/{runs})" if collapsed else "no") if has_clips else NOT_AVAILABLE,
+        })
+    return pd.DataFrame(out, columns=[*group_by, *HEALTH_COLUMNS])
+
+
+def suite_summary(rows: pd.DataFrame, group_by: Sequence[str], columns: Sequence[str], digits: int = 3) -> pd.DataFrame:
+    """A suite's main table: `seed_summary` (seeds, each column as mean ± std) followed by the runs'
+    health: converged of seeds, distinct captions, collapsed (`run_health`)."""
+    summary = seed_summary(rows, group_by, columns, digits)
+    health = run_health(rows, group_by)
+    return pd.concat([summary.reset_index(drop=True), health[list(HEALTH_COLUMNS)].reset_index(drop=True)], axis=1)

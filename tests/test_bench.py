@@ -1,7 +1,8 @@
 """vidcap-bench: run keys, the verdict rule, the runner on SynthClips tiny, the report, the CLI, real-data formats.
 
 The runner tests train real (tiny) models on real generated clips with the `smoke` profile (1 seed,
-1 epoch, hidden size 16): the numbers mean nothing, the files, skips and verdict logic are checked.
+20 steps, hidden size 16): the numbers mean nothing, the files, skips and verdict logic are checked.
+Convergence, collapse and selection rules are also checked on hand-made run records and tables.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -27,7 +29,17 @@ from benchmark.invocation import BenchOptions, run_benchmark
 from benchmark.prepare import DatasetSource, FeatureSource
 from benchmark.report import README_END, README_START, build_report
 from benchmark.runner import EvalRequest, RunRecord, RunSpec, RunStore
-from benchmark.stats import Comparison, compare_per_video, summarise_seeds, verdict
+from benchmark.selection import choose
+from benchmark.stats import (
+    NOT_JUDGED,
+    Comparison,
+    compare_independent,
+    compare_per_video,
+    is_collapsed,
+    summarise_seeds,
+    verdict,
+)
+from benchmark.tables import run_health, suite_summary
 from vidcap_core.errors import ConfigError
 from vidcap_core.files import json_safe
 from vidcap_core.training.config import TrainConfig
@@ -36,9 +48,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPORT_SUITES = ["cells", "attention", "temporal", "gradients", "beam"]
 
 
-def comparison(diff: float, low: float, high: float, mean_b: float = 1.0) -> Comparison:
+def comparison(diff: float, low: float, high: float, mean_b: float = 1.0, converged: tuple[int, int] = (3, 3)) -> Comparison:
+    """A - B with its CI; `converged`: runs of A and of B that converged (of 3 each)."""
     return Comparison(a="A", b="B", metric="CIDEr", mean_a=mean_b + diff, mean_b=mean_b, diff=diff, ci_low=low,
-                      ci_high=high, p_value=0.5, n=10, unit="videos", n_resamples=1000, method="test")
+                      ci_high=high, p_value=0.5, n=10, unit="videos", n_resamples=1000, method="test",
+                      a_converged=converged[0], a_runs=3, b_converged=converged[1], b_runs=3)
 
 
 # ----------------------------------------------------------------------------- verdict rule
@@ -76,6 +90,97 @@ def test_relative_delta_uses_the_baseline_mean():
     suites["cells"]["comparisons"]["A vs B: CIDEr"] = comparison(0.03, -0.02, 0.12, mean_b=2.0).to_dict()
     assert judge(claim, suites).verdict.name == "inconclusive"
     assert judge(claim, {}).verdict.name == "not measured"
+
+
+@pytest.mark.parametrize("converged", [(2, 3), (3, 0), (0, 0)])
+def test_no_verdict_unless_every_compared_run_converged(converged):
+    decisive = comparison(0.20, 0.05, 0.35, converged=converged)  # would be "supported"
+    judged = verdict(decisive, "higher", delta=0.05)
+    assert judged.name == NOT_JUDGED == "not judged (not converged)"
+    assert judged.effect == pytest.approx(0.20)  # the effect is still reported, only not judged
+    assert verdict(comparison(0.01, -0.02, 0.04, converged=converged), "higher", 0.05).name == NOT_JUDGED
+    # a claim about training itself (gradients exploding without clipping) judges unconverged runs
+    assert verdict(decisive, "higher", 0.05, needs_convergence=False).name == "supported"
+
+
+def test_a_comparison_without_convergence_counts_is_not_judged():
+    """Stored before convergence was recorded (old <suite>.json): no verdict rather than a guess."""
+    stored = {k: v for k, v in comparison(0.2, 0.05, 0.35).to_dict().items() if not k.endswith(("_converged", "_runs"))}
+    old = Comparison.from_dict(stored)
+    assert old.all_converged is None and verdict(old, "higher", 0.05).name == NOT_JUDGED
+    assert Comparison.from_dict(comparison(0.2, 0.05, 0.35).to_dict()).all_converged is True
+
+
+def test_claims_use_the_convergence_of_their_comparison():
+    lstm = next(c for c in CLAIMS if c.id == "lstm_vs_rnn")
+    exploding = next(c for c in CLAIMS if c.id == "exploding")
+    for claim in (lstm, exploding):
+        stored = {claim.suite: {"comparisons": {claim.comparison: comparison(0.5, 0.3, 0.7, converged=(3, 1)).to_dict()}}}
+        expected = "supported" if claim is exploding else NOT_JUDGED  # divergence is what `exploding` measures
+        assert judge(claim, stored).verdict.name == expected
+    oracle = next(c for c in CLAIMS if c.id == "lstm_vs_rnn_oracle")
+    assert oracle.comparison == "s2vt-lstm-oracle vs s2vt-rnn-oracle: CIDEr" and "oracle features" in oracle.text
+    assert {c.id for c in CLAIMS} >= {"attention_precise_oracle", "attention_faster_oracle"}
+
+
+def test_collapse_rule_allows_for_references_that_repeat():
+    assert is_collapsed(distinct_captions=1, distinct_references=120)  # one caption for every clip
+    assert is_collapsed(59, 120) and not is_collapsed(60, 120)  # the 50% line
+    # 120 clips but only 2 different reference sets: 1 caption is half of what a perfect model needs
+    assert not is_collapsed(1, 2) and not is_collapsed(0, 0)
+
+
+def health_rows() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"config": "s2vt-rnn", "seed": 0, "CIDEr": 0.1, "converged": False, "distinct_captions": 1, "test_clips": 10, "collapsed": True},
+        {"config": "s2vt-rnn", "seed": 1, "CIDEr": 0.3, "converged": True, "distinct_captions": 9, "test_clips": 10, "collapsed": False},
+        {"config": "s2vt-lstm", "seed": 0, "CIDEr": 0.5, "converged": True, "distinct_captions": 10, "test_clips": 10, "collapsed": False},
+        {"config": "s2vt-lstm", "seed": 1, "CIDEr": 0.7, "converged": True, "distinct_captions": 8, "test_clips": 10, "collapsed": False},
+    ])
+
+
+def test_suite_tables_show_convergence_distinct_captions_and_collapse():
+    health = run_health(health_rows(), ["config"]).set_index("config")
+    assert health.loc["s2vt-rnn", "converged"] == "1/2" and health.loc["s2vt-lstm", "converged"] == "2/2"
+    assert health.loc["s2vt-rnn", "distinct captions"] == "0.50 (5/10)"
+    assert health.loc["s2vt-rnn", "collapsed"] == "yes (1/2)" and health.loc["s2vt-lstm", "collapsed"] == "no"
+    table = suite_summary(health_rows(), ["config"], ["CIDEr"])
+    assert list(table.columns) == ["config", "seeds", "CIDEr", "converged", "distinct captions", "collapsed"]
+    assert table.iloc[0].tolist() == ["s2vt-rnn", "2", "0.200 ± 0.141", "1/2", "0.50 (5/10)", "yes (1/2)"]
+    no_eval = health_rows().drop(columns=["distinct_captions", "test_clips", "collapsed"])  # e.g. the gradients suite
+    assert run_health(no_eval, ["config"])["collapsed"].tolist() == ["n/a", "n/a"]
+
+
+def record_with(tmp: Path, name: str, dataset: str, seed: int, exact: float | None, cider: float) -> RunRecord:
+    directory = tmp / name
+    (directory / "train").mkdir(parents=True)
+    (directory / "train" / "best.pt").write_bytes(b"checkpoint")
+    best_val = {"CIDEr": cider, **({"exact": exact} if exact is not None else {})}
+    return RunRecord(key=name, label=name.split("_")[0], config={"seed": seed, "dataset": dataset}, dir=directory,
+                     result={"best_val": best_val, "convergence": {"converged": True}}, wall_seconds=0.0)
+
+
+def test_selection_uses_exact_accuracy_on_synthclips_and_cider_on_real_data(tmp_path):
+    synth = {"attention-lstm": [record_with(tmp_path, "attention-lstm_0", "synth", 0, 0.50, 0.9),
+                                record_with(tmp_path, "attention-lstm_1", "synth", 1, 0.60, 0.8)],
+             "s2vt-lstm": [record_with(tmp_path, "s2vt-lstm_0", "synth", 0, 0.40, 1.5)]}
+    choice = choose(synth)
+    assert choice.label == "attention-lstm" and choice.record.seed == 1  # exact first, CIDEr-D second
+    assert choice.mean_key == pytest.approx((0.55, 0.85)) and "val exact 0.550" in choice.describe()
+    tie = {"a-lstm": [record_with(tmp_path, "a-lstm_0", "synth", 0, 0.5, 0.7)],
+           "b-lstm": [record_with(tmp_path, "b-lstm_0", "synth", 0, 0.5, 0.9)]}
+    assert choose(tie).label == "b-lstm"  # equal exact accuracy: CIDEr-D breaks the tie
+    real = {"attention-lstm": [record_with(tmp_path, "r-attention_0", "msvd", 0, None, 0.3)],
+            "s2vt-lstm": [record_with(tmp_path, "r-s2vt_0", "msvd", 0, None, 0.4)]}
+    assert choose(real).label == "s2vt-lstm"
+
+
+def test_independent_comparison_of_two_clip_sets():
+    same = compare_independent([1.0, 0.0] * 50, [1.0, 0.0, 1.0, 0.0] * 30)
+    assert same.mean_a == same.mean_b == 0.5 and same.within_sampling_error and same.n_b == 120
+    worse = compare_independent([1.0] * 10 + [0.0] * 90, [1.0] * 90 + [0.0] * 10)
+    assert worse.diff == pytest.approx(-0.8) and not worse.within_sampling_error
+    assert worse.ci_a[0] <= 0.1 <= worse.ci_a[1] and compare_independent([], [1.0]) is None
 
 
 def test_paired_comparison_detects_a_real_difference_and_not_a_null_one():
@@ -158,7 +263,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def test_cells_suite_writes_csv_md_and_figures(bench_dirs):
     results, _, summary, log = bench_dirs
     rows = read_csv(results / "cells.csv")
-    assert sorted(r["config"] for r in rows) == ["s2vt-gru", "s2vt-lstm", "s2vt-rnn"]
+    assert sorted(r["config"] for r in rows) == ["s2vt-gru", "s2vt-gru-oracle", "s2vt-lstm", "s2vt-lstm-oracle",
+                                                 "s2vt-rnn", "s2vt-rnn-oracle"]
     assert all(r["seed"] == "0" and r["CIDEr"] != "" and len(r["run_key"]) == 16 for r in rows)
     text = (results / "cells.md").read_text()
     assert "CIDEr seed 0" in text and re.search(r"^\| s2vt-lstm +\| s2vt-rnn +\| CIDEr +\|", text, re.M)
@@ -172,7 +278,7 @@ def test_runs_are_shared_between_suites(bench_dirs):
     cells = {r["config"]: r["run_key"] for r in read_csv(results / "cells.csv")}
     attention = {r["config"]: r["run_key"] for r in read_csv(results / "attention.csv")}
     assert cells["s2vt-lstm"] == attention["s2vt-lstm"]
-    assert json.loads((results / "attention.json").read_text())["runs_reused"] == 3  # the three s2vt runs
+    assert json.loads((results / "attention.json").read_text())["runs_reused"] == 6  # the s2vt runs, main + oracle
 
 
 def test_rerun_skips_finished_runs(bench_dirs):
@@ -180,8 +286,8 @@ def test_rerun_skips_finished_runs(bench_dirs):
     before = (results / "cells.csv").read_text()
     log = io.StringIO()
     again = run_benchmark(BenchOptions(suites=["cells"], profile="smoke", out=results, cache=cache), stream=log)
-    assert again.runs_total == 3 and again.runs_trained == 0
-    assert log.getvalue().count("finished earlier: skipped") == 3
+    assert again.runs_total == 6 and again.runs_trained == 0
+    assert log.getvalue().count("finished earlier: skipped") == 6
     assert (results / "cells.csv").read_text() == before  # same runs, same cached evaluations, same rows
 
 
@@ -227,14 +333,53 @@ def test_best_model_is_chosen_on_validation(bench_dirs):
     results, *_ = bench_dirs
     summary = json.loads((results / "best" / "summary.json").read_text())
     index = json.loads((results / "checkpoints" / "index.json").read_text())
-    best_val = max(entry["val_CIDEr"] for entry in index.values())
-    assert index[summary["config"]]["val_CIDEr"] == pytest.approx(best_val)  # one seed: best config = best run
-    assert summary["val"]["CIDEr"] == pytest.approx(best_val)
+    best_key = max((entry["val_exact"], entry["val_CIDEr"]) for entry in index.values())  # exact, then CIDEr-D
+    chosen = index[summary["config"]]
+    assert (chosen["val_exact"], chosen["val_CIDEr"]) == pytest.approx(best_key)  # one seed: best config = best run
+    assert (summary["val"]["exact"], summary["val"]["CIDEr"]) == pytest.approx(best_key)
+    assert not summary["config"].endswith("-oracle")  # oracle features need ground truth: never the exported model
     assert (results / "best" / "model.pt").stat().st_size > 0
     card = (results / "best" / "MODEL_CARD.md").read_text()
     assert "validation" in card and "vidcap caption" in card and "vidcap-bench run" in card
     for entry in index.values():
         assert entry["file"] is None or (results / "checkpoints" / entry["file"]).is_file()
+
+
+def test_suite_rows_carry_convergence_caption_health_and_the_heldout_split(bench_dirs):
+    results, *_ = bench_dirs
+    from vidcap_core.synth import load_ground_truth
+
+    rows = read_csv(results / "cells.csv")
+    truths = None
+    for row in rows:
+        assert row["converged"] in ("True", "False") and row["convergence"]  # the verdict's reason
+        clips, distinct = int(row["test_clips"]), int(row["distinct_captions"])
+        assert 1 <= distinct <= clips and float(row["distinct_ratio"]) == pytest.approx(distinct / clips)
+        assert row["collapsed"] == str(is_collapsed(distinct, int(row["distinct_references"])))
+        assert int(row["clips_in"]) + int(row["clips_heldout"]) == clips
+        weighted = int(row["clips_in"]) * float(row["sem_exact_in"]) + int(row["clips_heldout"]) * float(row["sem_exact_heldout"])
+        assert weighted == pytest.approx(clips * float(row["sem_exact"]))
+        if truths is None:
+            config = json.loads(next((Path(bench_dirs[1]) / "runs").glob(f"{row['run_key']}/result.json")).read_text())["config"]
+            truths = load_ground_truth(Path(config["root"]))
+    test = [t for t in truths.values() if t.split == "test"]
+    assert int(rows[0]["clips_heldout"]) == sum(t.heldout for t in test) > 0  # the generator's marking
+    table = (results / "cells.md").read_text()
+    assert "| converged   | distinct captions   | collapsed   |" in table and "sem_exact_heldout" in table
+    runs = json.loads((results / "cells.json").read_text())["runs"]
+    assert {r["config"] for r in runs} >= {"s2vt-lstm", "s2vt-lstm-oracle"} and all("converged" in r for r in runs)
+
+
+def test_generalisation_check_on_a_fresh_seed(bench_dirs):
+    results, *_ = bench_dirs
+    from benchmark.generalise import GENERALISATION_SEED
+
+    data = json.loads((results / "generalisation.json").read_text())
+    best = json.loads((results / "best" / "summary.json").read_text())
+    assert data["seed"] == GENERALISATION_SEED != 0 and f"seed {GENERALISATION_SEED}" in data["data"]
+    assert data["config"] == best["config"] and data["run_key"] == best["run_key"]
+    assert data["all"]["n_a"] == data["in"]["n_a"] + data["heldout"]["n_a"]
+    assert data["all"]["mean_b"] == pytest.approx(best["test"]["semantic"]["exact"])  # the committed split's
 
 
 def test_report_from_real_results(bench_dirs):
@@ -252,6 +397,17 @@ def test_report_from_real_results(bench_dirs):
         assert f"## Suite `{name}`" in text
     assert "## Machine and versions" in text and "CPU:" in text and "torch" in text
     assert "vidcap-bench run" in text and "vidcap-bench report --results" in text
+    for section in ("## Convergence", "## Collapsed configurations", "## Oracle ceiling", "## Generalisation check"):
+        assert section in text
+    convergence = text.split("## Convergence", 1)[1].split("## Collapsed", 1)[0]
+    assert "best val reached before the last 30% of steps" in convergence  # the rule, from the runs
+    assert re.search(r"^\| s2vt-lstm-oracle +\| 0 +\| \*\*no\*\* ", convergence, re.M)
+    assert re.search(r"^\| s2vt-lstm-trainshuffled +\| 0 ", convergence, re.M)  # the run's own label
+    assert "fewer than 3 validations after the best" in convergence
+    ceiling = text.split("## Oracle ceiling", 1)[1].split("## Generalisation", 1)[0]
+    assert all(f"| {label} " in ceiling for label in ("s2vt-lstm", "attention-lstm"))
+    # smoke runs never converge: no claim is judged from them
+    assert "| **supported** |" not in text.split("## Claims", 1)[1].split("Verdict rule", 1)[0]
     assert "## About this run" not in text
     (results / "report_notes.md").write_text("Hand-written note.\n")
     try:
@@ -268,7 +424,7 @@ def test_cli_run_and_report(bench_dirs):
     runner = CliRunner()
     done = runner.invoke(app, ["run", "--suite", "cells", "--profile", "smoke", "--out", str(results), "--cache", str(cache)])
     assert done.exit_code == 0, done.output
-    assert "0 of 3 runs trained now" in done.output
+    assert "0 of 6 runs trained now" in done.output
     done = runner.invoke(app, ["report", "--results", str(results)])
     assert done.exit_code == 0, done.output
     report = (results / "REPORT.md").read_text()

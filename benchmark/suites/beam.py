@@ -1,7 +1,7 @@
 """`beam`: beam sizes 1 / 2 / 3 / 5 / 10 on the best model (the report's literature survey:
-"beam size one is better than larger beam sizes"). The best model is chosen on validation
-CIDEr-D across the architecture x cell grid (see benchmark.best); every seed of that
-configuration is decoded with every beam size."""
+"beam size one is better than larger beam sizes"). The best model is chosen on validation across
+the architecture x cell grid (benchmark.selection: SynthClips exact accuracy, ties by CIDEr-D; real
+data CIDEr-D); every seed of that configuration is decoded with every beam size."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pandas as pd
 
 from benchmark.figures import lines_over_x
 from benchmark.runner import EvalRequest, RunSpec
-from benchmark.selection import choose, grid_labels
+from benchmark.selection import VAL_COLUMNS, choose, grid_labels, selection_values
 from benchmark.suites.compare import compare_configs, metrics_for
 from benchmark.suites.context import BenchContext
 from benchmark.suites.groups import Trained, reevaluate, rows_of, train_and_evaluate
 from benchmark.suites.results import SuiteResult, figure_link
-from benchmark.tables import fmt, markdown_table, per_seed, seed_summary
+from benchmark.tables import fmt, markdown_table, per_seed, suite_summary
 
 NAME = "beam"
 TITLE = "Beam size on the best model"
@@ -35,13 +35,20 @@ def claim_beam(beams: tuple[int, ...]) -> int:
 
 
 def validation_frame(grid: dict[str, Trained]) -> pd.DataFrame:
-    """Per candidate configuration: the mean over its seeds of each run's best validation CIDEr-D."""
-    best_val = pd.DataFrame([{"configuration": label, "val_CIDEr": (r.result.get("best_val") or {}).get("CIDEr")}
-                             for label, trained in grid.items() for r in trained.records])
-    best_val["val_CIDEr"] = pd.to_numeric(best_val["val_CIDEr"], errors="coerce")  # None (no validation) -> NaN
-    by_config = best_val.groupby("configuration", sort=False)["val_CIDEr"].agg(["mean", "size"])
-    return pd.DataFrame({"configuration": by_config.index, "mean best val CIDEr-D": [fmt(v) for v in by_config["mean"]],
-                         "seeds": by_config["size"].astype(str).to_numpy()})
+    """Per candidate configuration: the mean over its seeds of each run's best validation scores (the
+    selection key's components) and how many of its runs converged."""
+    rows = [{"configuration": label, **selection_values(r), "converged": r.converged}
+            for label, trained in grid.items() for r in trained.records]
+    best_val = pd.DataFrame(rows)
+    names = [name for name in VAL_COLUMNS if name in best_val]
+    best_val[names] = best_val[names].apply(pd.to_numeric, errors="coerce")  # None (no validation) -> NaN
+    grouped = best_val.groupby("configuration", sort=False)
+    means = grouped[names].mean()
+    frame = pd.DataFrame({"configuration": means.index})
+    for name in names:
+        frame[f"mean best {VAL_COLUMNS[name]}"] = [fmt(v) for v in means[name]]
+    frame["converged"] = [f"{int(g['converged'].sum())}/{len(g)}" for _, g in grouped]
+    return frame
 
 
 def run(ctx: BenchContext) -> SuiteResult:
@@ -55,8 +62,7 @@ def run(ctx: BenchContext) -> SuiteResult:
     comparisons = {}
     for k in ctx.profile.beams:
         if k != 1:
-            comparisons.update(compare_configs(ctx, "beam 1", by_beam[1].evals, f"beam {k}", by_beam[k].evals,
-                                               metrics_for(ctx)))
+            comparisons.update(compare_configs(ctx, "beam 1", by_beam[1], f"beam {k}", by_beam[k], metrics_for(ctx)))
     beams = list(ctx.profile.beams)
     figures = []
     for metric, label in (("CIDEr", "test CIDEr-D"), ("METEOR", "test METEOR"), ("sem_exact", "exact-match accuracy")):
@@ -66,14 +72,15 @@ def run(ctx: BenchContext) -> SuiteResult:
         path = lines_over_x(ctx.figures_dir / f"beam_{metric.lower()}.png", beams, series, "beam size", label,
                             f"{label} against beam size ({choice.label}, band ± 1 std over seeds)", logx=True)
         figures.append(path.name)
-    columns = ["CIDEr", "METEOR", "Bleu_4", "ROUGE_L"] + (["sem_exact"] if ctx.is_synth else []) + ["inference_ms_per_clip"]
+    columns = ["CIDEr", "METEOR", "Bleu_4", "ROUGE_L"] + (["sem_exact"] if ctx.is_synth else [])
+    columns += [*ctx.split_columns(), "inference_ms_per_clip"]
     val_table = validation_frame(grid)
     body = "\n\n".join([
-        f"Best configuration on validation: **{choice.label}** (mean best val CIDEr-D {fmt(choice.mean_val)}); "
+        f"Best configuration on validation: **{choice.label}** ({choice.describe()}); "
         f"every seed decoded on test with beam sizes {', '.join(map(str, beams))} (no length penalty).",
-        markdown_table(seed_summary(table, ["beam"], columns)),
+        markdown_table(suite_summary(table, ["beam"], columns)),
         markdown_table(per_seed(table, ["beam"], "CIDEr")),
-        "Validation CIDEr-D of every candidate configuration (the selection; test is never used):",
+        "Validation scores of every candidate configuration (the selection; test is never used):",
         markdown_table(val_table),
         *(figure_link(name, name) for name in figures),
     ])

@@ -50,11 +50,11 @@ def plan(ctx: BenchContext) -> list[RunSpec]:
 
 def probe_norms(record: RunRecord, which: str) -> list[float] | None:
     """||dL/dx_t|| of the probe at initialisation ('init') or at its last probe ('final')."""
-    rows = sorted(record.gradients, key=lambda r: r["epoch"])
+    rows = sorted(record.gradients, key=lambda r: r["step"])
     if not rows:
         return None
     row = rows[0] if which == "init" else rows[-1]
-    if which == "final" and row["epoch"] == 0:
+    if which == "final" and row["step"] == 0:
         return None
     return [float(v) for v in row["grad_norms"]]
 
@@ -67,7 +67,7 @@ def log_ratio(norms: list[float] | None) -> float:
 
 
 def mean_log_ratio(record: RunRecord) -> float:
-    """log10 ratio averaged over every probe of the run (initialisation and each probed epoch)."""
+    """log10 ratio averaged over every probe of the run (initialisation and each probed validation)."""
     ratios = [log_ratio([float(v) for v in row["grad_norms"]]) for row in record.gradients]
     finite = [r for r in ratios if math.isfinite(r)]
     return float(np.mean(finite)) if finite else float("nan")
@@ -82,7 +82,8 @@ def gradient_facts(record: RunRecord) -> dict[str, Any]:
         "clip_fraction": facts["clip_fraction"],
         "log10_grad_norm_max": math.log10(facts["grad_norm_max"]) if facts["grad_norm_max"] > 0 else float("nan"),
         "diverged": record.diverged,
-        "epochs": facts["epochs"],
+        **{name: facts[name] for name in ("steps", "best_step", "stop_reason", "converged", "convergence",
+                                          "convergence_rule")},
     }
 
 
@@ -92,23 +93,27 @@ def run(ctx: BenchContext) -> SuiteResult:
     for label, group in trained.items():
         for record in group.records:
             rows.append({"suite": NAME, "config": label, "cell": record.config["cell"], "seed": record.seed,
-                         "grad_clip": record.config["grad_clip"], **gradient_facts(record), "run_key": record.key})
+                         "grad_clip": record.config["grad_clip"], **gradient_facts(record), "run_label": record.label,
+                         "run_key": record.key})
     by_seed = {label: {r["seed"]: r for r in rows if r["config"] == label} for label in trained}
 
     def facts(label: str, column: str) -> dict[int, float]:
         return {seed: float(row[column]) for seed, row in by_seed[label].items()}
 
+    def runs(label: str) -> list[RunRecord]:
+        return trained[label].records
+
     comparisons = {}
+
+    def compare(a: str, b: str, column: str) -> None:
+        comparisons.update(compare_runs(ctx, a, facts(a, column), b, facts(b, column), column, runs(a), runs(b)))
+
     for moment in ("init", "final", "mean"):
         for other in ("lstm", "gru"):
-            comparisons.update(compare_runs(ctx, f"s2vt-{other}", facts(f"s2vt-{other}", f"log10_ratio_{moment}"),
-                                            "s2vt-rnn", facts("s2vt-rnn", f"log10_ratio_{moment}"), f"log10_ratio_{moment}"))
+            compare(f"s2vt-{other}", "s2vt-rnn", f"log10_ratio_{moment}")
     for other in ("lstm", "gru"):
-        comparisons.update(compare_runs(ctx, "s2vt-rnn", facts("s2vt-rnn", "clip_fraction"), f"s2vt-{other}",
-                                        facts(f"s2vt-{other}", "clip_fraction"), "clip_fraction"))
-        comparisons.update(compare_runs(ctx, f"s2vt-rnn{NOCLIP_SUFFIX}", facts(f"s2vt-rnn{NOCLIP_SUFFIX}", "log10_grad_norm_max"),
-                                        f"s2vt-{other}{NOCLIP_SUFFIX}", facts(f"s2vt-{other}{NOCLIP_SUFFIX}", "log10_grad_norm_max"),
-                                        "log10_grad_norm_max"))
+        compare("s2vt-rnn", f"s2vt-{other}", "clip_fraction")
+        compare(f"s2vt-rnn{NOCLIP_SUFFIX}", f"s2vt-{other}{NOCLIP_SUFFIX}", "log10_grad_norm_max")
     table = pd.DataFrame(rows)
     free = table[table["config"].str.endswith(NOCLIP_SUFFIX)]
     noclip = free.groupby("cell", sort=False)["diverged"].agg(["sum", "size"]).reindex(list(CELLS), fill_value=0)
@@ -146,4 +151,8 @@ def cells_frame(table: pd.DataFrame, diverged: dict[str, int], runs_noclip: dict
     frame = pd.concat([clipped, free], axis=1).reindex(list(CELLS)).fillna(NOT_AVAILABLE)
     frame = frame.rename(columns={**CLIPPED_COLUMNS, "log10_grad_norm_max": "max grad norm, no clipping (log10)"})
     frame["diverged without clipping"] = [f"{diverged[cell]} of {runs_noclip[cell]}" for cell in CELLS]
+    converged = table.assign(noclip=noclip).groupby(["cell", "noclip"])["converged"].agg(["sum", "size"])
+    for flag, heading in ((False, "converged (clipping on)"), (True, "converged (no clipping)")):
+        frame[heading] = [f"{int(converged.loc[(cell, flag), 'sum'])}/{int(converged.loc[(cell, flag), 'size'])}"
+                          if (cell, flag) in converged.index else NOT_AVAILABLE for cell in CELLS]
     return frame.rename_axis("cell").reset_index()

@@ -52,7 +52,7 @@ def rows_of(suite: str, group: Trained, **variant: Any) -> list[dict[str, Any]]:
 
 
 def curves_of(group: Trained, x: str = "seconds") -> list[tuple[list[float], list[float]]]:
-    """Per seed: (cumulative seconds or epochs, val CIDEr) at every validated epoch."""
+    """Per seed: (cumulative seconds, or the optimizer step with x="step", val CIDEr) at every validation."""
     out = []
     for record in group.records:
         xs, ys, total = [], [], 0.0
@@ -60,7 +60,7 @@ def curves_of(group: Trained, x: str = "seconds") -> list[tuple[list[float], lis
             total += float(row.get("seconds") or 0.0)
             value = (row.get("val") or {}).get(PRIMARY)
             if value is not None:
-                xs.append(total if x == "seconds" else float(row["epoch"]))
+                xs.append(total if x == "seconds" else float(row["step"]))
                 ys.append(float(value))
         out.append((xs, ys))
     return out

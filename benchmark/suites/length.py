@@ -11,7 +11,7 @@ from benchmark.suites.compare import compare_configs
 from benchmark.suites.context import BenchContext
 from benchmark.suites.groups import Trained, rows_of, train_and_evaluate
 from benchmark.suites.results import SuiteResult, figure_link
-from benchmark.tables import markdown_table, seed_summary
+from benchmark.tables import markdown_table, suite_summary
 
 NAME = "length"
 TITLE = "Clip length: plain RNN vs LSTM vs attention-LSTM from short to long clips"
@@ -44,8 +44,8 @@ def run(ctx: BenchContext) -> SuiteResult:
     comparisons = {}
     for frames in frames_list:
         for a, b in (("s2vt-lstm", "s2vt-rnn"), ("attention-lstm", "s2vt-rnn")):
-            comparisons.update(compare_configs(ctx, f"{a} {frames}f", by_key[(a, frames)].evals,
-                                               f"{b} {frames}f", by_key[(b, frames)].evals,
+            comparisons.update(compare_configs(ctx, f"{a} {frames}f", by_key[(a, frames)],
+                                               f"{b} {frames}f", by_key[(b, frames)],
                                                ["CIDEr", *(["sem_exact"] if ctx.is_synth else [])]))
     figures = []
     for metric, label in (("CIDEr", "test CIDEr-D"), ("sem_exact", "exact-match accuracy"), ("sem_action", "action slot accuracy")):
@@ -57,12 +57,12 @@ def run(ctx: BenchContext) -> SuiteResult:
                             "frames per clip", label, f"{label} against clip length (band: ± 1 std over seeds)", logx=True)
         figures.append(path.name)
     columns = ["CIDEr", "METEOR"] + (["sem_exact", "sem_action", "sem_colour", "sem_shape"] if ctx.is_synth else [])
-    columns += ["val_CIDEr", "train_s_per_epoch"]
+    columns += [*ctx.split_columns(), "val_exact", "val_CIDEr", "steps", "train_ms_per_step"]
     source = next(iter(ctx.length_sources.values())).dataset
     body = "\n\n".join([
         f"Data: {source.label}; each length is its own feature extraction of the same clips, "
         "frames sampled evenly over the whole clip. Test metrics, mean ± std over seeds.",
-        markdown_table(seed_summary(table.sort_values(["config", "frames"], kind="stable"), ["config", "frames"], columns)),
+        markdown_table(suite_summary(table.sort_values(["config", "frames"], kind="stable"), ["config", "frames"], columns)),
         *(figure_link(name, name) for name in figures),
     ])
     facts = {"frames": frames_list}

@@ -1,5 +1,6 @@
 """What a suite returns (`SuiteResult`) and the files it becomes: `<suite>.csv` (its DataFrame, one
-row per run and seed), `<suite>.md` and `<suite>.json` (what `vidcap-bench report` reads)."""
+row per run and seed), `<suite>.md` and `<suite>.json` (what `vidcap-bench report` reads; its `runs`
+list holds each row's convergence and caption-health facts for REPORT.md)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ from benchmark.tables import csv_text, markdown_table
 from vidcap_core.files import atomic_write_text, json_safe, write_json
 
 NO_COMPARISON = "_No paired comparison could be computed._"
+# Columns of a suite's table that tell its rows apart besides config and seed (which ones a suite has varies).
+VARIANT_COLUMNS = ("backbone", "frames", "beam", "train_order", "test_order")
+RUN_FACTS = ("run_label", "converged", "convergence", "convergence_rule", "stop_reason", "steps", "best_step", "test_clips", "distinct_captions",
+             "distinct_references", "collapsed", "run_key")
 
 
 @dataclass
@@ -72,6 +77,17 @@ def suite_markdown(result: SuiteResult, profile: Profile, seeds: Sequence[int]) 
     return "\n".join(parts) + "\n"
 
 
+def run_facts(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per row of a suite's table: config, seed, its variant in words, convergence and caption health."""
+    if table.empty or "config" not in table:
+        return []
+    variants = [c for c in VARIANT_COLUMNS if c in table]
+    facts = table.reindex(columns=["config", "seed", *RUN_FACTS])
+    words = table.apply(lambda row: ", ".join(f"{c} {row[c]}" for c in variants if pd.notna(row[c])), axis=1)
+    facts.insert(2, "variant", words if variants else "")
+    return json_safe(facts.astype(object).where(facts.notna(), None).to_dict(orient="records"))
+
+
 def write_suite(out: Path, result: SuiteResult, profile: Profile, seeds: Sequence[int]) -> None:
     """`<suite>.csv`, `<suite>.md` and `<suite>.json` (what `vidcap-bench report` reads)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +97,7 @@ def write_suite(out: Path, result: SuiteResult, profile: Profile, seeds: Sequenc
         "name": result.name, "title": result.title, "profile": profile.name, "seeds": list(seeds),
         "body": result.body, "figures": result.figures, "notes": result.notes,
         "comparisons": {k: c.to_dict() for k, c in result.comparisons.items()},
-        "facts": json_safe(result.facts), "wall_seconds": round(result.wall_seconds, 2),
+        "facts": json_safe(result.facts), "runs": run_facts(result.table), "wall_seconds": round(result.wall_seconds, 2),
         "runs_trained": result.runs_trained, "runs_reused": result.runs_reused,
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     })

@@ -12,7 +12,7 @@ from benchmark.suites.compare import compare_configs, metrics_for
 from benchmark.suites.context import BenchContext
 from benchmark.suites.groups import Trained, metric_values, reevaluate, rows_of, train_and_evaluate
 from benchmark.suites.results import SuiteResult, figure_link
-from benchmark.tables import markdown_table, seed_summary
+from benchmark.tables import markdown_table, suite_summary
 
 NAME = "temporal"
 TITLE = "Temporal order: mean pooling vs S2VT vs attention; ordered, shuffled and reversed frames"
@@ -56,19 +56,19 @@ def run(ctx: BenchContext) -> SuiteResult:
     # S2VT's ablation: trained and tested on shuffled frames vs ordered.
     for label in SHUFFLE_TRAINED:
         comparisons.update(compare_configs(
-            ctx, f"{label} ordered", tested[("ordered", "ordered")][label].evals,
-            f"{label} trained+tested shuffled", tested[("shuffled", "shuffled")][label].evals, metrics))
+            ctx, f"{label} ordered", tested[("ordered", "ordered")][label],
+            f"{label} trained+tested shuffled", tested[("shuffled", "shuffled")][label], metrics))
     # Test-time perturbation of models trained on ordered frames.
     for label in MODELS[1:]:
         for order in ("shuffled", "reversed"):
             comparisons.update(compare_configs(
-                ctx, f"{label} ordered", tested[("ordered", "ordered")][label].evals,
-                f"{label} tested {order}", tested[("ordered", order)][label].evals, metrics))
+                ctx, f"{label} ordered", tested[("ordered", "ordered")][label],
+                f"{label} tested {order}", tested[("ordered", order)][label], metrics))
     # Temporal models vs mean pooling.
     for label in MODELS[1:]:
         comparisons.update(compare_configs(
-            ctx, label, tested[("ordered", "ordered")][label].evals,
-            "meanpool-lstm", tested[("ordered", "ordered")]["meanpool-lstm"].evals, metrics))
+            ctx, label, tested[("ordered", "ordered")][label],
+            "meanpool-lstm", tested[("ordered", "ordered")]["meanpool-lstm"], metrics))
     figures = []
     for metric, title in (("METEOR", "METEOR"), ("sem_direction", "direction slot accuracy"),
                           ("sem_order", "event-order slot accuracy")):
@@ -82,13 +82,14 @@ def run(ctx: BenchContext) -> SuiteResult:
                             title, f"Test {title} by frame order at training / test time")
         figures.append(path.name)
     columns = ["CIDEr", "METEOR", "Bleu_4"] + ([f"sem_{s}" for s in ("exact", *slots)] if ctx.is_synth else [])
+    columns += ctx.split_columns()
     body = "\n\n".join([
         "Test metrics by model, training-time and test-time frame order (mean ± std over seeds). "
         "Shuffled = one random permutation of each clip's frames (fixed per run seed); reversed = last frame first."
         + (" `sem_direction`: the clip's time-reversible actions named with the right member of the pair "
            "(left/right, grows/shrinks, appears/disappears); `sem_order`: multi-event clips with events in the right order."
            if ctx.is_synth else ""),
-        markdown_table(seed_summary(table, ["config", "train_order", "test_order"], columns)),
+        markdown_table(suite_summary(table, ["config", "train_order", "test_order"], columns)),
         *(figure_link(name, name) for name in figures),
     ])
     return SuiteResult(NAME, TITLE, table, body, figures=figures, comparisons=comparisons)
