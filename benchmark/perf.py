@@ -1,31 +1,48 @@
 """`vidcap-bench perf`: throughput and latency of each stage, medians over repeats, on this machine.
 
-Every ratio (decord vs PyAV, batched vs clip-by-clip beam search) is measured side by side in the
-same invocation, alternating the two contenders inside each repeat so drift hits both alike.
+Every ratio (chosen decode path vs the reference path and decord, batched vs clip-by-clip beam
+search) is measured side by side in the same invocation, alternating the contenders inside each
+repeat so drift hits both alike. The report also gives the latencies a user sees (`Captioner.caption`
+of the 10 s clip, the first `/caption` request of a freshly started demo, click to caption in a real
+browser, measured by tests/test_demo_browser.py), the decode floor they are compared with, and the
+load average before and after, with a warning when other work shared the machine: two runs are
+comparable only when neither warns.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from benchmark.machine import describe_machine
+from benchmark.machine import available_cores, describe_machine
 from benchmark.prepare import DEFAULT_CACHE, ensure_dataset, synth_source
+from benchmark.tables import fmt, markdown_table
 from vidcap_core.files import atomic_write_text as write_text
 from vidcap_core.files import write_json
 
 PERF_FRAMES = 32  # frames sampled per clip, as in the benchmark's features
 CLIP_480P = (480, 854)  # (H, W)
+SHARED_CAMERA_CLIP = Path(__file__).resolve().parents[2] / "shared" / "videos" / "flipping_a_pancake.mkv"  # read there
 CLIP_SECONDS, CLIP_FPS = 10, 30
+BUSY_LOAD_PER_CORE = 0.5  # a 1-minute load average above cores x this means other work shared the run
+BROWSER_RESULT = "perf_browser.json"  # written by tests/test_demo_browser.py when VIDCAP_PERF_BROWSER names it
+DEMO_START_TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -69,6 +86,8 @@ class PerfResults:
     ratios: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     e2e: dict[str, float] = field(default_factory=dict)
+    latency: list[dict[str, Any]] = field(default_factory=list)  # rows of the user-facing latency table
+    load: dict[str, Any] = field(default_factory=dict)  # load averages before/after, cores, warning
 
 
 def time_it(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
@@ -148,16 +167,68 @@ def load_model_for_latency(checkpoint: Path | None, scratch: Path) -> tuple[Path
 
 
 def measure_video_decoding(files: dict[str, Path], repeats: int, results: PerfResults) -> None:
+    """Per file kind: the chosen path (auto), the single-threaded reference path and decord, side by side."""
     from vidcap_core.video import read_frames
+    from vidcap_core.video.pyav_backend import index_packets
+    from vidcap_core.video.reader import choose_decoding
 
     timings = []
     for label, path in files.items():
-        decord_s, pyav_s = side_by_side(lambda: read_frames(path, PERF_FRAMES, 112, backend="decord"),
-                                        lambda: read_frames(path, PERF_FRAMES, 112, backend="pyav"), repeats)
-        timings += [Timing(f"decord, {label}", decord_s, PERF_FRAMES, "frames"),
-                    Timing(f"PyAV, {label}", pyav_s, PERF_FRAMES, "frames")]
-        results.ratios[f"decord / PyAV speed, {label}"] = statistics.median(pyav_s) / statistics.median(decord_s)
+        paths = {"chosen": lambda: read_frames(path, PERF_FRAMES, 112),
+                 "reference PyAV": lambda: read_frames(path, PERF_FRAMES, 112, backend="pyav"),
+                 "decord": lambda: read_frames(path, PERF_FRAMES, 112, backend="decord")}
+        seconds = round_robin(paths, repeats)
+        decoding = choose_decoding(index_packets(path))
+        timings += [Timing(f"{name}, {label}" + (f" ({decoding_text(decoding)})" if name == "chosen" else ""),
+                           seconds[name], PERF_FRAMES, "frames") for name in paths]
+        for name in ("reference PyAV", "decord"):
+            results.ratios[f"chosen path speed / {name}, {label}"] = (
+                statistics.median(seconds[name]) / statistics.median(seconds["chosen"]))
     results.sections["Video decoding (32 frames sampled evenly, resized to 112x112)"] = timings
+
+
+def decoding_text(decoding: Any) -> str:
+    from vidcap_core.video.pyav_backend import SEQUENTIAL
+
+    seek = "one pass" if decoding.seek_min_gap >= SEQUENTIAL else f"seek when >= {decoding.seek_min_gap} frames"
+    return f"PyAV, {decoding.threads} thread(s), {seek}, {'skips unsampled' if decoding.skip_unsampled else 'no skipping'}"
+
+
+def round_robin(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per repeat of each contender, taking turns inside each repeat (order reversed every
+    other repeat), after one warm-up each."""
+    for fn in contenders.values():
+        fn()
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    for r in range(repeats):
+        order = list(contenders.items())
+        for name, fn in order if r % 2 == 0 else reversed(order):
+            started = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
+
+
+def decode_every_frame(path: Path, threads: int) -> int:
+    """Decode every frame of `path` in one sequential pass with `threads` decoder threads, converting
+    none: the least work any caption of the clip needs when its samples span every keyframe."""
+    from vidcap_core.video.pyav_backend import open_container, video_stream
+
+    count = 0
+    with open_container(path) as container:
+        for packet in container.demux(video_stream(container, path, threads)):
+            count += len(packet.decode())
+    return count
+
+
+def measure_decode_floor(clip: Path, repeats: int, results: PerfResults) -> Timing:
+    from vidcap_core.video.reader import DECODE_THREADS
+
+    frames = decode_every_frame(clip, DECODE_THREADS)
+    timing = Timing(f"decode floor: all {frames} frames of the 10 s clip, sequential, {DECODE_THREADS} threads",
+                    time_it(lambda: decode_every_frame(clip, DECODE_THREADS), repeats), frames, "frames")
+    results.sections["Decode floor (every frame decoded, no conversion)"] = [timing]
+    return timing
 
 
 def measure_backbones(repeats: int, results: PerfResults) -> None:
@@ -253,27 +324,151 @@ def measure_end_to_end(checkpoint: Path, clip: Path, repeats: int, results: Perf
         Timing("total", totals, 1, "clips"),
         *(Timing(f"of which {key}", [v / 1000 for v in values], 1, "clips") for key, values in parts.items()),
     ]
-    results.e2e = {"total_ms": 1000 * statistics.median(totals),
-                   **{f"{k}_ms": statistics.median(v) for k, v in parts.items()}}
+    results.e2e = {"total_ms": 1000 * statistics.median(totals), "total_min_ms": 1000 * min(totals),
+                   "total_max_ms": 1000 * max(totals), **{f"{k}_ms": statistics.median(v) for k, v in parts.items()}}
+    results.latency.append(latency_row("`Captioner.caption` of the 10 s 854x480 clip (in process, warm)", totals,
+                                       "<= 0.3 s"))
+
+
+def latency_row(what: str, seconds: list[float], goal: str) -> dict[str, Any]:
+    return {"what": what, "min_s": min(seconds), "median_s": statistics.median(seconds), "max_s": max(seconds),
+            "repeats": len(seconds), "goal": goal}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout_s: float) -> float:
+    """Seconds until `url` answers HTTP 200 (the demo warms up before it serves, so serving = ready)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        if process.poll() is not None:
+            raise RuntimeError(f"vidcap-demo exited with status {process.returncode} before serving")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                if answer.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.25)
+    raise RuntimeError(f"vidcap-demo did not serve {url} within {timeout_s:.0f} s")
+
+
+def measure_first_request(results_dir: Path, examples: Path, clip: Path, repeats: int, results: PerfResults) -> None:
+    """Start the real demo (`vidcap-demo` in a subprocess on 127.0.0.1), wait until it serves, then
+    time its first `/caption` request through gradio_client, and `repeats` more after it."""
+    from gradio_client import Client, handle_file
+
+    port = free_port()
+    demo = Path(sys.executable).with_name("vidcap-demo")
+    command = [str(demo)] if demo.is_file() else [sys.executable, "-c", "from demo.cli import main; main()"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--results", str(results_dir), "--examples", str(examples)]
+    url = f"http://127.0.0.1:{port}/"
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            start_s = wait_until_serving(url, process, DEMO_START_TIMEOUT_S)
+            client = Client(url, verbose=False)
+            request = (handle_file(str(clip)), "best", 1, 0)
+
+            def caption() -> None:
+                answer = client.predict(*request, api_name="/caption")
+                if "error" in answer:
+                    raise RuntimeError(f"the demo answered an error: {answer['error']}")
+
+            first = time_it(caption, 1, warmup=0)
+            later = time_it(caption, repeats, warmup=0)
+        except Exception as exc:
+            process.terminate()
+            _, stderr = process.communicate(timeout=30)
+            raise RuntimeError(f"{exc}; vidcap-demo stderr tail: {(stderr or '')[-2000:]}") from exc
+        process.terminate()
+        process.communicate(timeout=30)
+    results.latency.append(latency_row("first `/caption` request after the demo started (gradio_client, "
+                                       "the 10 s clip, upload included)", first, "<= 1 s"))
+    results.latency.append(latency_row("later `/caption` requests (same)", later, "as fast as the first"))
+    results.notes.append(f"The demo took {start_s:.1f} s from start to serving (models loaded, decoder children "
+                         "started and one example captioned before it serves).")
+
+
+def read_browser_measurement(out: Path, results: PerfResults) -> None:
+    """Click to caption in Chromium, as tests/test_demo_browser.py measured it (not asserted there)."""
+    path = out / BROWSER_RESULT
+    if not path.is_file():
+        results.notes.append(f"Click to caption in a real browser: not measured; run `VIDCAP_PERF_BROWSER={path} "
+                             "pytest tests/test_demo_browser.py` (needs `make browser`), then this command again.")
+        return
+    measured = json.loads(path.read_text())
+    results.latency.append(latency_row(f"click to caption in Chromium ({measured['clip']}; measured by "
+                                       f"tests/test_demo_browser.py at {measured['measured_at']})",
+                                       measured["click_to_caption_s"], "<= 1 s"))
+
+
+def load_summary(before: tuple[float, float, float], after: tuple[float, float, float], cores: int) -> dict[str, Any]:
+    """The load averages around a run and, when the machine was busy, the warning the report prints."""
+    limit = cores * BUSY_LOAD_PER_CORE
+    busiest = max(before[0], after[0])
+    warning = None
+    if busiest > limit:
+        warning = (f"**Busy machine: the 1-minute load average reached {busiest:.2f} on {cores} core(s) (above "
+                   f"{limit:g} = cores x {BUSY_LOAD_PER_CORE}); other work shared the CPUs, so these times are "
+                   "slower and noisier than on a quiet machine. Compare runs only when neither warns.**")
+    return {"before": list(before), "after": list(after), "cores": cores, "busy_limit": limit, "warning": warning}
+
+
+def timings_table(timings: list[Timing]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "what": [t.name for t in timings],
+        "median": [f"{t.median * 1000:.1f} ms" for t in timings],
+        "min..max": [f"{min(t.seconds) * 1000:.1f}..{max(t.seconds) * 1000:.1f} ms" for t in timings],
+        "throughput": [f"{t.per_second:,.1f} {t.unit}/s" for t in timings],
+        "per unit": [f"{t.ms_per_unit:.2f} ms/{t.unit[:-1]}" for t in timings],
+    })
+
+
+def latency_table(rows: list[dict[str, Any]], floor: Timing | None) -> pd.DataFrame:
+    """The latencies a user sees, each with its ratio to the decode floor (median over median)."""
+    frame = pd.DataFrame(rows, columns=["what", "min_s", "median_s", "max_s", "repeats", "goal"])
+    floor_s = floor.median if floor is not None else float("nan")
+    return pd.DataFrame({
+        "what": frame["what"],
+        "median": [f"{v:.3f} s" for v in frame["median_s"]],
+        "min..max": [f"{lo:.3f}..{hi:.3f} s" for lo, hi in zip(frame["min_s"], frame["max_s"])],
+        "repeats": frame["repeats"].astype(str),
+        "x decode floor": [f"{v / floor_s:.1f}x" if floor_s > 0 else fmt(None) for v in frame["median_s"]],
+        "goal": frame["goal"],
+    })
+
+
+def ratios_table(ratios: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"ratio": list(ratios), "measured": [f"{fmt(v, 2)}x" for v in ratios.values()]})
 
 
 # ----------------------------------------------------------------------------- report
 
 
 def markdown(results: PerfResults, seconds: float) -> str:
-    lines = ["# vidcap performance", "", "Generated by `vidcap-bench perf`; medians over repeats (min..max in brackets); "
-             "ratios measured side by side in the same run.", "", "## Machine", "", describe_machine().markdown(),
-             f"- torch threads: {torch.get_num_threads()}", ""]
+    load = results.load
+    lines = ["# vidcap performance", "", "Generated by `vidcap-bench perf --out results`; medians over repeats, min..max "
+             "beside them; ratios measured side by side in the same run.", ""]
+    if load.get("warning"):
+        lines += [load["warning"], ""]
+    lines += ["## Machine", "", describe_machine().markdown(), f"- torch threads: {torch.get_num_threads()}"]
+    if load:
+        lines.append(f"- load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load['before'])}; after: "
+                     f"{', '.join(f'{v:.2f}' for v in load['after'])} ({load['cores']} core(s); busy above "
+                     f"{load['busy_limit']:g})")
+    lines.append("")
+    floor = next(iter(results.sections.get("Decode floor (every frame decoded, no conversion)", [])), None)
+    if results.latency:
+        lines += ["## Latency a user sees", "", markdown_table(latency_table(results.latency, floor)), ""]
+        if floor is not None:
+            lines += [f"Decode floor: {floor.name}, {floor.median * 1000:.1f} ms median.", ""]
     for title, timings in results.sections.items():
-        lines += [f"## {title}", "", "| what | median | throughput | per unit |", "|---|---|---|---|"]
-        for t in timings:
-            lines.append(f"| {t.name} | {t.median * 1000:.1f} ms [{min(t.seconds) * 1000:.1f}..{max(t.seconds) * 1000:.1f}] "
-                         f"| {t.per_second:,.1f} {t.unit}/s | {t.ms_per_unit:.2f} ms/{t.unit[:-1]} |")
-        lines.append("")
+        lines += [f"## {title}", "", markdown_table(timings_table(timings)), ""]
     if results.ratios:
-        lines += ["## Ratios", "", "| ratio | measured |", "|---|---|"]
-        lines += [f"| {name} | {value:.2f}x |" for name, value in results.ratios.items()]
-        lines.append("")
+        lines += ["## Ratios", "", markdown_table(ratios_table(results.ratios)), ""]
     if results.notes:
         lines += ["## Notes", "", *(f"- {n}" for n in results.notes), ""]
     lines.append(f"This measurement took {seconds:.0f} s. Regenerate: `vidcap-bench perf --out results`.")
@@ -282,6 +477,7 @@ def markdown(results: PerfResults, seconds: float) -> str:
 
 def run_perf(options: PerfOptions) -> Path:
     started = time.perf_counter()
+    load_before = os.getloadavg()
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     results = PerfResults()
@@ -294,17 +490,28 @@ def run_perf(options: PerfOptions) -> Path:
         clip = write_480p_clip(scratch_dir / "clip_480p_10s.mp4")
         model_path, model_note = load_model_for_latency(checkpoint, scratch_dir)
         results.notes.append(f"Latency model: {model_note}; inputs for decoding benchmarks are random features of its size.")
-        measure_video_decoding({"10 s 854x480 H.264": clip, f"SynthClips clip ({synth_clip.name}, 64x64)": synth_clip},
-                               options.repeats, results)
+        kinds = {"10 s 854x480 H.264": clip, f"SynthClips clip ({synth_clip.name}, 64x64)": synth_clip}
+        if SHARED_CAMERA_CLIP.is_file():
+            kinds["real camera clip (flipping_a_pancake.mkv, 426x240)"] = SHARED_CAMERA_CLIP
+        measure_video_decoding(kinds, options.repeats, results)
+        floor = measure_decode_floor(clip, options.repeats, results)
         measure_backbones(options.repeats, results)
         measure_training(options.repeats, results)
         measure_decoding(model_path, options.repeats, results)
         measure_end_to_end(model_path, clip, options.repeats, results)
+        if checkpoint.is_file():
+            measure_first_request(out, tiny.root, clip, options.repeats, results)
+        else:
+            results.notes.append(f"First `/caption` request: not measured (no trained model at {checkpoint} to serve).")
+        results.ratios["`Captioner.caption` / decode floor (medians)"] = results.e2e["total_ms"] / 1000 / floor.median
+    read_browser_measurement(out, results)
+    results.load = load_summary(load_before, os.getloadavg(), available_cores())
     seconds = time.perf_counter() - started
     write_json(out / "perf.json", {
         "sections": {k: [t.to_dict() for t in v] for k, v in results.sections.items()},
         "ratios": {k: v for k, v in results.ratios.items() if math.isfinite(v)}, "end_to_end": results.e2e,
         "notes": results.notes, "seconds": round(seconds, 1), "machine": describe_machine().to_dict(),
+        "latency": results.latency, "load": results.load,
     })
     path = out / "perf.md"
     write_text(path, markdown(results, seconds))
