@@ -124,11 +124,11 @@ def test_same_seed_gives_identical_log_and_weights(tmp_path):
 
 
 def test_resume_ends_like_an_uninterrupted_run(tmp_path):
-    # min_delta_cider 10: no validation after the first counts as progress, so the plateau schedule cuts
+    # min_rel_delta_cider 1000: no validation after the first counts as progress, so the plateau schedule cuts
     # the LR at every validation from the second on: the LR scale and counters must survive in last.pt
     cfg = toy_config(tmp_path / "data", max_steps=12, arch="attention", cell="lstm", frame_order="shuffled",
                      scheduled_sampling=0.5, scheduled_sampling_ramp_steps=4, plateau_patience=1,
-                     max_lr_reductions=5, min_delta_cider=10.0, lr_decay=0.5)
+                     max_lr_reductions=5, min_rel_delta_cider=1000.0, lr_decay=0.5)
     straight = train(cfg, tmp_path / "straight", progress=False)
     assert [row["lr_reductions"] for row in straight.history] == [0, 1, 2, 3]
     train(replace(cfg, max_steps=6), tmp_path / "resumed", progress=False)  # stopped at step 6 ...
@@ -209,7 +209,7 @@ def test_plateau_stops_the_run_after_fruitless_lr_cuts(tmp_path):
 
 
 def test_plateau_schedule_cuts_then_stops_and_ignores_noise_below_min_delta():
-    schedule = PlateauSchedule(patience=2, decay=0.5, max_reductions=2, min_deltas=(0.01, 0.02))
+    schedule = PlateauSchedule(patience=2, decay=0.5, max_reductions=2, min_deltas=((0.01, 0.0), (0.0, 0.02)))
     state = PlateauState()
     decisions = [schedule.update(state, key) for key in
                  [(0.10, 1.00), (0.20, 1.00), (0.205, 1.01), (0.20, 1.015),  # noise: gains below min_delta
@@ -220,7 +220,7 @@ def test_plateau_schedule_cuts_then_stops_and_ignores_noise_below_min_delta():
                                                                       "stale", "stop"]
     assert state.reductions == 4 and state.lr_scale == pytest.approx(0.0625)
     assert PlateauState.from_dict(state.to_dict()) == state
-    never = PlateauSchedule(patience=None, decay=0.5, max_reductions=0, min_deltas=(0.02,))
+    never = PlateauSchedule(patience=None, decay=0.5, max_reductions=0, min_deltas=((0.0, 0.02),))
     assert {never.update(PlateauState(best_seen=[1.0]), (0.5,)) for _ in range(5)} == {"stale"}
 
 

@@ -4,7 +4,7 @@ Three questions, three functions, all on validation scores only (never test):
 - which checkpoint is best: `selection_key` (SynthClips: semantic exact accuracy, ties broken by
   CIDEr-D; real data: CIDEr-D), compared lexicographically;
 - is the model still learning: `PlateauSchedule.update` (progress = any component of the key beats
-  its best so far by more than its min_delta);
+  its best so far by more than its threshold: absolute for exact accuracy, relative for CIDEr-D);
 - did the run converge: `convergence_verdict`, the one written rule every run is judged by.
 
 Why a plateau schedule rather than "stop after `patience` validations without a new best": val
@@ -12,7 +12,7 @@ scores of a model still improving are noisy, so a fixed patience stops on a dip 
 runs stopped at their last epoch, still improving). Here a stall first lowers the learning rate,
 which is what a stall at a too-high LR needs, and the run stops only when `max_lr_reductions` cuts in
 a row have brought no progress: at least plateau_patience x (max_lr_reductions + 1) validations
-without it. A gain must exceed min_delta, so noise does not keep a flat run alive for ever.
+without it. A gain must exceed its threshold, so noise does not keep a flat run alive for ever.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class PlateauSchedule:
     patience: int | None
     decay: float
     max_reductions: int
-    min_deltas: tuple[float, ...]  # one per key component
+    min_deltas: tuple[tuple[float, float], ...]  # per key component: (absolute, relative to |best|) gain needed
 
     def update(self, state: PlateauState, key: Sequence[float]) -> str:
         """Record one validation; returns "progress", "stale", "reduce" (LR cut made) or "stop"."""
@@ -83,7 +83,8 @@ class PlateauSchedule:
             raise ValueError(f"selection key {tuple(key)} has {len(key)} components; the schedule expects "
                              f"{len(self.min_deltas)}")
         best = state.best_seen
-        progress = best is None or any(k > b + d for k, b, d in zip(key, best, self.min_deltas))
+        progress = best is None or any(k > b + absolute + relative * abs(b)
+                                       for k, b, (absolute, relative) in zip(key, best, self.min_deltas))
         state.best_seen = list(key) if best is None else [max(k, b) for k, b in zip(key, best)]
         if progress:
             state.stale_validations = 0

@@ -182,7 +182,7 @@ def run_training(cfg: TrainConfig, run: RunDir, resume: bool, progress: bool, ct
 
 
 def plateau_schedule(cfg: TrainConfig, synth: bool) -> PlateauSchedule:
-    deltas = {"exact": cfg.min_delta_exact, "CIDEr": cfg.min_delta_cider}
+    deltas = {"exact": (cfg.min_delta_exact, 0.0), "CIDEr": (0.0, cfg.min_rel_delta_cider)}  # (absolute, relative)
     return PlateauSchedule(patience=cfg.plateau_patience, decay=cfg.lr_decay, max_reductions=cfg.max_lr_reductions,
                            min_deltas=tuple(deltas[name] for name in key_names(synth)))
 
