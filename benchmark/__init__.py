@@ -14,7 +14,8 @@ Which module runs what:
   tables.py       DataFrame tables: seed summaries (groupby), per-seed pivots, markdown, CSV
   stats.py        bootstraps, seed summaries and the verdict rule; claims.py the claims judged
   report.py       REPORT.md from a results folder; best.py the best model and its card;
-                  selection.py how the best configuration is chosen on validation
+                  selection.py how the best configuration is chosen on validation (the training
+                  loop's selection key); generalise.py the best model on a fresh SynthClips seed
   prepare.py      SynthClips and features for the runs; identity.py hashes that key them;
                   profiles.py quick / full / smoke; machine.py the machine description
   figures.py      matplotlib figures; perf.py `vidcap-bench perf`

@@ -55,7 +55,7 @@ BUDGET_MISSED = (
     "The {profile} profile took {minutes:.1f} min on this machine, over its {budget:.0f}-minute budget on a "
     "2-core machine. Where the time went: {where}. Why: training on CPU dominates, and every run is "
     "trained to its own early stop. What would fix it: `--jobs 2` (two runs at once, one thread each), "
-    "fewer epochs (`--epochs N`), fewer clips in the profile, or a GPU (`device` is picked automatically)."
+    "a smaller step budget (`--max-steps N`), fewer clips in the profile, or a GPU (`device` is picked automatically)."
 )
 
 
@@ -190,10 +190,16 @@ def best_text(results: Path) -> str:
     if not summary.is_file():
         return "_No best model exported yet (it is chosen after the runs of the architecture x cell grid)._"
     data = json.loads(summary.read_text(encoding="utf-8"))
-    val = (data.get("val") or {}).get("CIDEr")
-    test = (data.get("test") or {}).get("CIDEr")
+    val, test = data.get("val") or {}, data.get("test") or {}
+    exact = "" if val.get("exact") is None else f"validation exact {fmt(val.get('exact'))}, "
+    test_exact = ((test.get("semantic") or {}).get("exact"))
+    test_text = f"test exact {fmt(test_exact)}, " if test_exact is not None else ""
+    convergence = data.get("convergence") or {}
+    converged = ("converged" if convergence.get("converged") else
+                 f"**not converged** ({convergence.get('reason', 'no verdict recorded')})")
     return (f"Best model: **{data['config']}** seed {data['seed']} — chosen on validation ({data['selection_rule']}); "
-            f"validation CIDEr-D {val:.3f}, test CIDEr-D {test:.3f}. Files: `best/model.pt`, `best/MODEL_CARD.md`; "
+            f"{exact}validation CIDEr-D {fmt(val.get('CIDEr'))}, {test_text}test CIDEr-D {fmt(test.get('CIDEr'))}; "
+            f"{converged}. Files: `best/model.pt`, `best/MODEL_CARD.md`; "
             "the best seed of every architecture x cell is in `checkpoints/` (see `checkpoints/index.json`).")
 
 
