@@ -292,6 +292,13 @@ def test_convergence_rule_on_hand_made_histories():
 
     assert convergence_verdict(history(plateau), 1300, "diverged")["reason"] == "diverged"
     assert convergence_verdict([], 0, "budget")["converged"] is False
+
+    # sampling noise of exact accuracy on few val clips: 0.05 best, later 0.017 on 120 clips is 2 clips
+    # less, inside two binomial standard errors (0.04) though outside the 0.03 floor
+    small = [(0.0, 0.5), (0.05, 1.0), (0.03, 1.0), (0.025, 1.0), (0.017, 1.0), (0.03, 1.0)]
+    assert not convergence_verdict(history(small), 600, "budget")["converged"]
+    counted = convergence_verdict(history(small), 600, "budget", val_clips=120)
+    assert counted["converged"] and counted["exact_epsilon"] == pytest.approx(0.0398, abs=1e-4)
     real = [(s, (c,)) for s, (_, c) in history(plateau)]  # real data: the key is CIDEr-D alone
     assert convergence_verdict(real, 1300, "plateau")["converged"]
 

@@ -25,8 +25,11 @@ from typing import Any
 # The convergence rule's constants (see `convergence_verdict`).
 LATE_FRACTION = 0.3  # the best validation must come before the last 30% of the run's steps
 FINAL_VALIDATIONS = 3  # ... and the last 3 validations (all after the best) stay near it:
-EXACT_EPSILON = 0.03  # within 0.03 exact accuracy (about 4 of SynthClips standard's 120 val clips)
-CIDER_RELATIVE_EPSILON = 0.05  # and within 5% of the best CIDEr-D
+# within EXACT_EPSILON exact accuracy, or two binomial standard errors of the best's exact accuracy on
+# the val clips when their number is known, whichever is larger: on 120 val clips a model at 0.05 exact
+# scores 0.017-0.05 from one validation to the next by chance alone (measured), 2 SE = 0.04 there
+EXACT_EPSILON = 0.03
+CIDER_RELATIVE_EPSILON = 0.05  # and within 5% of the best CIDEr-D (its plateau wander is about +-4%)
 
 STOP_REASONS = ("plateau", "budget", "diverged")
 
@@ -108,11 +111,12 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
 
 
 def convergence_verdict(validations: Sequence[tuple[int, Sequence[float]]], steps_done: int,
-                        stop_reason: str | None) -> dict[str, Any]:
+                        stop_reason: str | None, val_clips: int | None = None) -> dict[str, Any]:
     """Whether a run converged: the one rule every run is judged by (the benchmark reads the result).
 
     `validations`: (step, selection key) of each validation, in order; `steps_done`: the steps the
-    run trained; `stop_reason`: "plateau", "budget" or "diverged".
+    run trained; `stop_reason`: "plateau", "budget" or "diverged"; `val_clips`: how many clips the
+    exact accuracy is measured on (None: unknown, EXACT_EPSILON alone).
 
     A run converged when all of these hold:
       1. it did not diverge;
@@ -120,7 +124,8 @@ def convergence_verdict(validations: Sequence[tuple[int, Sequence[float]]], step
          before 70% of its steps (LATE_FRACTION): it then trained at least 30% of its steps more
          without beating it, so the budget did not cut a climb short;
       3. its last FINAL_VALIDATIONS (3) validations all come after the best and each is within
-         epsilon of the best on every component of the key (exact accuracy within EXACT_EPSILON,
+         epsilon of the best on every component of the key (exact accuracy within
+         max(EXACT_EPSILON, 2 binomial standard errors of the best's exact on `val_clips` clips),
          CIDEr-D within CIDER_RELATIVE_EPSILON of the best's): it stayed on the plateau rather than
          falling off it (overfitting or instability) after its best moment.
     The verdict does not depend on why the run stopped: a run stopped by its budget after it had
@@ -131,7 +136,8 @@ def convergence_verdict(validations: Sequence[tuple[int, Sequence[float]]], step
         "converged": False, "stop_reason": stop_reason, "steps_done": steps_done, "validations": len(validations),
         "best_step": None, "best_fraction": None, "final_gap": None,
         "rule": (f"best val reached before the last {LATE_FRACTION:.0%} of steps and the last {FINAL_VALIDATIONS} "
-                 f"validations within {EXACT_EPSILON} exact / {CIDER_RELATIVE_EPSILON:.0%} CIDEr-D of it"),
+                 f"validations within max({EXACT_EPSILON}, 2 binomial SE) exact / {CIDER_RELATIVE_EPSILON:.0%} "
+                 "CIDEr-D of it"),
     }
     if stop_reason == "diverged":
         return {**verdict, "reason": "diverged"}
@@ -148,16 +154,26 @@ def convergence_verdict(validations: Sequence[tuple[int, Sequence[float]]], step
         return {**verdict, "reason": reason}
     if len(validations) - 1 - best_index < FINAL_VALIDATIONS:
         return {**verdict, "reason": f"fewer than {FINAL_VALIDATIONS} validations after the best"}
-    if not all(near_best(key, best_key) for _, key in final):
+    exact_epsilon = exact_tolerance(best_key[0], val_clips) if len(best_key) == 2 else EXACT_EPSILON
+    verdict["exact_epsilon"] = round(exact_epsilon, 4)
+    if not all(near_best(key, best_key, exact_epsilon) for _, key in final):
         return {**verdict, "reason": f"fell off its best: the last {FINAL_VALIDATIONS} validations are not all near it"}
     return {**verdict, "converged": True, "reason": "plateau reached and held"}
 
 
-def near_best(key: Sequence[float], best: Sequence[float]) -> bool:
+def exact_tolerance(best_exact: float, val_clips: int | None) -> float:
+    """How far below the best exact accuracy a validation may fall and still be on its plateau."""
+    if not val_clips:
+        return EXACT_EPSILON
+    p = min(max(best_exact, 0.0), 1.0)
+    return max(EXACT_EPSILON, 2.0 * math.sqrt(p * (1.0 - p) / val_clips))
+
+
+def near_best(key: Sequence[float], best: Sequence[float], exact_epsilon: float = EXACT_EPSILON) -> bool:
     """Within epsilon of the best on every component: (exact, CIDEr) on SynthClips, (CIDEr,) elsewhere."""
     *exact, cider = key
     *best_exact, best_cider = best
-    if exact and best_exact[0] - exact[0] > EXACT_EPSILON:
+    if exact and best_exact[0] - exact[0] > exact_epsilon + 1e-12:
         return False
     return best_cider - cider <= CIDER_RELATIVE_EPSILON * abs(best_cider)
 

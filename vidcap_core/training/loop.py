@@ -191,7 +191,7 @@ def finish(run: RunDir, state: RunState, data: TrainingData, cfg: TrainConfig) -
     """The TrainResult of a run that has stopped, with its convergence verdict."""
     history = read_jsonl(run.log)
     validations = [(row["step"], selection_key(row["val"], data.synth)) for row in history if row.get("val")]
-    convergence = convergence_verdict(validations, state.steps_done, state.stop_reason)
+    convergence = convergence_verdict(validations, state.steps_done, state.stop_reason, val_clips=len(data.val))
     return collect_result(run, state, epochs_done(state.steps_done, cfg, data), convergence,
                           data.caption_limit.to_dict())
 
