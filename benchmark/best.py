@@ -1,5 +1,7 @@
 """The best model, chosen on validation (benchmark.selection), exported with a model card; the best
-seed of every architecture x cell is kept next to it for the demo when its checkpoint is small."""
+seed of every architecture x cell, and of every other configuration of the `seeds` suite (concepts,
+semantic consistency, the SCST / adversarial fine-tunes), is kept next to it for the demo as
+`checkpoints/<label>.pt` when its checkpoint is small. Only the grid is ranked for `best`."""
 
 from __future__ import annotations
 
@@ -38,6 +40,19 @@ def candidates(ctx: BenchContext) -> dict[str, list[RunRecord]]:
     return {label: sorted(records, key=lambda r: r.seed) for label, records in found.items()}
 
 
+def seeds_exports(ctx: BenchContext) -> dict[str, list[RunRecord]]:
+    """Finished runs of the `seeds` suite's configurations outside the grid, by label (e.g. concepts-lstm,
+    attention-lstm-scst): exported for the demo, never ranked for `best` (SELECTION_RULE ranks the grid)."""
+    from benchmark.suites import seeds
+
+    wanted = {spec.key: label for label, specs in seeds.groups(ctx).items() if label not in grid_labels() for spec in specs}
+    found: dict[str, list[RunRecord]] = {}
+    for key, (_, record) in ctx.executor.seen.items():
+        if key in wanted:
+            found.setdefault(wanted[key], []).append(record)
+    return {label: sorted(records, key=lambda r: r.seed) for label, records in found.items()}
+
+
 def copy_atomic(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(source, "rb") as handle:
@@ -67,11 +82,13 @@ def export_best(ctx: BenchContext, command: str) -> Choice | None:
     }
     write_json(best_dir / "summary.json", json_safe(summary))
     atomic_write_text(best_dir / "MODEL_CARD.md", model_card(ctx, choice, test, command))
-    export_per_config(ctx, groups)
+    export_per_config(ctx, {**groups, **seeds_exports(ctx)}, ranked=set(groups))
     return choice
 
 
-def export_per_config(ctx: BenchContext, groups: dict[str, list[RunRecord]]) -> None:
+def export_per_config(ctx: BenchContext, groups: dict[str, list[RunRecord]], ranked: set[str]) -> None:
+    """checkpoints/<label>.pt (best seed of each configuration) and checkpoints/index.json; `ranked`: the
+    labels the selection rule chose `best` among (index.json's "ranked")."""
     index: dict[str, Any] = {}
     for label, records in sorted(groups.items()):
         record = best_of(records)
@@ -80,7 +97,9 @@ def export_per_config(ctx: BenchContext, groups: dict[str, list[RunRecord]]) -> 
         size = record.best_checkpoint.stat().st_size
         entry: dict[str, Any] = {"seed": record.seed, "val_CIDEr": val_cider(record), "bytes": size, "run_key": record.key,
                                  **{f"val_{name}": value for name, value in selection_values(record).items()},
-                                 "converged": record.converged}
+                                 "converged": record.converged, "ranked": label in ranked}
+        if record.parent is not None:  # a fine-tune: the run it started from
+            entry.update(parent=record.parent.get("label"), parent_converged=record.parent_converged)
         if size <= MAX_CHECKPOINT_BYTES:
             copy_atomic(record.best_checkpoint, ctx.out / "checkpoints" / f"{label}.pt")
             entry["file"] = f"{label}.pt"

@@ -34,6 +34,12 @@ class Profile:
     resamples: int  # bootstrap resamples per comparison
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields shared by every run
     length_train: dict[str, Any] = field(default_factory=dict)  # overrides for the `length` suite
+    # `seeds` suite: the aLSTMs semantic-consistency weight W ([4]), the TrainConfig overrides of its
+    # fine-tunes (SCST, LSTM-GAN: their step budget; the LR is the parent's x FINETUNE_LR_FACTOR) and
+    # their FinetuneConfig options (D's pretraining, the MLE mixing weight...)
+    consistency_weight: float = 0.5
+    finetune_train: dict[str, Any] = field(default_factory=dict)
+    finetune: dict[str, Any] = field(default_factory=dict)
 
 
 PROFILES: dict[str, Profile] = {
@@ -54,6 +60,9 @@ PROFILES: dict[str, Profile] = {
         train=dict(embed_size=16, hidden_size=16, attention_size=16, max_steps=20, val_every_steps=10,
                    warmup_steps=5, batch_size=16, lr=3e-3, dropout=0.0, min_count=1, plateau_patience=None,
                    probe_batch=4),
+        # fine-tunes: 4 steps validated once, D pretrained on a fifth of the training pairs
+        finetune_train=dict(max_steps=4, val_every_steps=4, warmup_steps=1),
+        finetune=dict(d_pretrain_epochs=0.2, d_embed_size=16, d_filters=8, d_video_size=16, d_hidden_size=16),
     ),
     "quick": Profile(
         name="quick",
@@ -72,6 +81,9 @@ PROFILES: dict[str, Profile] = {
         train=dict(embed_size=64, hidden_size=128, attention_size=64, max_steps=1000, val_every_steps=100,
                    warmup_steps=100, batch_size=32, lr=3e-3, dropout=0.1, min_count=2, plateau_patience=3,
                    probe_batch=16),
+        # PLACEHOLDER fine-tune budget (not measured): the main recipe's validation interval and plateau
+        # schedule, a fifth of its steps; FinetuneConfig's defaults otherwise
+        finetune_train=dict(max_steps=200, val_every_steps=100, warmup_steps=20),
     ),
     "full": Profile(
         name="full",
@@ -92,6 +104,8 @@ PROFILES: dict[str, Profile] = {
         train=dict(embed_size=64, hidden_size=128, attention_size=64, max_steps=3000, val_every_steps=100,
                    warmup_steps=100, batch_size=32, lr=3e-3, dropout=0.1, min_count=2, plateau_patience=3,
                    probe_batch=16),
+        # PLACEHOLDER fine-tune budget (not measured), as in `quick`: a fifth of the MLE budget
+        finetune_train=dict(max_steps=600, val_every_steps=100, warmup_steps=20),
     ),
 }
 

@@ -6,6 +6,13 @@ Layout of `<cache>/runs/<key>/`:
   result.json      written last, atomically: the run is finished once it exists; "result" is the run's
                    RUN_DIR/summary.json (steps, stop reason, best validation, convergence verdict)
   evals/<name>.json  one `evaluate_run` report (with per-video scores) per split / beam / frame order
+
+A fine-tune stage (SCST, LSTM-GAN: `FinetuneStage`) is a run like any other whose spec names its
+parent run: the parent's key is part of the child's key, the parent is trained first (or taken from
+the cache), and the child runs `training.policy_gradient.finetune` from the parent's best.pt into its
+own `train/` (resumed from its last.pt). A parent that did not converge is still fine-tuned; the
+child's result.json records the parent's key, label and convergence ("parent"), and its suite rows
+show it (`parent_converged`).
 """
 
 from __future__ import annotations
@@ -33,17 +40,35 @@ NOT_IN_KEY = frozenset({"root", "features", "annotations", "torch_threads", "dev
 
 
 @dataclass(frozen=True)
+class FinetuneStage:
+    """Policy-gradient fine-tuning of the parent run's best.pt (training.policy_gradient.finetune)."""
+
+    parent: RunSpec
+    method: str  # "scst" or "adversarial" (FinetuneConfig.method)
+    options: tuple[tuple[str, Any], ...] = ()  # other FinetuneConfig fields (reward, mle_weight, d_...), sorted
+
+    def key_material(self) -> dict[str, Any]:
+        return {"parent": self.parent.key, "method": self.method, "options": dict(self.options)}
+
+
+@dataclass(frozen=True)
 class RunSpec:
-    """One training run: a label for people, the complete TrainConfig, and the features it reads."""
+    """One training run: a label for people, the complete TrainConfig, and the features it reads; a
+    fine-tune also names its parent run and its method (`stage`), and `config` is then the TrainConfig
+    it fine-tunes with (the parent's, with the fine-tune's budget and learning rate)."""
 
     label: str  # e.g. "s2vt-lstm"; the seed is in config.seed
     config: TrainConfig
     features: FeatureSource
+    stage: FinetuneStage | None = None
 
     def key_material(self) -> dict[str, Any]:
         train = {k: v for k, v in self.config.to_dict().items() if k not in NOT_IN_KEY}
-        return {"schema": BENCH_SCHEMA, "train": train, "features": self.features.identity(),
-                "code": source_digest(TRAINING_CODE)}
+        material = {"schema": BENCH_SCHEMA, "train": train, "features": self.features.identity(),
+                    "code": source_digest(TRAINING_CODE)}
+        if self.stage is not None:  # absent for MLE runs: their keys stay what they were
+            material["finetune"] = self.stage.key_material()
+        return material
 
     @property
     def key(self) -> str:
@@ -81,6 +106,7 @@ class RunRecord:
     wall_seconds: float  # this benchmark's time training it (0 for a run finished earlier)
     history: list[dict[str, Any]] = field(default_factory=list)  # log.jsonl rows
     gradients: list[dict[str, Any]] = field(default_factory=list)  # gradients.jsonl rows
+    parent: dict[str, Any] | None = None  # a fine-tune's parent run: key, label, converged, convergence reason
 
     @property
     def train_dir(self) -> Path:
@@ -107,6 +133,11 @@ class RunRecord:
     @property
     def converged(self) -> bool:
         return bool(self.convergence.get("converged"))
+
+    @property
+    def parent_converged(self) -> bool | None:
+        """Whether the run this one fine-tuned converged; None for a run trained from scratch."""
+        return None if self.parent is None else bool(self.parent.get("converged"))
 
 
 @dataclass
@@ -150,26 +181,57 @@ class RunStore:
         return RunRecord(
             key=spec.key, label=spec.label, config=payload["config"], dir=directory, result=payload["result"],
             wall_seconds=0.0, history=read_jsonl(directory / "train" / "log.jsonl"),
-            gradients=read_jsonl(directory / "train" / "gradients.jsonl"),
+            gradients=read_jsonl(directory / "train" / "gradients.jsonl"), parent=payload.get("parent"),
         )
 
     def train(self, spec: RunSpec, threads: int = 0, progress: bool = False) -> RunRecord:
-        """Train (or resume) the run and mark it finished; returns its record."""
-        from vidcap_core.training import train
-
+        """Train (or resume) the run and mark it finished; returns its record. A fine-tune trains its
+        parent first when the parent is not finished yet."""
         directory = self.dir(spec)
         directory.mkdir(parents=True, exist_ok=True)
         write_json(directory / "spec.json", {"label": spec.label, "key": spec.key, **spec.key_material()})
-        config = TrainConfig.from_dict({**spec.config.to_dict(), "torch_threads": threads}, source=spec.title)
         started = time.perf_counter()
-        result = train(config, directory / "train", resume=True, progress=progress)  # validation needs no Java
+        if spec.stage is None:
+            config, summary, parent = *self._train_mle(spec, threads, progress), None
+        else:
+            config, summary, parent = self._finetune(spec, threads, progress)
         wall = time.perf_counter() - started
-        summary = {k: v for k, v in result.summary().items() if k not in ("run_dir", "best_checkpoint")}
-        write_json(directory / "result.json", {"label": spec.label, "key": spec.key, "config": spec.config.to_dict(),
-                                               "result": summary, "wall_seconds": round(wall, 3)})
+        payload = {"label": spec.label, "key": spec.key, "config": config, "result": summary,
+                   "wall_seconds": round(wall, 3)}
+        if parent is not None:
+            payload["parent"] = parent
+        write_json(directory / "result.json", payload)
         record = self.load(spec)
         record.wall_seconds = wall
         return record
+
+    def _train_mle(self, spec: RunSpec, threads: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """vidcap_core.training.train into `train/` (resumed from its last.pt); (the spec's config, summary)."""
+        from vidcap_core.training import train
+
+        config = TrainConfig.from_dict({**spec.config.to_dict(), "torch_threads": threads}, source=spec.title)
+        result = train(config, self.dir(spec) / "train", resume=True, progress=progress)  # validation needs no Java
+        return spec.config.to_dict(), run_summary(result.summary())
+
+    def _finetune(self, spec: RunSpec, threads: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The parent (trained now if needed), then `finetune` from its best.pt into `train/` (resumed).
+        Returns (the resolved fine-tune TrainConfig, its summary, facts about the parent)."""
+        from vidcap_core.training.finetune_config import resolve_finetune
+        from vidcap_core.training.policy_gradient import finetune, finetune_summary
+
+        assert spec.stage is not None
+        parent_spec = spec.stage.parent
+        parent = self.load(parent_spec) if self.is_finished(parent_spec) else self.train(parent_spec, threads, progress)
+        facts = {"key": parent.key, "label": parent.label, "seed": parent.seed, "converged": parent.converged,
+                 "convergence": parent.convergence.get("reason", "no verdict recorded")}
+        if parent.best_checkpoint is None:  # diverged before its first validation: recorded, not hidden
+            return spec.config.to_dict(), unstarted_summary(parent), facts
+        # The parent's run folder gives config.json and best.pt; the spec's config only repeats the parent's model.
+        overrides = {**spec.config.to_dict(), "torch_threads": threads}
+        cfg, ft = resolve_finetune(parent.train_dir, spec.stage.method, None, overrides, dict(spec.stage.options))
+        result = finetune(cfg, ft, self.dir(spec) / "train", resume=True, progress=progress)
+        config = {**cfg.to_dict(), "torch_threads": spec.config.torch_threads}  # how it ran is not what it is
+        return config, run_summary(finetune_summary(result, ft)), facts
 
     def evaluate(self, record: RunRecord, request: EvalRequest, scorer: Any) -> EvalRecord | None:
         """Evaluate the run's best checkpoint (cached per request); None when it has none (diverged at once)."""
@@ -194,6 +256,18 @@ class RunStore:
             n_videos=int(payload["n_videos"]), predictions_file=str(payload["predictions_file"]),
             per_video_semantic=payload.get("per_video_semantic") or {},
         )
+
+
+def run_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run's summary as result.json keeps it: without this machine's paths."""
+    return {k: v for k, v in summary.items() if k not in ("run_dir", "best_checkpoint")}
+
+
+def unstarted_summary(parent: RunRecord) -> dict[str, Any]:
+    """The summary of a fine-tune whose parent left no best.pt: no step taken, diverged, not converged."""
+    reason = f"its parent run {parent.key} ({parent.label}) has no best.pt to start from (it diverged at once)"
+    return {"steps_done": 0, "best_step": None, "best_val": None, "stop_reason": "diverged", "diverged": True,
+            "convergence": {"converged": False, "reason": reason}}
 
 
 def per_video_semantic(root: Path, predictions_file: Path) -> dict[str, dict[str, float | None]]:
@@ -298,11 +372,16 @@ class Executor:
             raise ConfigError(f"--jobs {self.jobs} must be at least 1.")
 
     def ensure(self, suite: str, specs: Sequence[RunSpec]) -> dict[str, RunRecord]:
-        """Every spec trained (or loaded), by key."""
+        """Every spec trained (or loaded), by key. A fine-tune's parent is ensured before it (in the
+        same call when it is one of `specs`, counted for this suite either way)."""
         unique: dict[str, RunSpec] = {}
         for spec in specs:
             unique.setdefault(spec.key, spec)
+        parents = {s.stage.parent.key: s.stage.parent for s in unique.values() if s.stage is not None}
         records: dict[str, RunRecord] = {}
+        missing = [parent for key, parent in parents.items() if key not in unique]
+        if missing:
+            records.update(self.ensure(suite, missing))
         pending: list[RunSpec] = []
         for key, spec in unique.items():
             if self.store.is_finished(spec):
@@ -314,14 +393,15 @@ class Executor:
                 pending.append(spec)
         for source in {spec.features.dir: spec.features for spec in pending}.values():
             ensure_features(source, seeds=self.seeds, log=self.prep, say=self.progress.say)
-        if self.jobs == 1 or len(pending) <= 1:
-            for spec in pending:
-                self.progress.started_run(suite, spec, resumed=self.resumable(spec))
-                records[spec.key] = self.store.train(spec, threads=0, progress=self.train_progress)
-                self.counted.add(spec.key)
-                self.progress.finished_run(suite, records[spec.key])
-        else:
-            records.update(self._parallel(suite, pending))
+        for wave in training_waves(pending):  # parents before their fine-tunes
+            if self.jobs == 1 or len(wave) <= 1:
+                for spec in wave:
+                    self.progress.started_run(suite, spec, resumed=self.resumable(spec))
+                    records[spec.key] = self.store.train(spec, threads=0, progress=self.train_progress)
+                    self.counted.add(spec.key)
+                    self.progress.finished_run(suite, records[spec.key])
+            else:
+                records.update(self._parallel(suite, wave))
         counts = self.tally.setdefault(suite, [0, 0])
         counts[0] += len(pending)
         counts[1] += len(unique) - len(pending)
@@ -348,6 +428,18 @@ class Executor:
                 self.counted.add(record.key)
                 self.progress.finished_run(suite, record)
         return records
+
+
+def training_waves(pending: Sequence[RunSpec]) -> list[list[RunSpec]]:
+    """`pending` in waves: a spec goes in the first wave after its parent's (runs from scratch first)."""
+    left = list(pending)
+    waves: list[list[RunSpec]] = []
+    while left:
+        waiting = {spec.key for spec in left}
+        wave = [s for s in left if s.stage is None or s.stage.parent.key not in waiting]
+        waves.append(wave)
+        left = [s for s in left if s not in wave]
+    return waves
 
 
 def train_in_worker(store_root: Path, spec: RunSpec) -> RunRecord:

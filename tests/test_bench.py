@@ -28,8 +28,8 @@ from benchmark.identity import stable_hash
 from benchmark.invocation import BenchOptions, run_benchmark
 from benchmark.prepare import DatasetSource, FeatureSource
 from benchmark.report import README_END, README_START, build_report
-from benchmark.runner import EvalRequest, RunRecord, RunSpec, RunStore
-from benchmark.selection import choose
+from benchmark.runner import EvalRequest, FinetuneStage, RunRecord, RunSpec, RunStore, count_pending, training_waves
+from benchmark.selection import choose, grid_labels
 from benchmark.stats import (
     NOT_JUDGED,
     Comparison,
@@ -45,7 +45,7 @@ from vidcap_core.files import json_safe
 from vidcap_core.training.config import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-REPORT_SUITES = ["cells", "attention", "temporal", "gradients", "beam"]
+REPORT_SUITES = ["cells", "attention", "temporal", "gradients", "seeds", "beam"]
 
 
 def comparison(diff: float, low: float, high: float, mean_b: float = 1.0, converged: tuple[int, int] = (3, 3)) -> Comparison:
@@ -233,6 +233,29 @@ def test_run_key_covers_what_changes_results_only(tmp_path):
     assert key != other_weights.key
 
 
+def finetune_of(parent: RunSpec, method: str = "scst", **options) -> RunSpec:
+    return RunSpec(f"{parent.label}-{method}", parent.config, parent.features,
+                   FinetuneStage(parent, method, tuple(sorted(options.items()))))
+
+
+def test_a_finetune_is_keyed_on_its_parent_and_trained_after_it(tmp_path):
+    parent = make_spec(tmp_path)
+    child = finetune_of(parent, reward="cider")
+    assert "finetune" not in parent.key_material()  # MLE runs keep the keys they had before fine-tune stages
+    assert child.key_material()["finetune"] == {"parent": parent.key, "method": "scst", "options": {"reward": "cider"}}
+    assert child.key != parent.key  # same TrainConfig, but a fine-tune of it
+    assert child.key == finetune_of(make_spec(tmp_path / "moved"), reward="cider").key  # parent keyed by data identity
+    assert child.key != finetune_of(make_spec(tmp_path, hidden_size=32), reward="cider").key  # another parent
+    assert child.key != finetune_of(make_spec(tmp_path, seed=1), reward="cider").key
+    assert child.key != finetune_of(parent, reward="semantic").key
+    assert child.key != finetune_of(parent, "adversarial").key
+    grandchild = finetune_of(child, "adversarial")
+    other = make_spec(tmp_path, seed=2)
+    waves = training_waves([grandchild, child, other, parent])
+    assert [[s.key for s in wave] for wave in waves] == [[other.key, parent.key], [child.key], [grandchild.key]]
+    assert training_waves([child]) == [[child]]  # a parent finished earlier is not waited for
+
+
 def test_run_key_is_the_same_in_a_fresh_interpreter(tmp_path):
     code = ("import sys; from pathlib import Path; sys.path.insert(0, 'tests'); "
             "from test_bench import make_spec; print(make_spec(Path(sys.argv[1])).key)")
@@ -333,7 +356,9 @@ def test_best_model_is_chosen_on_validation(bench_dirs):
     results, *_ = bench_dirs
     summary = json.loads((results / "best" / "summary.json").read_text())
     index = json.loads((results / "checkpoints" / "index.json").read_text())
-    best_key = max((entry["val_exact"], entry["val_CIDEr"]) for entry in index.values())  # exact, then CIDEr-D
+    ranked = {label: entry for label, entry in index.items() if entry["ranked"]}  # the grid, not the seeds suite's extras
+    assert ranked and set(ranked) <= set(grid_labels())
+    best_key = max((entry["val_exact"], entry["val_CIDEr"]) for entry in ranked.values())  # exact, then CIDEr-D
     chosen = index[summary["config"]]
     assert (chosen["val_exact"], chosen["val_CIDEr"]) == pytest.approx(best_key)  # one seed: best config = best run
     assert (summary["val"]["exact"], summary["val"]["CIDEr"]) == pytest.approx(best_key)
@@ -414,6 +439,125 @@ def test_report_from_real_results(bench_dirs):
         assert "## About this run\n\nHand-written note.\n" in build_report(results)
     finally:
         (results / "report_notes.md").unlink()
+
+
+SEEDS_CONFIGS = ["s2vt-lstm", "attention-lstm", "concepts-lstm", "concepts-lstm-input", "attention-lstm-consistency",
+                 "attention-lstm-adversarial", "attention-lstm-scst", "attention-lstm-scst-semantic"]
+SEEDS_CLAIMS = ("concepts_init", "concepts_vs_s2vt", "gan_quality", "gan_quality_meteor", "gan_diversity",
+                "consistency_meteor", "consistency_bleu", "scst_cider")
+
+
+def test_seeds_suite_writes_its_table_finetunes_and_claims(bench_dirs):
+    results, cache, *_ = bench_dirs
+    rows = read_csv(results / "seeds.csv")
+    assert [r["config"] for r in rows] == SEEDS_CONFIGS  # one seed on smoke
+    by_config = {r["config"]: r for r in rows}
+    cells = {r["config"]: r["run_key"] for r in read_csv(results / "cells.csv")}
+    assert by_config["s2vt-lstm"]["run_key"] == cells["s2vt-lstm"]  # the baselines are the other suites' runs
+    parent = by_config["attention-lstm"]
+    for label in ("attention-lstm-adversarial", "attention-lstm-scst", "attention-lstm-scst-semantic"):
+        row = by_config[label]
+        assert row["parent_key"] == parent["run_key"] and row["parent_converged"] == parent["converged"] == "False"
+        stored = json.loads((cache / "runs" / row["run_key"] / "result.json").read_text())
+        assert stored["parent"]["key"] == parent["run_key"] and stored["parent"]["converged"] is False
+        assert stored["result"]["finetune"]["init_from"].endswith(f"{parent['run_key']}/train/best.pt")
+        assert int(row["steps"]) == 4 and row["CIDEr"] != ""  # the smoke profile's fine-tune budget, evaluated
+    methods = {label: json.loads((cache / "runs" / by_config[label]["run_key"] / "result.json").read_text())["result"]["finetune"]
+               for label in ("attention-lstm-adversarial", "attention-lstm-scst", "attention-lstm-scst-semantic")}
+    assert [(m["method"], m["reward"]) for m in methods.values()] == [
+        ("adversarial", "discriminator"), ("scst", "cider"), ("scst", "semantic")]
+    for row in rows:  # benchmark.diversity's columns on the run's own test captions
+        assert 0 <= float(row["vocabulary"]) and float(row["distinct_captions"]) <= float(row["test_clips"])
+    concepts = json.loads((cache / "runs" / by_config["concepts-lstm-input"]["run_key"] / "result.json").read_text())
+    consistency = json.loads((cache / "runs" / by_config["attention-lstm-consistency"]["run_key"] / "result.json").read_text())
+    assert concepts["config"]["concept_mode"] == "input" and consistency["config"]["semantic_consistency"] == 0.5
+    text = (results / "seeds.md").read_text()
+    assert "| fine-tune " in text and "| parent converged " in text and "selection rule picks" in text
+    stored = json.loads((results / "seeds.json").read_text())
+    for claim in (c for c in CLAIMS if c.id in SEEDS_CLAIMS):
+        assert claim.suite == "seeds"
+        if claim.per_seed:  # diversity per seed: a CI needs 3 seeds, smoke has 1
+            assert claim.comparison not in stored["comparisons"] and judge(claim, {"seeds": stored}).verdict.name == "not measured"
+        else:
+            assert claim.comparison in stored["comparisons"]
+            assert judge(claim, {"seeds": stored}).verdict.name == NOT_JUDGED  # smoke runs never converge
+    assert {c.id for c in CLAIMS} >= set(SEEDS_CLAIMS)
+    report = build_report(results)
+    assert "## Suite `seeds`" in report and re.search(r"^\| concepts-lstm +\| concepts-lstm-input +\| CIDEr ", report, re.M)
+
+
+def test_best_exports_the_seeds_suite_checkpoints_for_the_demo(bench_dirs, tmp_path):
+    """Own results folder: other tests rerun `--suite cells` into the shared one, which rewrites its index."""
+    _, cache, *_ = bench_dirs
+    from benchmark.best import export_best
+    from benchmark.invocation import build_context
+    from benchmark.suites import seeds
+
+    out = tmp_path / "results"
+    ctx = build_context(BenchOptions(suites=["seeds"], profile="smoke", out=out, cache=cache))
+    try:
+        ctx.executor.ensure("seeds", seeds.plan(ctx))  # finished by the fixture: loaded, not trained
+        choice = export_best(ctx, "vidcap-bench run --suite seeds")
+    finally:
+        ctx.close()
+    assert choice is not None and choice.label in ("s2vt-lstm", "attention-lstm")  # only the grid is ranked
+    index = json.loads((out / "checkpoints" / "index.json").read_text())
+    assert set(index) == set(SEEDS_CONFIGS)
+    for label in SEEDS_CONFIGS:  # under the suite's labels, which the demo's compare view knows
+        assert index[label]["ranked"] is (label in grid_labels()) and (out / "checkpoints" / f"{label}.pt").is_file()
+    assert index["attention-lstm-scst"]["parent"] == "attention-lstm" and index["attention-lstm-scst"]["parent_converged"] is False
+    assert "parent" not in index["concepts-lstm"]
+
+
+def test_seeds_runs_are_cached_with_their_parents(bench_dirs):
+    """A second invocation plans the same keys (fine-tunes included) and finds every run finished."""
+    results, cache, *_ = bench_dirs
+    from benchmark.invocation import build_context
+    from benchmark.suites import seeds
+
+    ctx = build_context(BenchOptions(suites=["seeds"], profile="smoke", out=results, cache=cache))
+    planned = seeds.plan(ctx)
+    assert count_pending(ctx.store, planned) == (len(SEEDS_CONFIGS), 0)
+    child = next(spec for spec in planned if spec.label == "attention-lstm-scst")
+    assert child.stage is not None and child.stage.parent.label == "attention-lstm"
+    assert child.config.lr == pytest.approx(ctx.spec("attention", "lstm", 0).config.lr * 0.1)  # FINETUNE_LR_FACTOR
+    records = ctx.executor.ensure("seeds", [child])  # loads, trains nothing
+    assert records[child.key].parent["key"] == child.stage.parent.key and ctx.executor.tally["seeds"] == [0, 2]  # the child and its parent, reused
+
+
+def test_a_finetune_trains_its_parent_first_and_resumes(bench_dirs, tmp_path):
+    """RunStore.train on a fine-tune whose parent is not finished trains the parent, then the fine-tune;
+    a fine-tune cut short after its last save (no result.json) is finished from its last.pt, not retrained."""
+    _, cache, *_ = bench_dirs
+    from benchmark.invocation import build_context
+
+    ctx = build_context(BenchOptions(suites=["seeds"], profile="smoke", out=tmp_path / "results", cache=cache))
+    store = RunStore(tmp_path / "runs")  # empty: neither run exists there
+    parent = ctx.spec("s2vt", "lstm", 0, max_steps=10, val_every_steps=5)
+    child = ctx.finetune_spec(parent, "scst", "-scst", reward="cider")
+    record = store.train(child, threads=1)
+    assert store.is_finished(parent) and store.load(parent).best_checkpoint is not None
+    assert record.parent["key"] == parent.key and record.result["steps_done"] == 4
+    assert record.result["finetune"]["init_sha256"]  # started from the parent's best.pt
+    (store.dir(child) / "result.json").unlink()  # as if cut short after its last save
+    again = store.train(child, threads=1)
+    assert again.result["steps_done"] == 4 and again.result["best_val"] == record.result["best_val"]
+    assert again.history == record.history  # no step trained twice
+
+
+def test_diversity_of_hand_made_captions():
+    from benchmark.diversity import caption_diversity, distinct_ratio, ngrams
+
+    found = caption_diversity(["A red circle moves left.", "a red circle moves left", "a blue square", "square"])
+    # tokens: [a red circle moves left] x2, [a blue square], [square]: 14 words, 7 distinct; 10 bigrams, 6 distinct
+    assert (found.captions, found.distinct_captions, found.vocabulary) == (4, 3, 7)
+    assert found.distinct_1 == pytest.approx(7 / 14) and found.distinct_2 == pytest.approx(6 / 10)
+    assert ngrams(["a", "b", "c"], 2) == [("a", "b"), ("b", "c")] and ngrams(["a"], 2) == []
+    assert distinct_ratio([["a", "b"], ["b", "a"]], 2) == 1.0  # n-grams never cross captions
+    same = caption_diversity(["a dog runs"] * 5)
+    assert (same.distinct_captions, same.vocabulary) == (1, 3) and same.distinct_2 == pytest.approx(2 / 10)
+    empty = caption_diversity(["", "one"])
+    assert empty.vocabulary == 1 and empty.distinct_1 == 1.0 and math.isnan(empty.distinct_2)
 
 
 # ----------------------------------------------------------------------------- CLI

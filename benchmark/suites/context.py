@@ -9,8 +9,9 @@ from typing import Any
 
 from benchmark.prepare import FeatureSource
 from benchmark.profiles import Profile
-from benchmark.runner import EvalRecord, EvalRequest, Executor, RunRecord, RunSpec, RunStore
+from benchmark.runner import EvalRecord, EvalRequest, Executor, FinetuneStage, RunRecord, RunSpec, RunStore
 from vidcap_core.training.config import TrainConfig
+from vidcap_core.training.finetune_config import FINETUNE_LR_FACTOR
 
 CAPTION_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 SEMANTIC_SLOTS = ("colour", "shape", "action", "direction", "order", "exact")
@@ -57,6 +58,17 @@ class BenchContext:
         }
         label = f"{arch}-{cell}{suffix}"
         return RunSpec(label=label, config=TrainConfig.from_dict(values, source=label), features=source)
+
+    def finetune_spec(self, parent: RunSpec, method: str, suffix: str, **options: Any) -> RunSpec:
+        """The fine-tune (`method` scst | adversarial) of `parent`'s best.pt, labelled parent + suffix: the
+        parent's TrainConfig with the profile's fine-tune budget and the parent's LR x FINETUNE_LR_FACTOR
+        (what `vidcap train --init-from` does without --lr), FinetuneConfig options from the profile and
+        `options` (e.g. reward="semantic")."""
+        values = {**parent.config.to_dict(), "lr": parent.config.lr * FINETUNE_LR_FACTOR, **self.profile.finetune_train}
+        label = parent.label + suffix
+        stage = FinetuneStage(parent, method, tuple(sorted({**self.profile.finetune, **options}.items())))
+        return RunSpec(label=label, config=TrainConfig.from_dict(values, source=label), features=parent.features,
+                       stage=stage)
 
     def grid(self, arch: str, cell: str, **kwargs: Any) -> list[RunSpec]:
         """The same configuration for every seed."""

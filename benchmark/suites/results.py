@@ -23,7 +23,7 @@ NO_COMPARISON = "_No paired comparison could be computed._"
 # Columns of a suite's table that tell its rows apart besides config and seed (which ones a suite has varies).
 VARIANT_COLUMNS = ("backbone", "frames", "beam", "train_order", "test_order")
 RUN_FACTS = ("run_label", "converged", "convergence", "convergence_rule", "stop_reason", "steps", "best_step", "test_clips", "distinct_captions",
-             "distinct_references", "collapsed", "run_key")
+             "distinct_references", "collapsed", "run_key", "parent_key", "parent_converged")
 
 
 @dataclass

@@ -129,6 +129,9 @@ def run_row(suite: str, record: RunRecord, evaluation: EvalRecord | None, **vari
     row.update(split_facts(record, evaluation))
     row.update(caption_facts(evaluation))
     row.update(history_facts(record))
+    if record.parent is not None:  # a fine-tune: the run it started from, and whether that one converged
+        row["parent_key"] = record.parent.get("key")
+        row["parent_converged"] = record.parent_converged
     row["run_label"] = record.label  # the trained configuration, whatever `config` the suite shows it as
     row["run_key"] = record.key
     return row
