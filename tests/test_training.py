@@ -275,7 +275,13 @@ def test_convergence_rule_on_hand_made_histories():
 
     still_improving = convergence_verdict(history(rising), 1000, "budget")
     assert not still_improving["converged"] and "still improving" in still_improving["reason"]
-    assert "budget" in still_improving["reason"] and still_improving["best_fraction"] == 1.0
+    assert "budget" in still_improving["reason"] and still_improving["plateau_fraction"] == 1.0
+
+    # a plateau reached early, then one lucky validation near the end: the plateau counts, not the luck
+    lucky = [(0.1, 0.8), (0.3, 1.5), (0.56, 2.58), (0.56, 2.46), (0.557, 2.53), (0.54, 2.5), (0.567, 2.57),
+             (0.55, 2.57), (0.577, 2.6), (0.56, 2.58), (0.563, 2.57)]
+    verdict = convergence_verdict(history(lucky), 1100, "budget", val_clips=300)
+    assert verdict["converged"] and (verdict["best_step"], verdict["plateau_step"]) == (900, 300)
 
     # a budget stop after the curve had flattened is converged: the rule reads the curve, not the stop
     assert convergence_verdict(history(plateau), 1300, "budget")["converged"]
