@@ -6,7 +6,8 @@ ready when it is served and the first request is as fast as the tenth.
 Page: a video (upload, or a bundled SynthClips example with its references), the model, beam
 size and frame count; a Caption tab (caption, beam hypotheses, frame strip, attention heatmap
 and per-word most-attended frame, timings, the semantic checker's verdict on examples) and a
-Compare tab (RNN, LSTM and attention checkpoints side by side). API: `/caption`.
+Compare tab (RNN, LSTM and attention checkpoints side by side, then each surveyed system whose
+checkpoint is served: concepts, semantic consistency, the SCST / LSTM-GAN fine-tunes). API: `/caption`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from demo.examples import (
 from demo.handlers import (
     BEST_MODEL,
     COMPARE_MODELS,
+    CREATE_SURVEYED,
     VIDEO_SUFFIXES,
     Captioned,
     DemoHandlers,
@@ -34,6 +36,7 @@ from demo.handlers import (
     Failed,
     ModelCache,
     Outcome,
+    compare_columns,
     find_checkpoints,
 )
 from demo.render import (
@@ -67,7 +70,8 @@ INTRO = (
     "# vidcap: caption a video\n"
     "Upload a video ({suffixes}) or pick a SynthClips example, choose a model, then **Caption**. "
     "Attention models also show which frames each word looked at. **Compare** runs the same clip "
-    "through the RNN, LSTM and attention checkpoints. Runs on CPU, offline; API: `/caption`."
+    "through the RNN, LSTM and attention checkpoints (and the surveyed systems' when served). Runs on CPU, "
+    "offline; API: `/caption`."
 )
 
 __all__ = ["DemoLimits", "build_app", "launch_app"]
@@ -136,12 +140,11 @@ def build_app(
                 verdict = gr.Dataframe(headers=["slot", "verdict", "checks"], label="Semantic checker vs ground truth",
                                        visible=False, interactive=False)
             with gr.Tab("Compare"):
-                compare_button = gr.Button("Compare RNN, LSTM and attention", variant="primary",
-                                           elem_id="compare-button")
+                compare_button = gr.Button("Compare the models", variant="primary", elem_id="compare-button")
                 compare_note = gr.Markdown(missing_note(models.names))
                 compare_outputs: list[gr.components.Component] = []
                 with gr.Row():
-                    for name, title in COMPARE_MODELS.items():
+                    for name, title in compare_columns(models.names).items():
                         with gr.Column():
                             gr.Markdown(f"### {title}\n`{name}`")
                             compare_outputs += [
@@ -192,10 +195,11 @@ def launch_app(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860,
 def missing_note(names: Sequence[str]) -> str:
     missing = [name for name in COMPARE_MODELS if name not in names]
     if not missing:
-        return "Same clip, same beam size and frame count, through each model."
+        return ("Same clip, same beam size and frame count, through each model; the surveyed systems' checkpoints "
+                f"(`{CREATE_SURVEYED}`) add a column each when served.")
     files = ", ".join(f"results/checkpoints/{name}.pt" for name in missing)
     return error_markdown(f"Missing checkpoints: {files}. `vidcap-bench run --suite cells --out results` writes them; "
-                          "the other columns still work.")
+                          f"the other columns still work (`{CREATE_SURVEYED}` adds the surveyed systems').")
 
 
 def caption_page(outcome: Outcome, models: ModelCache | None = None) -> tuple[Any, ...]:
@@ -221,10 +225,9 @@ def caption_page(outcome: Outcome, models: ModelCache | None = None) -> tuple[An
 
 
 def compare_page(outcomes: dict[str, Outcome]) -> tuple[Any, ...]:
-    """compare() -> (note, then caption, details, heatmap per COMPARE_MODELS column)."""
+    """compare() -> (note, then caption, details, heatmap per compare column, in compare()'s order)."""
     values: list[Any] = [gr.update()]
-    for name in COMPARE_MODELS:
-        outcome = outcomes[name]
+    for outcome in outcomes.values():
         if isinstance(outcome, Captioned):
             picture = attention_heatmap(outcome)
             values += [outcome.caption, compare_markdown(outcome), gr.update(value=picture, visible=picture is not None)]

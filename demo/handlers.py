@@ -1,6 +1,7 @@
 """What the demo does, as plain functions with no Gradio in them: check an upload against the
 demo's limits, caption it with a lazily loaded, cached Captioner, compare the RNN, LSTM and
-attention checkpoints on it, and turn every VidcapError into a message for people.
+attention checkpoints on it (and the surveyed systems' when served: concepts, semantic consistency,
+the SCST and LSTM-GAN fine-tunes), and turn every VidcapError into a message for people.
 
 `DemoHandlers.caption_video` and `DemoHandlers.compare` never raise on bad input: they return a
 `Failed` whose `message` names the file and says what to do. The page, the `/caption` API and
@@ -13,6 +14,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,12 +31,24 @@ if TYPE_CHECKING:  # torch-heavy: imported when the first model loads, not at st
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma", ".aiff")
 BEST_MODEL = "best"
-# The report's comparison: checkpoint name under results/checkpoints -> column title.
+# The report's comparison: checkpoint name under results/checkpoints -> column title. Always columns
+# of the compare view (a missing checkpoint is named in its column).
 COMPARE_MODELS: dict[str, str] = {
     "s2vt-rnn": "RNN (S2VT)",
     "s2vt-lstm": "LSTM (S2VT)",
     "attention-lstm": "Attention (LSTM)",
 }
+# The surveyed systems, as vidcap-bench's `seeds` suite exports them (benchmark/suites/seeds.py labels):
+# a column of the compare view each when its checkpoint is served, after the report's three.
+SURVEYED_MODELS: dict[str, str] = {
+    "concepts-lstm": "Concepts init (LSTM) [1]",
+    "concepts-lstm-input": "Concepts as input (LSTM) [1]",
+    "attention-lstm-consistency": "Attention + consistency [4]",
+    "attention-lstm-adversarial": "LSTM-GAN fine-tune [2]",
+    "attention-lstm-scst": "SCST fine-tune (CIDEr-D)",
+    "attention-lstm-scst-semantic": "SCST fine-tune (semantic)",
+}
+CREATE_SURVEYED = "vidcap-bench run --suite seeds --out results"
 CREATE_CHECKPOINTS = "vidcap-bench run --suite cells --out results"
 BYTES_PER_MB = 1024 * 1024
 MODEL_CARD = "MODEL_CARD.md"  # written next to results/best/model.pt by vidcap-bench
@@ -72,6 +86,13 @@ class DemoLimits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"DemoLimits.{name}={value!r} must be a positive number.")
+
+
+def compare_columns(served: Iterable[str]) -> dict[str, str]:
+    """The compare view's columns (name -> title): the report's three always, then every surveyed
+    model whose checkpoint is among `served`."""
+    names = set(served)
+    return {**COMPARE_MODELS, **{name: title for name, title in SURVEYED_MODELS.items() if name in names}}
 
 
 def find_checkpoints(results: Path) -> dict[str, Path]:
@@ -247,14 +268,16 @@ class DemoHandlers:
             return Failed(friendly_message(exc, path), model_name)
 
     def compare(self, path: str | Path | None, beam: int = 1, frames: int = 0) -> dict[str, Outcome]:
-        """The clip through every model of COMPARE_MODELS that exists (a Failed naming the missing ones)."""
+        """The clip through every compare column (`compare_columns`): the report's three models (a Failed
+        naming a missing one) and each served surveyed model, in column order."""
+        columns = compare_columns(self.models.names)
         try:
             beam, frames = self.check_controls(beam, frames)
             video = check_upload(path, self.limits, self.decoder)
         except VidcapError as exc:
-            return {name: Failed(friendly_message(exc, path), name) for name in COMPARE_MODELS}
+            return {name: Failed(friendly_message(exc, path), name) for name in columns}
         outcomes: dict[str, Outcome] = {}
-        for name in COMPARE_MODELS:
+        for name in columns:
             if name not in self.models.checkpoints:
                 outcomes[name] = Failed(f"No {name} checkpoint is served (results/checkpoints/{name}.pt is missing); "
                                         f"`{CREATE_CHECKPOINTS}` writes it.", name)

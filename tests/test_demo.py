@@ -17,11 +17,13 @@ from typer.testing import CliRunner
 from demo.examples import ExampleSet, load_examples
 from demo.handlers import (
     COMPARE_MODELS,
+    SURVEYED_MODELS,
     Captioned,
     DemoHandlers,
     DemoLimits,
     Failed,
     ModelCache,
+    compare_columns,
     find_checkpoints,
 )
 from vidcap_core.errors import ConfigError
@@ -277,6 +279,60 @@ def test_compare_runs_each_model_and_names_missing_ones(handlers, demo_data, cli
         assert isinstance(partial[name], Failed) and f"results/checkpoints/{name}.pt is missing" in partial[name].message
     bad = handlers.compare(None)
     assert all(isinstance(o, Failed) and "No video given" in o.message for o in bad.values())
+
+
+def with_surveyed_checkpoints(demo_data: dict[str, Path], target: Path) -> Path:
+    """A copy of the demo's results folder plus two surveyed systems as vidcap-bench's `seeds` suite
+    names them: a real concepts-arch checkpoint (concepts-lstm) and attention-lstm-scst (an attention
+    checkpoint, as a fine-tune is: fine-tuning keeps G's architecture)."""
+    from dataclasses import replace
+
+    import torch
+
+    from vidcap_core.checkpoint import load_checkpoint, save_checkpoint
+    from vidcap_core.models import build_model
+
+    results = target / "results"
+    shutil.copytree(demo_data["results"], results)
+    checkpoints = results / "checkpoints"
+    attention = load_checkpoint(checkpoints / "attention-lstm.pt")
+    config = replace(attention.config, arch="concepts", concepts=["colour:red", "shape:circle", "action:spin"],
+                     concept_mode="init")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        model = build_model(config)
+    save_checkpoint(checkpoints / "concepts-lstm.pt", model, attention.vocab, attention.preprocessing)
+    shutil.copy(checkpoints / "attention-lstm.pt", checkpoints / "attention-lstm-scst.pt")
+    return results
+
+
+def test_compare_view_adds_the_surveyed_systems_that_are_served(demo_data, clip, tmp_path):
+    from demo.app import build_app, compare_page
+    from benchmark.selection import grid_labels
+    from benchmark.suites import seeds
+
+    # the demo knows every configuration the seeds suite exports beyond the grid, under the same names
+    assert set(SURVEYED_MODELS) == {label for label in (*seeds.MLE_LABELS, *seeds.FINETUNE_LABELS)
+                                    if label not in grid_labels()}
+    assert list(compare_columns(["best", "s2vt-rnn"])) == list(COMPARE_MODELS)  # none served: the report's three
+    results = with_surveyed_checkpoints(demo_data, tmp_path)
+    found = find_checkpoints(results)
+    assert {"concepts-lstm", "attention-lstm-scst"} <= set(found)
+    columns = compare_columns(found)
+    assert list(columns) == [*COMPARE_MODELS, "concepts-lstm", "attention-lstm-scst"]  # SURVEYED_MODELS order
+    handlers = DemoHandlers(ModelCache(found), DemoLimits(max_beam=4, max_frames=16))
+    outcomes = handlers.compare(clip, beam=2)
+    assert list(outcomes) == list(columns) and all(isinstance(o, Captioned) for o in outcomes.values()), outcomes
+    assert outcomes["concepts-lstm"].attention is None and outcomes["attention-lstm-scst"].attention is not None
+    assert outcomes["attention-lstm-scst"].caption == outcomes["attention-lstm"].caption  # same weights, same caption
+    assert len(compare_page(outcomes)) == 1 + 3 * len(columns)
+    bad = handlers.compare(None)
+    assert list(bad) == list(columns) and all(isinstance(o, Failed) for o in bad.values())
+    app = build_app(results, examples_dir=None, warm_up=False)
+    page = json.dumps(app.config)
+    for title in (*COMPARE_MODELS.values(), SURVEYED_MODELS["concepts-lstm"], SURVEYED_MODELS["attention-lstm-scst"]):
+        assert f"### {title}" in page
+    assert SURVEYED_MODELS["attention-lstm-adversarial"] not in page  # not served: no column
 
 
 def test_page_values_from_outcomes(handlers, clip):
