@@ -7,12 +7,13 @@ Which module runs what:
   runner.py       one training run at a time: RunStore (runs keyed by config hash, cached
                   evaluations) and Executor (trains what is missing, in parallel with --jobs)
   suites/         one module per comparison (cells, attention, temporal, gradients, backbone, length,
-                  beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
+                  seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
                   context.py (BenchContext), groups.py (train and evaluate seeds of a config),
                   rows.py (one row per run), compare.py (paired comparisons), results.py
                   (SuiteResult -> <suite>.csv/.md/.json)
   tables.py       DataFrame tables: seed summaries (groupby), per-seed pivots, markdown, CSV
   stats.py        bootstraps, seed summaries and the verdict rule; claims.py the claims judged
+  diversity.py    how varied a run's captions are (distinct captions, distinct-1/2, vocabulary)
   report.py       REPORT.md from a results folder; best.py the best model and its card;
                   selection.py how the best configuration is chosen on validation (the training
                   loop's selection key); generalise.py the best model on a fresh SynthClips seed
