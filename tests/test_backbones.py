@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -141,13 +140,17 @@ def test_synth_cnn_loads_committed_weights_and_is_deterministic() -> None:
     first, second = build_backbone("synth-cnn"), build_backbone("synth-cnn")
     assert first.weights_id.startswith("committed synth-cnn sha256:")
     assert first.input_size == (64, 64) and first.grid_size == (4, 4)
-    assert (first.feature_dim, first.grid_dim) == (16 * 32, 32)
+    assert (first.feature_dim, first.grid_dim) == (17 * 19, 19)
     x = images(3, 64)
     with torch.inference_mode():
         glob, grid = first(x)
         again, _ = second(x)
-    assert glob.shape == (3, 512) and grid.shape == (3, 16, 32)
-    assert torch.equal(glob, grid.flatten(1))  # the global vector keeps every region's code, in region order
+    assert glob.shape == (3, 323) and grid.shape == (3, 16, 19)
+    torch.testing.assert_close(glob[:, :19], grid.sum(1))  # the frame's totals, then every region in order
+    assert torch.equal(glob[:, 19:], grid.flatten(1))
+    seen = grid[..., 0]  # (3, 16) sigmoid(object); the other fields are scaled by it
+    assert ((seen >= 0) & (seen <= 1)).all()
+    torch.testing.assert_close(grid[..., 1:6].sum(-1), seen)  # p * softmax(shape) sums to p
     assert torch.equal(glob, again)
     record = json.loads(SYNTH_CNN_WEIGHTS.with_suffix(".json").read_text())
     assert record["image_size"] == 64 and record["seed"] == 0 and record["command"].startswith("vidcap pretrain-cnn")
@@ -189,15 +192,14 @@ def test_region_targets_follow_the_objects() -> None:
 def test_random_backbone_is_fixed_untrained_and_has_synth_cnns_architecture() -> None:
     first, second, trained = build_backbone("random"), build_backbone("random"), build_backbone("synth-cnn")
     assert first.weights_id.startswith("random-init seed 0")
-    assert first.cfg == replace(trained.cfg, heads={})
-    trunk = {k: v.shape for k, v in trained.state_dict().items() if not k.startswith("heads.")}
-    assert {k: v.shape for k, v in first.state_dict().items()} == trunk
+    assert first.cfg == trained.cfg
+    assert {k: v.shape for k, v in first.state_dict().items()} == {k: v.shape for k, v in trained.state_dict().items()}
     x = images(2, 64, seed=1)
     with torch.inference_mode():
         a, grid = first(x)
         b, _ = second(x)
         c, trained_grid = trained(x)
-    assert a.shape == c.shape == (2, 512) and grid.shape == trained_grid.shape == (2, 16, 32)
+    assert a.shape == c.shape == (2, 323) and grid.shape == trained_grid.shape == (2, 16, 19)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
     with pytest.raises(FeatureError, match="untrained"):
@@ -229,7 +231,7 @@ def test_pretrain_cli_writes_loadable_weights_and_record(tmp_path: Path) -> None
     model = build_backbone("synth-cnn", out)
     assert model.weights_id.startswith("sha256:")
     with torch.inference_mode():
-        assert model(images(1, 64))[0].shape == (1, 512)
+        assert model(images(1, 64))[0].shape == (1, 323)
     assert not list(tmp_path.glob("*.tmp"))
     stale = tmp_path / "old-format.safetensors"
     from safetensors.torch import save_file

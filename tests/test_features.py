@@ -21,8 +21,8 @@ from vidcap_core.features.store import FeatureStore
 from vidcap_core.video import read_frames
 
 T = 4  # frames per video in these tests
-G = 32  # synth-cnn region code size
-F = 16 * G  # synth-cnn global vector at 64x64: its 4x4 region codes concatenated
+G = 19  # synth-cnn per-region perception: object, shape 5, colour 7, size 2, offset 2, angle 2
+F = 17 * G  # synth-cnn global vector at 64x64: frame totals, then its 4x4 regions
 
 
 @pytest.fixture(autouse=True)
@@ -193,7 +193,7 @@ def test_frame_size_option_changes_the_grid(videos: list[VideoRecord], tmp_path:
     store = FeatureStore(tmp_path / "feats")
     assert store.meta["frame_size"] == [96, 96] and store.meta["grid_size"] == [6, 6]
     assert store.load_grid("clip0").shape == (T, 36, G)
-    assert store.load("clip0").shape == (T, 36 * G)  # synth-cnn's global vector: every region's code
+    assert store.load("clip0").shape == (T, 37 * G)  # synth-cnn's global vector: totals, then every region
 
 
 def features_app() -> typer.Typer:

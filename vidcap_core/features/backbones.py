@@ -5,7 +5,7 @@ Every backbone takes images `(N, 3, H, W)` float in [0, 1], normalises them itse
 `(global (N, F), grid (N, R, G))`: one vector per frame and the last convolutional map flattened
 into `R = h * w` regions. For the ImageNet CNNs `G == F` and the global vector is the average-pooled
 grid, except for VGG, whose global vector is fc7 (4096-d, the S2VT feature) while its grid is the
-512-channel conv5 map. synth-cnn's global vector is its R region codes concatenated (F = R * G).
+512-channel conv5 map. synth-cnn's global vector is its frame totals then its R regions' perception (F = (R + 1) * G).
 
 Weights never come from the network. torchvision models read the file torchvision itself would
 have downloaded from `torch.hub.get_dir()/checkpoints/`, or a state_dict given with `weights=`.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import get_args
 
@@ -187,7 +187,12 @@ def build_torchvision(name: str, weights: Path | None) -> Backbone:
 
 # ----------------------------------------------------------------------------- synth-cnn
 
-SYNTH_CNN_FORMAT = "vidcap-synth-cnn-2"  # 2: region codes (grid) and their concatenation (global)
+SYNTH_CNN_FORMAT = "vidcap-synth-cnn-2"  # 2: per-region perception (grid) and its concatenation (global)
+
+
+REGION_HEADS: dict[str, int] = {"object": 1, "shape": 5, "colour": 7, "size": 2, "offset": 2, "angle": 2}
+# SHAPES, COLOURS and SIZES of vidcap_core.synth.catalog, in order; offset (x, y) in [-1, 1] inside the
+# region; angle (sin, cos) of the shape's symmetry order x its angle.
 
 
 @dataclass
@@ -197,16 +202,12 @@ class SynthCNNConfig:
     image_size: int = 64
     channels: tuple[int, ...] = (16, 32, 64, 128)  # one conv block per entry, each halves H and W
     context_layers: int = 1  # 3x3 convolutions at grid resolution: a region sees its neighbours
-    region_dim: int = 32  # D: each grid region's code; the global vector is the R codes concatenated
-    heads: dict[str, int] = field(default_factory=dict)  # per-region pretraining head -> outputs
+    region_dim: int = 32  # D: each grid region's code, read by the heads
+    heads: dict[str, int] = field(default_factory=lambda: dict(REGION_HEADS))  # per-region head -> outputs
 
     @property
     def grid_side(self) -> int:
         return self.image_size // 2 ** len(self.channels)
-
-    @property
-    def feature_dim(self) -> int:
-        return self.grid_side**2 * self.region_dim  # F = R * D
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -229,50 +230,64 @@ def conv_block(c_in: int, c_out: int, pool: bool = True) -> nn.Sequential:
 
 
 class SynthCNN(Backbone):
-    """A small CNN that describes a SynthClips frame region by region.
+    """A small CNN that perceives a SynthClips frame region by region.
 
     Four conv blocks take the 64x64 frame (plus two coordinate channels) to a 4x4 grid of
     R = 16 regions; a 3x3 context layer lets each region see its neighbours (an object's centre
     lies in one region, its body spills into the next); a 1x1 convolution gives each region a
-    D-dim code. The grid is those codes (N, R, D); the global vector is their concatenation
-    (N, R * D) in row-major region order, so it says which object is where, not an average of
-    all of them. Pretraining (features/pretrain.py) makes each code linearly decodable into what
-    lies in its region: whether an object's centre is there, its shape, colour, size, exact
-    position inside the region and its angle modulo the shape's symmetry, which is what the
-    caption models need to see moves, growth, spins and colour changes across frames.
-    `heads` (a 1x1 convolution over the codes) is used only for pretraining and tests.
+    D-dim code, and a 1x1 head reads the code as REGION_HEADS, trained (features/pretrain.py) to
+    say whether an object's centre lies in the region, its shape, colour, size, exact position
+    inside the region and its angle modulo the shape's symmetry.
+
+    Features are that perception, per region (G = 19): p = sigmoid(object), then p * softmax of
+    shape, colour and size, p * offset, p * angle; an empty region is near zero, like an empty
+    oracle slot. The grid is (N, R, G). The global vector (N, G + R * G) is the frame's totals
+    (the sum over regions: how many objects, how many of each shape, colour and size) followed
+    by every region's perception in row-major order: it says what is in the frame without having
+    to learn 16 region read-outs, and which object is where (so a caption model can follow moves,
+    bounces, growth, fades, spins and colour changes across frames). Per-region perception beat
+    the raw 32-d region codes, and the totals beat the regions alone, in `vidcap probe-features`
+    (numbers in the synth-cnn pretraining record's notes and the commit that made this choice).
     """
 
     def __init__(self, cfg: SynthCNNConfig, name: str = "synth-cnn") -> None:
-        side, D = cfg.grid_side, cfg.region_dim
-        super().__init__(name, cfg.feature_dim, D, (cfg.image_size, cfg.image_size), (side, side), SYNTH_MEAN, SYNTH_STD)
+        if dict(cfg.heads) != REGION_HEADS:
+            raise FeatureError(f"synth-cnn needs region heads {REGION_HEADS}; its config has {cfg.heads}: retrain it with `vidcap pretrain-cnn`")
+        side, G = cfg.grid_side, sum(REGION_HEADS.values())
+        super().__init__(name, (side * side + 1) * G, G, (cfg.image_size, cfg.image_size), (side, side), SYNTH_MEAN, SYNTH_STD)
         self.cfg = cfg
         widths = (5, *cfg.channels)  # RGB + (y, x) coordinates
         blocks = [conv_block(a, b) for a, b in zip(widths[:-1], widths[1:])]
         blocks += [conv_block(widths[-1], widths[-1], pool=False) for _ in range(cfg.context_layers)]
         self.blocks = nn.Sequential(*blocks)
-        self.region_code = nn.Conv2d(widths[-1], D, 1)
-        outputs = sum(cfg.heads.values())
-        self.heads = nn.Conv2d(D, outputs, 1) if outputs else None
+        self.region_code = nn.Conv2d(widths[-1], cfg.region_dim, 1)
+        self.heads = nn.Conv2d(cfg.region_dim, G, 1)
 
-    def conv_map(self, x: torch.Tensor) -> torch.Tensor:
+    def region_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images (N, 3, H, W) -> head outputs (N, G, H/16, W/16), before any activation."""
         N, _, H, W = x.shape
         ys = torch.linspace(-1.0, 1.0, H, device=x.device, dtype=x.dtype).view(1, 1, H, 1).expand(N, 1, H, W)
         xs = torch.linspace(-1.0, 1.0, W, device=x.device, dtype=x.dtype).view(1, 1, 1, W).expand(N, 1, H, W)
         # channels_last: oneDNN runs these narrow convolutions several times faster on CPU
         x = torch.cat([x, ys, xs], dim=1).contiguous(memory_format=torch.channels_last)  # (N, 5, H, W)
-        return self.region_code(self.blocks(x))  # (N, D, H/16, W/16)
+        return self.heads(self.region_code(self.blocks(x)))  # (N, G, h, w)
+
+    def conv_map(self, x: torch.Tensor) -> torch.Tensor:
+        logits = dict(zip(REGION_HEADS, self.region_logits(x).split(list(REGION_HEADS.values()), dim=1)))
+        seen = torch.sigmoid(logits["object"])  # (N, 1, h, w)
+        parts = [seen] + [seen * logits[h].softmax(1) for h in ("shape", "colour", "size")]
+        parts += [seen * logits[h] for h in ("offset", "angle")]
+        return torch.cat(parts, dim=1)  # (N, G, h, w)
 
     def global_vector(self, conv: torch.Tensor) -> torch.Tensor:
-        return conv.flatten(2).transpose(1, 2).flatten(1)  # (N, D, h, w) -> (N, R * D), region-major
+        totals = conv.sum(dim=(2, 3))  # (N, G): objects, and objects of each shape, colour, size, in the frame
+        regions = conv.flatten(2).transpose(1, 2).flatten(1)  # (N, R * G), region-major
+        return torch.cat([totals, regions], dim=1)  # (N, G + R * G)
 
     def region_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Pretraining head outputs per region: {head: (N, R, outputs)}."""
-        if self.heads is None:
-            raise FeatureError(f"backbone {self.name} has no pretraining heads (it was built without them)")
-        conv = self.conv_map(self.normalise(images))  # (N, D, h, w)
-        out = self.heads(conv).flatten(2).transpose(1, 2)  # (N, R, sum outputs)
-        return dict(zip(self.cfg.heads, out.split(list(self.cfg.heads.values()), dim=2)))
+        """Head logits per region, for pretraining and tests: {head: (N, R, outputs)}."""
+        out = self.region_logits(self.normalise(images)).flatten(2).transpose(1, 2)  # (N, R, G)
+        return dict(zip(REGION_HEADS, out.split(list(REGION_HEADS.values()), dim=2)))
 
 
 def read_synth_cnn_file(path: Path) -> tuple[SynthCNNConfig, dict[str, torch.Tensor]]:
@@ -318,7 +333,6 @@ def build_random_cnn(name: str, weights: Path | None) -> Backbone:
     if weights is not None:
         raise FeatureError(f"backbone 'random' is untrained by definition; drop --weights {weights}")
     cfg = read_synth_cnn_file(SYNTH_CNN_WEIGHTS)[0] if SYNTH_CNN_WEIGHTS.is_file() else SynthCNNConfig()
-    cfg = replace(cfg, heads={})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         model = SynthCNN(cfg, name).to(memory_format=torch.channels_last)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vidcap_core.errors import ConfigError
-from vidcap_core.features.backbones import SynthCNN, SynthCNNConfig, save_synth_cnn
+from vidcap_core.features.backbones import REGION_HEADS, SynthCNN, SynthCNNConfig, save_synth_cnn
 from vidcap_core.features.oracle import ROTATION_ORDER
 from vidcap_core.files import json_safe, write_json
 from vidcap_core.synth.catalog import COLOURS, SHAPES, SIZES
@@ -41,7 +41,11 @@ from vidcap_core.synth.config import PRESETS, SynthConfig
 from vidcap_core.synth.plan import ClipPlan, sample_clip_plan
 from vidcap_core.synth.render import interpolate_object_states, object_tracks, render_clip
 
-HEADS: dict[str, int] = {"object": 1, "shape": len(SHAPES), "colour": len(COLOURS), "size": len(SIZES), "offset": 2, "angle": 2}
+HEADS = REGION_HEADS
+FEATURES_NOTE = (
+    "per frame: 19 totals (sum over regions) then 16 regions x 19 (sigmoid(object); object x softmax of "
+    "shape 5, colour 7, size 2; object x offset 2, angle 2) = 323; grid (16, 19)"
+)
 HELD_OUT_SEED_OFFSET = 1_000_003  # held-out frames never share a generator state with training frames
 VISIBLE = 0.5  # objects at least this opaque are the ones the held-out accuracies count
 ANGLE_TOLERANCE_DEG = 15.0  # a predicted turn within this (modulo the shape's symmetry) counts as right
@@ -263,6 +267,7 @@ def pretrain_synth_cnn(
         "batch_size": batch_size,
         "image_size": image_size,
         "architecture": asdict(model.cfg),
+        "features": FEATURES_NOTE,
         "train_frames": len(pool),
         "train_clips": num_clips,
         "held_out_frames": len(test),
