@@ -80,7 +80,7 @@ PROFILES: dict[str, Profile] = {
         # PLACEHOLDER sizes (not measured): the recipe engineer's steps-to-converge measurements replace them
         train=dict(embed_size=64, hidden_size=128, attention_size=64, max_steps=1000, val_every_steps=100,
                    warmup_steps=100, batch_size=32, lr=3e-3, dropout=0.1, min_count=2, plateau_patience=3,
-                   probe_batch=16),
+                   probe_batch=16, frame_deltas=10.0),  # motion as an input (issue #11: oracle exact 0.12 -> 0.58)
         # PLACEHOLDER fine-tune budget (not measured): the main recipe's validation interval and plateau
         # schedule, a fifth of its steps; FinetuneConfig's defaults otherwise
         finetune_train=dict(max_steps=200, val_every_steps=100, warmup_steps=20),
@@ -103,7 +103,7 @@ PROFILES: dict[str, Profile] = {
         # the old epoch budget's order of magnitude x 10, not a claim that runs converge in them.
         train=dict(embed_size=64, hidden_size=128, attention_size=64, max_steps=3000, val_every_steps=100,
                    warmup_steps=100, batch_size=32, lr=3e-3, dropout=0.1, min_count=2, plateau_patience=3,
-                   probe_batch=16),
+                   probe_batch=16, frame_deltas=10.0),  # motion as an input (issue #11: oracle exact 0.12 -> 0.58)
         # PLACEHOLDER fine-tune budget (not measured), as in `quick`: a fifth of the MLE budget
         finetune_train=dict(max_steps=600, val_every_steps=100, warmup_steps=20),
     ),

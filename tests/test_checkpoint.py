@@ -57,6 +57,24 @@ def test_round_trip_gives_identical_outputs(tmp_path, arch, cell):
     assert torch.equal(outputs(loaded.model), outputs(model))
 
 
+@pytest.mark.parametrize("arch", ARCH_VARIANTS)
+def test_round_trip_with_frame_deltas(tmp_path, arch):
+    model = tiny_model(arch, "gru", frame_deltas=10.0)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "model.pt", model, VOCAB, PREPROCESSING))
+    assert loaded.config.frame_deltas == 10.0 and loaded.config == model.config
+    assert torch.equal(outputs(loaded.model), outputs(model))
+
+
+def test_checkpoint_written_before_frame_deltas_loads_without_them(tmp_path):
+    model = tiny_model("attention", "lstm")
+    path = save_checkpoint(tmp_path / "m.pt", model, VOCAB, PREPROCESSING)
+    old = _rewrite(path, tmp_path, "old.pt", lambda p: p["config"].pop("frame_deltas"))
+    assert "frame_deltas" not in torch.load(old, weights_only=True)["config"]
+    loaded = load_checkpoint(old)
+    assert loaded.config.frame_deltas == 0.0
+    assert torch.equal(outputs(loaded.model), outputs(model))
+
+
 def test_payload_is_plain_data(tmp_path):
     model = tiny_model("s2vt", "gru")
     path = save_checkpoint(tmp_path / "m.pt", model, VOCAB, PREPROCESSING)

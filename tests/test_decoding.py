@@ -51,12 +51,14 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_model(arch: str, cell: str, vocab_size: int = 20, eos_bias: float = 0.0, seed: int = 0) -> CaptionModel:
+def tiny_model(arch: str, cell: str, vocab_size: int = 20, eos_bias: float = 0.0, seed: int = 0,
+               frame_deltas: float = 0.0) -> CaptionModel:
     """A random-weight model; `eos_bias` shifts the EOS logit so captions end at different lengths."""
     torch.manual_seed(seed)
     config = ModelConfig(
         cell=cell, feature_dim=F, vocab_size=vocab_size,
-        embed_size=E, hidden_size=H, attention_size=8, num_layers=2, max_tokens=8, **arch_options(arch),
+        embed_size=E, hidden_size=H, attention_size=8, num_layers=2, max_tokens=8, frame_deltas=frame_deltas,
+        **arch_options(arch),
     )
     model = build_model(config).eval()
     with torch.no_grad():
@@ -96,8 +98,9 @@ def sequence_logprobs(model, feats, mask, sequences: list[list[int]], ended: lis
 
 
 @pytest.mark.parametrize(("arch", "cell"), ALL)
-def test_beam_of_one_is_exactly_greedy(arch, cell):
-    model = tiny_model(arch, cell, eos_bias=EOS_BIAS)
+@pytest.mark.parametrize("frame_deltas", [0.0, 10.0])
+def test_beam_of_one_is_exactly_greedy(arch, cell, frame_deltas):
+    model = tiny_model(arch, cell, eos_bias=EOS_BIAS, frame_deltas=frame_deltas)
     feats, mask = tiny_inputs(batch=6)
     greedy = best_of_each(greedy_decode(model, feats, mask))
     beams = beam_search(model, feats, mask, beam_size=1)

@@ -11,6 +11,7 @@ from fixtures_models import ARCH_VARIANTS, arch_options
 
 from vidcap_core.errors import ConfigError, FeatureError
 from vidcap_core.models import (
+    append_frame_deltas,
     ARCH_NAMES,
     ARCHITECTURES,
     BOS_ID,
@@ -29,6 +30,7 @@ from vidcap_core.models import (
 
 B, T, F, V, H, E, R, L = 3, 6, 16, 20, 16, 12, 4, 7
 ALL = [(arch, cell) for arch in ARCH_VARIANTS for cell in CELL_NAMES]  # + "concepts:input" (fixtures_models)
+DELTAS = [0.0, 10.0]  # ModelConfig.frame_deltas: off (frame features only), and the recipe's scale
 
 
 def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5) -> None:
@@ -154,8 +156,10 @@ def test_registry_covers_every_arch():
 
 @pytest.mark.parametrize(("arch", "cell"), ALL)
 @pytest.mark.parametrize("regions", [None, R])
-def test_output_shapes(arch, cell, regions):
-    model = tiny_model(arch, cell)
+@pytest.mark.parametrize("deltas", DELTAS)
+def test_output_shapes(arch, cell, regions, deltas):
+    model = tiny_model(arch, cell, frame_deltas=deltas)
+    assert model.config.input_dim == (2 * F if deltas else F)
     feats, mask, captions = tiny_batch(regions=regions)
     logits, alphas = model(feats, mask, captions)
     assert logits.shape == (B, L, V)
@@ -166,8 +170,9 @@ def test_output_shapes(arch, cell, regions):
 
 
 @pytest.mark.parametrize(("arch", "cell"), ALL)
-def test_finite_loss_and_gradients_reach_every_parameter(arch, cell):
-    model = tiny_model(arch, cell, num_layers=2).train()
+@pytest.mark.parametrize("deltas", DELTAS)
+def test_finite_loss_and_gradients_reach_every_parameter(arch, cell, deltas):
+    model = tiny_model(arch, cell, num_layers=2, frame_deltas=deltas).train()
     feats, mask, captions = tiny_batch()
     logits, _ = model(feats, mask, captions)
     loss = masked_nll(logits[:, :-1], captions[:, 1:])
@@ -198,8 +203,9 @@ def test_one_batch_overfits(arch, cell):
 
 @pytest.mark.parametrize(("arch", "cell"), ALL)
 @pytest.mark.parametrize("regions", [None, R])
-def test_teacher_forcing_equals_step_by_step(arch, cell, regions):
-    model = tiny_model(arch, cell, num_layers=2).eval()
+@pytest.mark.parametrize("deltas", DELTAS)
+def test_teacher_forcing_equals_step_by_step(arch, cell, regions, deltas):
+    model = tiny_model(arch, cell, num_layers=2, frame_deltas=deltas).eval()
     feats, mask, captions = tiny_batch(regions=regions)
     with torch.no_grad():
         logits, alphas = model(feats, mask, captions)
@@ -231,8 +237,9 @@ def test_scheduled_sampling_feeds_back_the_argmax(arch, cell):
 
 
 @pytest.mark.parametrize(("arch", "cell"), ALL)
-def test_padded_frames_do_not_change_the_output(arch, cell):
-    model = tiny_model(arch, cell, num_layers=2).eval()
+@pytest.mark.parametrize("deltas", DELTAS)
+def test_padded_frames_do_not_change_the_output(arch, cell, deltas):
+    model = tiny_model(arch, cell, num_layers=2, frame_deltas=deltas).eval()
     feats, mask, captions = tiny_batch()
     noisy = feats.clone()
     noisy[1, 4:] = 100.0 * torch.randn(T - 4, F)
@@ -341,3 +348,55 @@ def test_masked_nll_is_the_mean_over_real_tokens():
     picked = [-logprobs[b, t, targets[b, t]] for b in range(2) for t in range(4) if targets[b, t] != PAD_ID]
     assert_close(masked_nll(logits, targets), torch.stack(picked).mean())
     assert masked_nll(logits, torch.zeros_like(targets)).item() == 0.0
+
+
+# -- frame deltas (ModelConfig.frame_deltas) ------------------------------------------------
+
+
+def test_frame_deltas_by_hand_on_a_masked_batch():
+    # clip 0: 3 real frames; clip 1: 2 real frames, then padding holding junk that must not leak
+    feats = torch.tensor([[[1.0, 0.0], [3.0, 1.0], [4.0, 5.0]],
+                          [[2.0, 2.0], [1.0, 4.0], [99.0, -99.0]]])  # (B=2, T=3, F=2)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    expected_deltas = torch.tensor([[[0.0, 0.0], [20.0, 10.0], [10.0, 40.0]],
+                                    [[0.0, 0.0], [-10.0, 20.0], [0.0, 0.0]]])  # 10 x (x_t - x_{t-1}); first, padded: 0
+    out = append_frame_deltas(feats, mask, 10.0)
+    assert out.shape == (2, 3, 4)
+    assert torch.equal(out[..., :2], feats) and torch.equal(out[..., 2:], expected_deltas)
+    grid = torch.stack([feats, -feats], dim=2)  # (B, T, R=2, F): deltas per region
+    out_grid = append_frame_deltas(grid, mask, 10.0)
+    assert out_grid.shape == (2, 3, 2, 4)
+    assert torch.equal(out_grid[:, :, 0], out) and torch.equal(out_grid[:, :, 1, 2:], -expected_deltas)
+
+
+@pytest.mark.parametrize("arch", ARCH_VARIANTS)
+def test_the_layers_read_the_frame_deltas(arch):
+    """With the x_t half of every first-layer projection zeroed, a model with frame deltas still tells a
+    moving clip from a still one, and cannot tell two still clips apart (their deltas are all 0)."""
+    feats, mask, captions = tiny_batch()
+    model = tiny_model(arch, "gru", frame_deltas=10.0).eval()
+    with torch.no_grad():
+        first_layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.in_features == 2 * F]
+        assert first_layers, "no layer reads the (B, T, 2F) input"
+        for layer in first_layers:
+            layer.weight[:, :F].zero_()  # (out, 2F): only the deltas half is left
+        still = feats[:, :1].expand_as(feats)  # every frame is the clip's first: all deltas 0
+        moving, frozen = model(feats, mask, captions)[0], model(still, mask, captions)[0]
+        assert not torch.allclose(moving, frozen)
+        assert_close(frozen, model(still + 3.0, mask, captions)[0])
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), True, "10"])
+def test_frame_deltas_validation(value):
+    cfg = ModelConfig(arch="s2vt", cell="lstm", feature_dim=8, vocab_size=10)
+    with pytest.raises(ConfigError, match="frame_deltas"):
+        dataclasses.replace(cfg, frame_deltas=value).validate()
+
+
+def test_old_config_dicts_without_frame_deltas_load_with_zero():
+    cfg = ModelConfig(arch="attention", cell="lstm", feature_dim=8, vocab_size=10, frame_deltas=10.0)
+    old = cfg.to_dict()
+    del old["frame_deltas"]
+    loaded = ModelConfig.from_dict(old)
+    assert loaded.frame_deltas == 0.0 and loaded.input_dim == 8
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg and cfg.input_dim == 16

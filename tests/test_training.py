@@ -145,6 +145,40 @@ def test_resume_ends_like_an_uninterrupted_run(tmp_path):
         train(replace(cfg, lr=1.0), tmp_path / "resumed", progress=False)
 
 
+def test_frame_deltas_reach_best_pt_and_a_run_from_before_them_resumes(tmp_path):
+    from typer.testing import CliRunner
+
+    from vidcap_core.checkpoint import load_checkpoint
+    from vidcap_core.cli import app
+
+    cfg = toy_config(tmp_path / "data", frame_deltas=2.5)
+    train(cfg, tmp_path / "on", progress=False)
+    assert load_checkpoint(tmp_path / "on" / "best.pt").config.frame_deltas == 2.5
+    with pytest.raises(ConfigError, match="frame_deltas"):  # resuming it without them is another run
+        train(replace(cfg, frame_deltas=0.0, max_steps=9), tmp_path / "on", progress=False)
+    with pytest.raises(ConfigError, match="frame_deltas"):
+        resolve_config(None, {"root": "r", "features": "f", "frame_deltas": -1.0})
+
+    old = replace(cfg, frame_deltas=0.0)
+    train(old, tmp_path / "old", progress=False)
+    config_json = tmp_path / "old" / "config.json"
+    written = json.loads(config_json.read_text())
+    del written["frame_deltas"]  # RUN_DIR/config.json as runs wrote it before the option existed
+    config_json.write_text(json.dumps(written))
+    result = train(replace(old, max_steps=9), tmp_path / "old", progress=False)  # resumes: missing = 0
+    assert result.steps_done == 9 and load_checkpoint(tmp_path / "old" / "best.pt").config.frame_deltas == 0.0
+
+    flags = ["train", "--out", str(tmp_path / "cli"), "--root", cfg.root, "--features", cfg.features, "--dataset", "csv",
+             "--annotations", cfg.annotations, "--arch", "meanpool", "--embed-size", "8", "--hidden-size", "8",
+             "--max-steps", "3", "--val-every-steps", "3", "--warmup-steps", "1", "--batch-size", "8", "--min-count", "1",
+             "--max-caption-words", "8", "--torch-threads", "1", "--no-progress", "--frame-deltas", "4"]
+    outcome = CliRunner().invoke(app, flags)
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["frame_deltas"] == 4.0
+    cli_model = load_checkpoint(tmp_path / "cli" / "best.pt").config
+    assert cli_model.frame_deltas == 4.0 and cli_model.input_dim == 2 * cli_model.feature_dim
+
+
 def test_caption_limit_comes_from_the_training_captions(tmp_path):
     from vidcap_core.checkpoint import load_checkpoint
     from vidcap_core.data import load_dataset
@@ -371,7 +405,8 @@ def test_gradient_probe_gives_one_finite_norm_per_frame(arch):
 
 
 def test_probe_rows_are_written_at_init_and_every_validation(tmp_path):
-    cfg = toy_config(tmp_path / "data", arch="meanpool", cell="lstm", max_steps=6, probe_every=1)
+    # frame_deltas 0: the plain mean treats every frame alike (the mean of the deltas is (x_last - x_0) / T)
+    cfg = toy_config(tmp_path / "data", arch="meanpool", cell="lstm", max_steps=6, probe_every=1, frame_deltas=0.0)
     train(cfg, tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "gradients.jsonl").read_text().splitlines()]
     assert [(r["step"], r["epoch"]) for r in rows] == [(0, 0.0), (3, 0.5), (6, 1.0)]

@@ -2,7 +2,7 @@
 the joint clip/sentence embedding (semantic consistency)."""
 
 from vidcap_core.models.attention import AttentionCaptioner
-from vidcap_core.models.base import CaptionModel, Memory, check_frame_mask
+from vidcap_core.models.base import CaptionModel, Memory, append_frame_deltas, check_frame_mask
 from vidcap_core.models.cells import (
     CELLS,
     Recurrent,
@@ -58,6 +58,7 @@ __all__ = [
     "SoftAttention",
     "State",
     "StateFromVector",
+    "append_frame_deltas",
     "build_model",
     "caption_word_mask",
     "cell_class",

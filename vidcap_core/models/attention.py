@@ -27,7 +27,7 @@ class AttentionCaptioner(CaptionModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         E, H, layers = config.embed_size, config.hidden_size, config.num_layers
-        self.frame_proj = nn.Linear(config.feature_dim, E)
+        self.frame_proj = nn.Linear(config.input_dim, E)
         self.encoder = Recurrent(config.cell, E, H, layers, config.dropout)
         self.slot_proj = nn.Linear(E, H)
         self.attention = SoftAttention(memory_dim=H, query_dim=H, attention_size=config.attention_size)
@@ -35,7 +35,7 @@ class AttentionCaptioner(CaptionModel):
         self.joint = JointEmbedding(H, E, config.consistency_size) if config.consistency_size else None
 
     def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
-        feats, mask = self._check_inputs(feats, mask)
+        feats, mask = self._prepare_inputs(feats, mask)  # (B, T, [R,] F_in), F_in = config.input_dim
         if feats.dim() == 3:
             feats = feats.unsqueeze(2)  # (B, T, F) -> (B, T, 1, F): a frame is one region
         B, T, R, _ = feats.shape

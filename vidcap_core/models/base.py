@@ -152,8 +152,13 @@ class CaptionModel(nn.Module, ABC):
         return obj.select(index) if isinstance(obj, Memory) else select_state(obj, index)
 
     # -- shared input handling ----------------------------------------------------------
-    def _check_inputs(self, feats: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Validate feats (B, T, F) / (B, T, R, F) and return them with a (B, T) bool mask."""
+    def _prepare_inputs(self, feats: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Validate feats (B, T, F) / (B, T, R, F) and return what the layers read, with a (B, T) bool mask.
+
+        The one place every architecture takes its frame features: with `config.frame_deltas` > 0
+        they become (B, T, [R,] 2F), each frame (region) followed by its scaled change since the
+        previous frame (`append_frame_deltas`); otherwise they pass through unchanged.
+        """
         if feats.dim() not in (3, 4):
             raise FeatureError(
                 f"features must be (B, T, F) or (B, T, R, F), got shape {tuple(feats.shape)}"
@@ -167,4 +172,22 @@ class CaptionModel(nn.Module, ABC):
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=feats.device)  # (B, T)
         check_frame_mask(mask, B, T)
+        if self.config.frame_deltas > 0:
+            feats = append_frame_deltas(feats, mask, self.config.frame_deltas)  # (B, T, [R,] 2F)
         return feats, mask
+
+
+def append_frame_deltas(feats: Tensor, mask: Tensor, scale: float) -> Tensor:
+    """feats (B, T, F) or (B, T, R, F), prefix mask (B, T) -> (B, T, [R,] 2F): concat(x_t, scale * (x_t - x_{t-1})).
+
+    Per-frame features say what a frame shows, not how it changes, and the decoders did not learn
+    actions from them alone (SynthClips oracle features, attention-LSTM: val exact 0.12 without,
+    0.58 with deltas x 10; issue #11). x_{-1} = x_0, so the first frame's delta is 0, and a padded
+    frame's delta is 0. Region grids take the difference per region: a region is the same place
+    (CNN grid cell) or the same tracked object (oracle slot) in every frame of a clip.
+    """
+    change = feats[:, 1:] - feats[:, :-1]  # (B, T - 1, [R,] F): frame t minus frame t - 1
+    deltas = torch.cat([torch.zeros_like(feats[:, :1]), change], dim=1)  # (B, T, [R,] F), x_{-1} = x_0
+    real = mask.view(*mask.shape, *([1] * (feats.dim() - 2)))  # (B, T, 1[, 1]) broadcasts over [R,] F
+    deltas = torch.where(real, deltas * scale, torch.zeros_like(deltas))  # padding: 0, whatever its values
+    return torch.cat([feats, deltas], dim=-1)  # (B, T, [R,] 2F)

@@ -58,9 +58,9 @@ class ConceptCaptioner(CaptionModel):
         super().__init__(config)
         E, H, layers, C = config.embed_size, config.hidden_size, config.num_layers, len(config.concepts)
         self.concept_head = nn.Sequential(
-            nn.Linear(config.feature_dim, H), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(H, C)
+            nn.Linear(config.input_dim, H), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(H, C)
         )
-        self.frame_proj = nn.Linear(config.feature_dim, E)
+        self.frame_proj = nn.Linear(config.input_dim, E)
         self.video_rnn = Recurrent(config.cell, E, H, layers, config.dropout)
         self.feeds_concepts = config.concept_mode == "input"
         word_input = H + E + (E if self.feeds_concepts else 0)
@@ -78,7 +78,7 @@ class ConceptCaptioner(CaptionModel):
         return (frame_logits * weights).sum(1) / weights.sum(1)  # (B, C)
 
     def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
-        feats, mask = self._check_inputs(feats, mask)
+        feats, mask = self._prepare_inputs(feats, mask)  # (B, T, [R,] F_in), F_in = config.input_dim
         if feats.dim() == 4:
             feats = feats.mean(2)  # (B, T, R, F) -> (B, T, F)
         B, T, _ = feats.shape

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, get_args
 
@@ -33,6 +34,11 @@ class ModelConfig:
     derived from the training captions): data the checkpoint carries, empty for the other archs.
     `consistency_size` > 0 gives the attention arch a joint clip/sentence embedding of that size for
     the semantic-consistency loss (aLSTMs); 0 = no such head (decoding never uses it).
+
+    `frame_deltas` > 0 gives every architecture motion as an input: each frame's features x_t become
+    concat(x_t, frame_deltas * (x_t - x_{t-1})), with x_{-1} = x_0 and 0 for padded frames
+    (`base.append_frame_deltas`), so the layers read `input_dim` = 2 F. 0 = off (checkpoints written
+    before the field load with 0). `feature_dim` stays the backbone's F, what features must match.
     """
 
     arch: ArchName
@@ -48,6 +54,12 @@ class ModelConfig:
     concept_mode: ConceptMode = "init"  # concepts arch: the concept vector initialises the decoder, or is an input
     concepts: list[str] = field(default_factory=list)
     consistency_size: int = 0
+    frame_deltas: float = 0.0  # scale of the appended frame differences; 0 = frame features only
+
+    @property
+    def input_dim(self) -> int:
+        """The feature size the layers read per frame (or region): F, or 2 F with frame deltas."""
+        return 2 * self.feature_dim if self.frame_deltas > 0 else self.feature_dim
 
     def validate(self) -> ModelConfig:
         """Raise ConfigError naming the bad field and the valid values; return self."""
@@ -68,6 +80,9 @@ class ModelConfig:
             )
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        deltas = self.frame_deltas
+        if isinstance(deltas, bool) or not isinstance(deltas, (int, float)) or not 0.0 <= float(deltas) < math.inf:
+            raise ConfigError(f"frame_deltas must be a finite number >= 0 (0 = off; the recipe uses 10), got {deltas!r}")
         self._validate_auxiliary_heads()
         return self
 

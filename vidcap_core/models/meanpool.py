@@ -14,17 +14,18 @@ class MeanPoolCaptioner(CaptionModel):
     """A recurrent language model whose input at every step is [word embedding, clip vector].
 
     The clip vector is a linear projection of the masked mean of the frame features, so the
-    model is invariant to frame order. Region grids (B, T, R, F) are averaged over regions.
+    model is invariant to frame order, unless `frame_deltas` > 0: the mean of the appended deltas is
+    frame_deltas * (x_last - x_0) / T, the clip's net change. Region grids (B, T, R, F) are averaged over regions.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         E, H = config.embed_size, config.hidden_size
-        self.video_proj = nn.Linear(config.feature_dim, E)
+        self.video_proj = nn.Linear(config.input_dim, E)
         self.decoder = Recurrent(config.cell, 2 * E, H, config.num_layers, config.dropout)
 
     def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
-        feats, mask = self._check_inputs(feats, mask)
+        feats, mask = self._prepare_inputs(feats, mask)  # (B, T, [R,] F_in), F_in = config.input_dim
         if feats.dim() == 4:
             feats = feats.mean(2)  # (B, T, R, F) -> (B, T, F)
         weights = mask.unsqueeze(-1).to(feats.dtype)  # (B, T, 1)

@@ -24,12 +24,12 @@ class S2VTCaptioner(CaptionModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         E, H, layers = config.embed_size, config.hidden_size, config.num_layers
-        self.frame_proj = nn.Linear(config.feature_dim, E)
+        self.frame_proj = nn.Linear(config.input_dim, E)
         self.video_rnn = Recurrent(config.cell, E, H, layers, config.dropout)
         self.word_rnn = Recurrent(config.cell, H + E, H, layers, config.dropout)
 
     def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
-        feats, mask = self._check_inputs(feats, mask)
+        feats, mask = self._prepare_inputs(feats, mask)  # (B, T, [R,] F_in), F_in = config.input_dim
         if feats.dim() == 4:
             feats = feats.mean(2)  # (B, T, R, F) -> (B, T, F)
         B, T, _ = feats.shape

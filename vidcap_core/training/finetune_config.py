@@ -25,7 +25,7 @@ FINETUNE_FILE = "finetune.json"  # next to RUN_DIR/config.json
 # SCST at 5e-5 after MLE at 5e-4; a policy-gradient step from a converged model should be a nudge.
 FINETUNE_LR_FACTOR = 0.1
 # TrainConfig fields that describe G's architecture: taken from the checkpoint, never from options.
-MODEL_FIELDS = ("arch", "cell", "embed_size", "hidden_size", "num_layers", "attention_size", "dropout")
+MODEL_FIELDS = ("arch", "cell", "embed_size", "hidden_size", "num_layers", "attention_size", "dropout", "frame_deltas")
 
 
 @dataclass

@@ -411,6 +411,7 @@ def build_captioner(cfg: TrainConfig, data: TrainingData) -> nn.Module:
         dropout=cfg.dropout,
         max_tokens=cfg.max_tokens,
         attention_size=cfg.attention_size,
+        frame_deltas=cfg.frame_deltas,
         **model_fields(cfg, data.concepts),
     )
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only

@@ -20,7 +20,7 @@ from torch import nn
 from vidcap_core.errors import ConfigError
 from vidcap_core.files import atomic_write, json_safe, read_jsonl, sweep_interrupted_writes, write_json, write_jsonl
 from vidcap_core.runs import RunDir
-from vidcap_core.training.config import RESUMABLE_CHANGES, TrainConfig, upgrade_renamed_keys
+from vidcap_core.training.config import RESUMABLE_CHANGES, TrainConfig, upgrade_stored_run_config
 from vidcap_core.training.convergence import PlateauState
 
 
@@ -86,7 +86,7 @@ def prepare_run_dir(cfg: TrainConfig, run: RunDir, resume: bool) -> None:
     run.root.mkdir(parents=True, exist_ok=True)
     sweep_interrupted_writes(run.root)  # temp files of a write that a kill -9 cut short
     if resume and run.last.is_file() and run.config.is_file():
-        previous = upgrade_renamed_keys(run.read_config())
+        previous = upgrade_stored_run_config(run.read_config())
         changed = sorted(k for k, v in cfg.to_dict().items() if previous.get(k) != v and k not in RESUMABLE_CHANGES)
         if changed:
             raise ConfigError(
