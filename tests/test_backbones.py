@@ -140,14 +140,14 @@ def test_synth_cnn_loads_committed_weights_and_is_deterministic() -> None:
     first, second = build_backbone("synth-cnn"), build_backbone("synth-cnn")
     assert first.weights_id.startswith("committed synth-cnn sha256:")
     assert first.input_size == (64, 64) and first.grid_size == (4, 4)
-    assert (first.feature_dim, first.grid_dim) == (17 * 19, 19)
+    assert (first.feature_dim, first.grid_dim) == (17 * 21, 21)
     x = images(3, 64)
     with torch.inference_mode():
         glob, grid = first(x)
         again, _ = second(x)
-    assert glob.shape == (3, 323) and grid.shape == (3, 16, 19)
-    torch.testing.assert_close(glob[:, :19], grid.sum(1))  # the frame's totals, then every region in order
-    assert torch.equal(glob[:, 19:], grid.flatten(1))
+    assert glob.shape == (3, 357) and grid.shape == (3, 16, 21)
+    torch.testing.assert_close(glob[:, :21], grid.sum(1))  # the frame's totals, then every region in order
+    assert torch.equal(glob[:, 21:], grid.flatten(1))
     seen = grid[..., 0]  # (3, 16) sigmoid(object); the other fields are scaled by it
     assert ((seen >= 0) & (seen <= 1)).all()
     torch.testing.assert_close(grid[..., 1:6].sum(-1), seen)  # p * softmax(shape) sums to p
@@ -199,7 +199,7 @@ def test_random_backbone_is_fixed_untrained_and_has_synth_cnns_architecture() ->
         a, grid = first(x)
         b, _ = second(x)
         c, trained_grid = trained(x)
-    assert a.shape == c.shape == (2, 323) and grid.shape == trained_grid.shape == (2, 16, 19)
+    assert a.shape == c.shape == (2, 357) and grid.shape == trained_grid.shape == (2, 16, 21)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
     with pytest.raises(FeatureError, match="untrained"):
@@ -231,7 +231,7 @@ def test_pretrain_cli_writes_loadable_weights_and_record(tmp_path: Path) -> None
     model = build_backbone("synth-cnn", out)
     assert model.weights_id.startswith("sha256:")
     with torch.inference_mode():
-        assert model(images(1, 64))[0].shape == (1, 323)
+        assert model(images(1, 64))[0].shape == (1, 357)
     assert not list(tmp_path.glob("*.tmp"))
     stale = tmp_path / "old-format.safetensors"
     from safetensors.torch import save_file
@@ -248,3 +248,11 @@ def test_pretrain_rejects_bad_sizes(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="image_size 50"):
         pretrain_synth_cnn(tmp_path / "x.safetensors", steps=1, batch_size=4, seed=0, image_size=50)
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_frame_position_turns_region_offsets_into_frame_coordinates() -> None:
+    offset = torch.zeros(1, 2, 4, 4)  # every centre in the middle of its region
+    offset[0, :, 2, 1] = torch.tensor([-1.0, 1.0])  # region row 2, column 1: its left edge, bottom edge
+    xy = SynthCNN.frame_position(offset)  # (1, 2, 4, 4)
+    assert xy[0, 0, 0, 0].item() == pytest.approx(0.125) and xy[0, 1, 3, 3].item() == pytest.approx(0.875)
+    assert xy[0, 0, 2, 1].item() == pytest.approx(0.25) and xy[0, 1, 2, 1].item() == pytest.approx(0.75)

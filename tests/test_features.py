@@ -21,7 +21,7 @@ from vidcap_core.features.store import FeatureStore
 from vidcap_core.video import read_frames
 
 T = 4  # frames per video in these tests
-G = 19  # synth-cnn per-region perception: object, shape 5, colour 7, size 2, offset 2, angle 2
+G = 21  # synth-cnn per-region perception: object, shape 5, colour 7, size 2, offset 2, angle 2, x, y
 F = 17 * G  # synth-cnn global vector at 64x64: frame totals, then its 4x4 regions
 
 

@@ -239,9 +239,9 @@ class SynthCNN(Backbone):
     say whether an object's centre lies in the region, its shape, colour, size, exact position
     inside the region and its angle modulo the shape's symmetry.
 
-    Features are that perception, per region (G = 19): p = sigmoid(object), then p * softmax of
-    shape, colour and size, p * offset, p * angle; an empty region is near zero, like an empty
-    oracle slot. The grid is (N, R, G). The global vector (N, G + R * G) is the frame's totals
+    Features are that perception, per region (G = 21): p = sigmoid(object), then p * softmax of
+    shape, colour and size, p * offset, p * angle, and p * (x, y) of the centre in the frame (0..1),
+    so that motion is linear in the features; an empty region is near zero, like an empty oracle slot. The grid is (N, R, G). The global vector (N, G + R * G) is the frame's totals
     (the sum over regions: how many objects, how many of each shape, colour and size) followed
     by every region's perception in row-major order: it says what is in the frame without having
     to learn 16 region read-outs, and which object is where (so a caption model can follow moves,
@@ -253,7 +253,7 @@ class SynthCNN(Backbone):
     def __init__(self, cfg: SynthCNNConfig, name: str = "synth-cnn") -> None:
         if dict(cfg.heads) != REGION_HEADS:
             raise FeatureError(f"synth-cnn needs region heads {REGION_HEADS}; its config has {cfg.heads}: retrain it with `vidcap pretrain-cnn`")
-        side, G = cfg.grid_side, sum(REGION_HEADS.values())
+        side, G = cfg.grid_side, sum(REGION_HEADS.values()) + 2  # + (x, y) in the frame
         super().__init__(name, (side * side + 1) * G, G, (cfg.image_size, cfg.image_size), (side, side), SYNTH_MEAN, SYNTH_STD)
         self.cfg = cfg
         widths = (5, *cfg.channels)  # RGB + (y, x) coordinates
@@ -261,7 +261,7 @@ class SynthCNN(Backbone):
         blocks += [conv_block(widths[-1], widths[-1], pool=False) for _ in range(cfg.context_layers)]
         self.blocks = nn.Sequential(*blocks)
         self.region_code = nn.Conv2d(widths[-1], cfg.region_dim, 1)
-        self.heads = nn.Conv2d(cfg.region_dim, G, 1)
+        self.heads = nn.Conv2d(cfg.region_dim, sum(REGION_HEADS.values()), 1)
 
     def region_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images (N, 3, H, W) -> head outputs (N, G, H/16, W/16), before any activation."""
@@ -277,7 +277,18 @@ class SynthCNN(Backbone):
         seen = torch.sigmoid(logits["object"])  # (N, 1, h, w)
         parts = [seen] + [seen * logits[h].softmax(1) for h in ("shape", "colour", "size")]
         parts += [seen * logits[h] for h in ("offset", "angle")]
+        parts.append(seen * self.frame_position(logits["offset"]))  # linear in the object's x, y (motion)
         return torch.cat(parts, dim=1)  # (N, G, h, w)
+
+    @staticmethod
+    def frame_position(offset: torch.Tensor) -> torch.Tensor:
+        """Offsets (N, 2, h, w) in [-1, 1] inside each region -> (x, y) in the frame, 0..1."""
+        _, _, h, w = offset.shape
+        col = torch.arange(w, device=offset.device, dtype=offset.dtype).view(1, 1, w)
+        row = torch.arange(h, device=offset.device, dtype=offset.dtype).view(1, h, 1)
+        x = (col + (offset[:, 0] + 1.0) / 2.0) / w  # (N, h, w)
+        y = (row + (offset[:, 1] + 1.0) / 2.0) / h  # (N, h, w)
+        return torch.stack([x, y], dim=1)  # (N, 2, h, w)
 
     def global_vector(self, conv: torch.Tensor) -> torch.Tensor:
         totals = conv.sum(dim=(2, 3))  # (N, G): objects, and objects of each shape, colour, size, in the frame

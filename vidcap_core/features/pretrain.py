@@ -43,8 +43,8 @@ from vidcap_core.synth.render import interpolate_object_states, object_tracks, r
 
 HEADS = REGION_HEADS
 FEATURES_NOTE = (
-    "per frame: 19 totals (sum over regions) then 16 regions x 19 (sigmoid(object); object x softmax of "
-    "shape 5, colour 7, size 2; object x offset 2, angle 2) = 323; grid (16, 19)"
+    "per frame: 21 totals (sum over regions) then 16 regions x 21 (sigmoid(object); object x softmax of "
+    "shape 5, colour 7, size 2; object x offset 2, angle 2, x and y in the frame) = 357; grid (16, 21)"
 )
 HELD_OUT_SEED_OFFSET = 1_000_003  # held-out frames never share a generator state with training frames
 VISIBLE = 0.5  # objects at least this opaque are the ones the held-out accuracies count
