@@ -39,7 +39,7 @@ def _fail(exc: Exception) -> None:
 def run(
     suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, cells, attention, temporal, gradients, backbone, length, beam.")],
     out: Annotated[Path, typer.Option("--out", help="Results folder: <suite>.csv/.md/.json, figures/, best/, checkpoints/.")] = Path("results"),
-    profile: Annotated[ProfileChoice, typer.Option(help="quick (5 min, 1 seed), full (the committed results: 3 seeds, 60 min on 2 cores), smoke (tests only).")] = ProfileChoice.quick,
+    profile: Annotated[ProfileChoice, typer.Option(help="quick (a short look, 1 seed, nothing converges), full (the committed results: 3000 clips, 1 seed, runs to a plateau), smoke (tests only).")] = ProfileChoice.quick,
     seeds: Annotated[Optional[int], typer.Option(help="Seeds per configuration (default: the profile's).")] = None,
     dataset: Annotated[Optional[DatasetChoice], typer.Option(help="Real dataset to use instead of SynthClips (needs --root and --backbone).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Root folder of the real dataset.")] = None,

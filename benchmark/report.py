@@ -43,7 +43,8 @@ document frequencies from the resampled corpus; a test checks each resample equa
 duplicated corpus). METEOR is resampled as per-video (sentence-level) scores, whose mean differs
 slightly from the corpus METEOR shown in the tables: recomputing it would cost one Java round trip per
 resample. Per-run quantities (training time, gradient ratios) are paired by seed
-and bootstrapped over seeds, so with 3 seeds their intervals are coarse."""
+and bootstrapped over seeds: with few seeds their intervals are coarse, and with one seed they are not
+measured (the claims table says so)."""
 
 BUDGET_PARTIAL = (
     "The last invocation of the {profile} profile took {minutes:.1f} min but reused {reused} of its {total} runs, "
