@@ -132,5 +132,31 @@ def robustness(
     typer.echo(f"wrote {path}")
 
 
+@app.command()
+def ood(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="A checkpoint with its OOD calibration (<stem>.ood.npz) next to it.")] = Path("results/best/model.pt"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for ood.md and ood.json.")] = Path("results"),
+    root: Annotated[Optional[Path], typer.Option(help="An existing SynthClips folder whose test split to score (default: the set the checkpoint's MODEL_CARD.md names, else standard seed 0, generated into --cache).")] = None,
+    cache: Annotated[Path, typer.Option(help="Benchmark cache, where the SynthClips set is found or generated.")] = Path(".cache/vidcap-bench"),
+    videos: Annotated[Optional[list[Path]], typer.Option("--videos", help="More real videos to score (repeatable): files or folders.")] = None,
+    pattern_seconds: Annotated[int, typer.Option(min=1, help="Length of each generated pattern clip.")] = 10,
+    decode_timeout: Annotated[float, typer.Option(min=1.0, help="Seconds one file may take to decode before it counts as unreadable.")] = 120.0,
+) -> None:
+    """Share of clips the OOD flag fires on: SynthClips test clips (aim <= 1%), ../shared/videos and generated patterns (aim 100%)."""
+    from benchmark.ood import OodOptions, run_ood
+    from vidcap_core.errors import VidcapError
+
+    try:
+        path = run_ood(OodOptions(
+            checkpoint=checkpoint, out=out, root=root, cache=cache, videos=tuple(videos or ()),
+            pattern_seconds=pattern_seconds, decode_timeout_s=decode_timeout,
+            command=shlex.join(["vidcap-bench", *sys.argv[1:]]) if Path(sys.argv[0]).name == "vidcap-bench" else "",
+        ), say=typer.echo)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path} and {path.with_suffix('.json')}")
+
+
 def main() -> None:
     app()

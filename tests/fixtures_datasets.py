@@ -275,3 +275,44 @@ def log_rows(run: Path, drop_time: bool = True) -> list[dict]:
     `val_seconds`) unless drop_time=False."""
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if not (drop_time and k.endswith("seconds"))} for r in rows]
+
+
+# ----------------------------------------------------------------------------- a calibrated captioner
+
+
+def build_calibrated_checkpoint(base: Path, num_frames: int = 8, num_clips: int = 12) -> tuple[Path, Path]:
+    """SynthClips tiny (`num_clips` clips) in `base/synth` and `base/model.pt`: an untrained attention-LSTM
+    over `random`-backbone features (the OOD flag does not depend on caption quality), with the OOD
+    calibration `vidcap train` would write, fitted on the train and val clips' features as the
+    Captioner itself reads and encodes them. Returns (SynthClips folder, checkpoint)."""
+    import torch
+
+    from vidcap_core.checkpoint import load_checkpoint, save_checkpoint
+    from vidcap_core.data import load_dataset
+    from vidcap_core.features.backbones import build_backbone
+    from vidcap_core.features.ood import fit_ood, save_ood
+    from vidcap_core.models import ModelConfig, build_model
+    from vidcap_core.pipeline import Captioner
+    from vidcap_core.synth import generate_synthclips
+    from vidcap_core.text import Vocabulary
+
+    synth, checkpoint = base / "synth", base / "model.pt"
+    generate_synthclips("tiny", synth, seed=0, num_clips=num_clips, workers=1)
+    records = load_dataset("synth", synth).records
+    vocab = Vocabulary.build([c for r in records if r.split == "train" for c in r.captions], min_count=1)
+    backbone = build_backbone("random")
+    preprocessing = {"backbone": "random", "weights": backbone.weights_id, "feature_dim": backbone.feature_dim,
+                     "num_frames": num_frames, "frame_size": list(backbone.input_size), "grid": False}
+    config = ModelConfig(arch="attention", cell="lstm", feature_dim=backbone.feature_dim, vocab_size=len(vocab),
+                         embed_size=16, hidden_size=32, attention_size=16, max_tokens=8)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(config)
+    save_checkpoint(checkpoint, model, vocab.to_dict(), preprocessing)
+    captioner = Captioner.from_checkpoint(checkpoint, device="cpu")
+
+    def clip_features(split: str) -> list[np.ndarray]:
+        return [captioner.features(captioner.read(r.path))[0].cpu().numpy() for r in records if r.split == split]  # (T, F) each
+
+    save_ood(fit_ood(clip_features("train"), clip_features("val"), load_checkpoint(checkpoint).preprocessing), checkpoint)
+    return synth, checkpoint
