@@ -96,3 +96,16 @@ def frame_colour() -> Callable[[int], np.ndarray]:
 def colour_to_index() -> Callable[[np.ndarray], int]:
     """`colour_to_index(rgb)`: the frame index (mod 216) whose colour is nearest to `rgb`."""
     return colour_index
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread (results then do not depend on the machine's core count),
+    restoring the previous count after. Test files opt in with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch  # here, not at the top: most test files never load torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -26,9 +26,7 @@ from vidcap_core.features.backbones import (
 TORCHVISION_NAMES = sorted(TORCHVISION_BACKBONES)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

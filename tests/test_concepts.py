@@ -29,12 +29,7 @@ F = 16
 CONCEPTS = ["red", "circle", "moves", "left"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def records(captions_per_clip: list[list[str]]) -> list[VideoRecord]:

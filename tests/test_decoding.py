@@ -43,12 +43,7 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5) -> No
 EOS_BIAS = 0.5  # with the sharpened random classifier: captions of 0 to 8 tokens (guarded below)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(arch: str, cell: str, vocab_size: int = 20, eos_bias: float = 0.0, seed: int = 0,

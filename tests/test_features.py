@@ -25,9 +25,7 @@ G = 21  # synth-cnn per-region perception: object, shape 5, colour 7, size 2, of
 F = 17 * G  # synth-cnn global vector at 64x64: frame totals, then its 4x4 regions
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -40,12 +40,7 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5) -> No
     )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(arch: str, cell: str, seed: int = 0, **overrides) -> CaptionModel:

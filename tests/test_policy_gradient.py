@@ -51,12 +51,7 @@ from vidcap_core.training.rewards import CiderDReward, SemanticReward
 TIMING_KEYS = ("seconds", "train_seconds", "val_seconds")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rows_without_time(run: Path) -> list[dict]:

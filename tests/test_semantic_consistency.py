@@ -33,12 +33,7 @@ from vidcap_core.training.auxiliary import training_objective
 F, V = 16, 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def attention_model(consistency_size: int = 8, cell: str = "gru"):

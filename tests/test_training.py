@@ -32,12 +32,7 @@ from vidcap_core.training.batches import (
 from vidcap_core.training.convergence import PlateauSchedule, PlateauState, convergence_verdict, selection_key
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- config edge
