@@ -53,7 +53,6 @@ CREATE_CHECKPOINTS = "vidcap-bench run --suite cells --out results"
 BYTES_PER_MB = 1024 * 1024
 MODEL_CARD = "MODEL_CARD.md"  # written next to results/best/model.pt by vidcap-bench
 DEMO_NO_REPEAT_NGRAM = 3  # the demo's n-gram repetition block (vidcap caption defaults to 0 = off)
-DECORD_DETAIL = " (decord also failed:"  # appended by vidcap_core.video.reader after PyAV's own reason
 VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)
 # One message for every audio-only upload (an .mp3, or an .mp4 that holds only sound), page and API alike.
 AUDIO_ONLY = ("{name} holds sound only; this demo captions what it sees, so it needs a video track: "
@@ -403,10 +402,8 @@ def check_upload(path: str | Path | None, limits: DemoLimits, decoder: IsolatedD
 
 def friendly_message(exc: VidcapError, path: str | Path | None) -> str:
     """The error's own message (it names the file and the fix), with the server's temporary upload
-    folder cut from the file name, so the page shows `corrupted.mp4`, not /tmp/gradio/3f9.../corrupted.mp4,
-    and without the second backend's low-level reason."""
-    text = str(exc).split(DECORD_DETAIL)[0]  # PyAV's reason is the one people can act on
-    text = ERRNO.sub("", LIBRARY_DETAIL.sub("", text))
+    folder cut from the file name, so the page shows `corrupted.mp4`, not /tmp/gradio/3f9.../corrupted.mp4."""
+    text = ERRNO.sub("", LIBRARY_DETAIL.sub("", str(exc)))
     for library, demo in DEMO_WORDING.items():
         text = text.replace(library, demo)
     if path is not None and str(path).strip():
