@@ -33,7 +33,7 @@ import pandas as pd
 
 from benchmark.machine import describe_machine
 from benchmark.prepare import DEFAULT_CACHE, ensure_dataset, synth_source
-from benchmark.robustness.cases import QUIET_X264, SHARED_VIDEOS
+from benchmark.robustness.cases import SHARED_VIDEOS, encode_h264
 from benchmark.tables import fmt, markdown_table
 from vidcap_core.errors import CheckpointError, DatasetError, VidcapError
 from vidcap_core.files import atomic_write_text, json_safe, write_json
@@ -205,25 +205,6 @@ def noise_frames(frames: int, size: tuple[int, int] = PATTERN_SIZE, seed: int = 
         yield rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
 
 
-def encode_frames(path: Path, frames: Iterable[np.ndarray], fps: int = PATTERN_FPS) -> Path:
-    """An H.264 mp4 of (H, W, 3) uint8 frames (x264 deterministic and quiet, as the robustness cases)."""
-    import av
-
-    with av.open(str(path), mode="w") as container:
-        stream = None
-        for frame in frames:
-            if stream is None:
-                stream = container.add_stream("libx264", rate=fps, options=QUIET_X264)
-                stream.height, stream.width = frame.shape[:2]
-                stream.pix_fmt = "yuv420p"
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        if stream is not None:
-            for packet in stream.encode():
-                container.mux(packet)
-    return path
-
-
 def write_patterns(folder: Path, seconds: int = PATTERN_SECONDS) -> list[tuple[str, Path, str]]:
     """(name, path, what) of each generated non-SynthClips pattern, written into `folder`."""
     from benchmark.perf import CLIP_480P, CLIP_FPS, write_480p_clip
@@ -233,11 +214,11 @@ def write_patterns(folder: Path, seconds: int = PATTERN_SECONDS) -> list[tuple[s
     h, w = PATTERN_SIZE
     kind = f"{w}x{h}, {seconds} s at {PATTERN_FPS} fps"
     return [
-        ("testsrc2", encode_frames(folder / "testsrc2.mp4", (colour_bar_chart_frame(i, n) for i in range(n))),
+        ("testsrc2", encode_h264(folder / "testsrc2.mp4", (colour_bar_chart_frame(i, n) for i in range(n)), PATTERN_FPS),
          f"FFmpeg testsrc2-like colour bars over a grey ramp, a box sliding across ({kind})"),
-        ("gradient-pan", encode_frames(folder / "gradient_pan.mp4", (gradient_pan_frame(i, n) for i in range(n))),
+        ("gradient-pan", encode_h264(folder / "gradient_pan.mp4", (gradient_pan_frame(i, n) for i in range(n)), PATTERN_FPS),
          f"a smooth colour gradient panned sideways ({kind})"),
-        ("noise", encode_frames(folder / "noise.mp4", noise_frames(n)), f"seeded uniform RGB noise ({kind})"),
+        ("noise", encode_h264(folder / "noise.mp4", noise_frames(n), PATTERN_FPS), f"seeded uniform RGB noise ({kind})"),
         ("perf-480p", write_480p_clip(folder / "perf_480p.mp4", seconds=seconds),
          f"vidcap-bench perf's clip: textured background, a red square crossing ({CLIP_480P[1]}x{CLIP_480P[0]}, "
          f"{seconds} s at {CLIP_FPS} fps)"),

@@ -121,25 +121,20 @@ def side_by_side(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tu
 
 def write_480p_clip(path: Path, seconds: int = CLIP_SECONDS, fps: int = CLIP_FPS) -> Path:
     """A 10 s 854x480 H.264 clip: a textured background with a square moving across it (PyAV)."""
-    import av
+    from benchmark.robustness.cases import encode_h264
 
     H, W = CLIP_480P
     rng = np.random.default_rng(0)
     background = (rng.integers(0, 60, size=(H, W, 3)) + np.linspace(0, 120, W)[None, :, None]).astype(np.uint8)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+
+    def frames():
         for i in range(seconds * fps):
             frame = background.copy()
             x = int((W - 80) * i / (seconds * fps))
             frame[200:280, x:x + 80] = (220, 40, 40)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    tmp.replace(path)
-    return path
+            yield frame
+
+    return encode_h264(path, frames(), fps, options={"preset": "veryfast", "crf": "23"})
 
 
 def load_model_for_latency(checkpoint: Path | None, scratch: Path) -> tuple[Path, str]:

@@ -8,7 +8,7 @@ demo in-process on 127.0.0.1 and sends clients x requests `/caption` calls from 
 `gradio_client` clients.
 
 One module per job:
-  cases.py      the inputs: generated broken/good files (`encode_clip` encodes every H.264 case) and the shared samples
+  cases.py      the inputs: generated broken/good files (`encode_h264` encodes every H.264 clip the benchmark makes) and the shared samples
   drivers.py    the three paths (child processes with time limits, the demo handler) and how answers are judged
   load_test.py  the demo under concurrent clients: answers, latency, listening sockets and memory (psutil)
   report.py     robustness.md (DataFrame tables) and robustness.json

@@ -2,13 +2,15 @@
 dimensions, one frame, audio only, text named .mp4), two good ones, and the real-world samples in
 ../shared/videos. Shared with tests/test_robustness.py, so the report and the tests cover the same files.
 
-Every generated H.264 clip goes through `encode_clip` (and its x264 options `QUIET_X264`): the one
-place that decides how cases are encoded.
+Every generated H.264 clip goes through `encode_h264` (with x264 options `QUIET_X264` by default): the
+one place that decides how the benchmark's own clips are encoded (robustness cases, the OOD patterns,
+the perf clip).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,24 +38,42 @@ class RobustnessCase:
 # ----------------------------------------------------------------------------- case files
 
 
-def encode_clip(path: Path, frames: int, size: tuple[int, int] = CLIP_HW, fps: int = 10,
+def encode_h264(path: Path, frames: Iterable[np.ndarray], fps: int = 10, options: dict[str, str] = QUIET_X264,
                 container_options: dict[str, str] | None = None) -> Path:
-    """A real H.264 clip of `frames` frames of (H, W) = `size`; frame i is a flat colour ramped with i."""
+    """An H.264 yuv420p mp4 of (H, W, 3) uint8 RGB frames at `path` (the first frame sets the size).
+    Written in place, not atomically: every caller writes into a scratch folder of its own, and
+    `movflags=faststart` needs the muxer to reopen the file by name."""
     import av
 
-    h, w = size
     with av.open(str(path), mode="w", options=container_options or {}) as container:
-        stream = container.add_stream("libx264", rate=fps, options=QUIET_X264)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for i in range(frames):
-            rgb = np.empty((h, w, 3), np.uint8)  # (H, W, 3)
-            rgb[...] = ((i * 37) % 256, (i * 91) % 256, (255 - i * 23) % 256)
-            rgb[: h // 2, : w // 2] = 255  # a white corner, so frames are not all flat
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+        stream = None
+        for frame in frames:
+            if stream is None:
+                stream = container.add_stream("libx264", rate=fps, options=options)
+                stream.height, stream.width = frame.shape[:2]
+                stream.pix_fmt = "yuv420p"
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        if stream is not None:
+            for packet in stream.encode():
+                container.mux(packet)
     return path
+
+
+def ramp_frames(frames: int, size: tuple[int, int]) -> Iterable[np.ndarray]:
+    """Frame i is a flat colour ramped with i, with a white corner so frames are not all flat."""
+    h, w = size
+    for i in range(frames):
+        rgb = np.empty((h, w, 3), np.uint8)  # (H, W, 3)
+        rgb[...] = ((i * 37) % 256, (i * 91) % 256, (255 - i * 23) % 256)
+        rgb[: h // 2, : w // 2] = 255
+        yield rgb
+
+
+def encode_clip(path: Path, frames: int, size: tuple[int, int] = CLIP_HW, fps: int = 10,
+                container_options: dict[str, str] | None = None) -> Path:
+    """A real H.264 clip of `frames` frames of (H, W) = `size` (`ramp_frames`)."""
+    return encode_h264(path, ramp_frames(frames, size), fps, container_options=container_options)
 
 
 def write_zero_frame_video(path: Path) -> Path:
