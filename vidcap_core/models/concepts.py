@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from vidcap_core.models.base import CaptionModel, Memory
 from vidcap_core.models.cells import Recurrent, State
 from vidcap_core.models.config import ModelConfig
+from vidcap_core.models.s2vt import S2VTCaptioner
 
 
 class StateFromVector(nn.Module):
@@ -41,7 +42,7 @@ class StateFromVector(nn.Module):
         return h, self._layers_first(self.c(vector))
 
 
-class ConceptCaptioner(CaptionModel):
+class ConceptCaptioner(S2VTCaptioner):
     """S2VT's two stacks plus a concept head whose clip scores start (or accompany) the decoding.
 
     Concept head: per frame, an MLP scores every concept (B, T, C); the clip's concept logits are
@@ -51,11 +52,14 @@ class ConceptCaptioner(CaptionModel):
     stack reads the projected vector at every step (frames and words), the variant [1] found worse.
     Why S2VT and not attention around the concepts: [1] has no attention, and with attention the
     decoder could read the frames directly at every word, hiding whether the initial state matters.
-    Region grids (B, T, R, F) are averaged over regions.
+    Region grids (B, T, R, F) are averaged over regions. Decoding is S2VT's `step()` and
+    `_teacher_forced()`; only what the word stack reads (`_word_input`) differs.
     """
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
+        # CaptionModel's __init__, not S2VTCaptioner's: the concept head is created before the stacks,
+        # the parameter order (hence the seeded initial weights) every concepts run was made with.
+        CaptionModel.__init__(self, config)
         E, H, layers, C = config.embed_size, config.hidden_size, config.num_layers, len(config.concepts)
         self.concept_head = nn.Sequential(
             nn.Linear(config.input_dim, H), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(H, C)
@@ -97,32 +101,12 @@ class ConceptCaptioner(CaptionModel):
         _, word_state = self.word_rnn(word_in, word_state, mask=mask)
         return Memory(mask=mask, video=video, concept_logits=concept_logits, initial_state=(video_state, word_state))
 
-    def init_state(self, memory: Memory) -> State:
-        return memory.initial_state
-
     def auxiliary_outputs(self, memory: Memory, captions: Tensor) -> dict[str, Tensor]:
         return {"concept_logits": memory.concept_logits}  # (B, C)
 
     def _word_input(self, video_out: Tensor, words: Tensor, memory: Memory) -> Tensor:
-        """[video-stack output, word embedding (, concept vector)] along the last dim, (B, [L,] H + E [+ E])."""
+        """S2VT's [video-stack output, word embedding], then the concept vector in "input" mode, (B, [L,] H + E [+ E])."""
         if not self.feeds_concepts:
-            return torch.cat([video_out, words], dim=-1)
+            return super()._word_input(video_out, words, memory)
         video = memory.video if words.dim() == 2 else memory.video.unsqueeze(1).expand(-1, words.size(1), -1)
         return torch.cat([video_out, words, video], dim=-1)
-
-    def step(self, tokens: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, None]:
-        video_state, word_state = state
-        words = self.dropout(self.embed(tokens))  # (B, E)
-        pad_frame = words.new_zeros(words.shape)  # (B, E)
-        video_out, video_state = self.video_rnn.step(pad_frame, video_state)  # (B, H)
-        out, word_state = self.word_rnn.step(self._word_input(video_out, words, memory), word_state)  # (B, H)
-        return self.classifier(self.dropout(out)), (video_state, word_state), None  # (B, V)
-
-    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory) -> Tensor:
-        """All L steps in one call per stack; equal to looping `step()` (tested)."""
-        video_state, word_state = state
-        words = self.dropout(self.embed(captions))  # (B, L, E)
-        pad_frames = words.new_zeros(words.shape)  # (B, L, E)
-        video_out, _ = self.video_rnn(pad_frames, video_state)  # (B, L, H)
-        out, _ = self.word_rnn(self._word_input(video_out, words, memory), word_state)  # (B, L, H)
-        return self.classifier(self.dropout(out))  # (B, L, V)

@@ -42,12 +42,20 @@ class S2VTCaptioner(CaptionModel):
     def init_state(self, memory: Memory) -> State:
         return memory.initial_state
 
+    def _word_input(self, video_out: Tensor, words: Tensor, memory: Memory) -> Tensor:
+        """What the word stack reads while decoding: [video-stack output, word embedding], (B, [L,] H + E).
+
+        The one hook subclasses change (ConceptCaptioner appends its concept vector), so `step()`
+        and `_teacher_forced()` are written once.
+        """
+        return torch.cat([video_out, words], dim=-1)
+
     def step(self, tokens: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, None]:
         video_state, word_state = state
         words = self.dropout(self.embed(tokens))  # (B, E)
         pad_frame = words.new_zeros(words.shape)  # (B, E)
         video_out, video_state = self.video_rnn.step(pad_frame, video_state)  # (B, H)
-        out, word_state = self.word_rnn.step(torch.cat([video_out, words], dim=-1), word_state)  # (B, H)
+        out, word_state = self.word_rnn.step(self._word_input(video_out, words, memory), word_state)  # (B, H)
         return self.classifier(self.dropout(out)), (video_state, word_state), None  # (B, V)
 
     def _teacher_forced(self, captions: Tensor, state: State, memory: Memory) -> Tensor:
@@ -56,5 +64,5 @@ class S2VTCaptioner(CaptionModel):
         words = self.dropout(self.embed(captions))  # (B, L, E)
         pad_frames = words.new_zeros(words.shape)  # (B, L, E)
         video_out, _ = self.video_rnn(pad_frames, video_state)  # (B, L, H)
-        out, _ = self.word_rnn(torch.cat([video_out, words], dim=-1), word_state)  # (B, L, H)
+        out, _ = self.word_rnn(self._word_input(video_out, words, memory), word_state)  # (B, L, H)
         return self.classifier(self.dropout(out))  # (B, L, V)
