@@ -11,7 +11,6 @@ the tests all go through them.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -58,16 +57,6 @@ VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)
 AUDIO_ONLY = ("{name} holds sound only; this demo captions what it sees, so it needs a video track: "
               "upload a video file (" + VIDEO_KINDS + ").")
 NO_VIDEO = "No video given: upload a video file (" + VIDEO_KINDS + ") or pick an example."
-# Library advice is worded for datasets and scripts; the demo's user re-exports and uploads again.
-DEMO_WORDING = {
-    "or drop it from the dataset": "and upload it again",
-    "or leave it out": "and upload it again",
-    "re-download it, or re-encode the readable part with ffmpeg": "upload a complete copy of the file",
-    "check the path and the dataset root": "upload it again",
-}
-ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
-# "(InvalidDataError: Invalid data found when processing input: 'x.mp4')" before a ';': FFmpeg's words, not ours
-LIBRARY_DETAIL = re.compile(r" \((?:[A-Z]\w*(?:Error|Exception)): [^;]*?\)(?=;|$)")
 
 
 @dataclass(frozen=True)
@@ -401,11 +390,13 @@ def check_upload(path: str | Path | None, limits: DemoLimits, decoder: IsolatedD
 
 
 def friendly_message(exc: VidcapError, path: str | Path | None) -> str:
-    """The error's own message (it names the file and the fix), with the server's temporary upload
-    folder cut from the file name, so the page shows `corrupted.mp4`, not /tmp/gradio/3f9.../corrupted.mp4."""
-    text = ERRNO.sub("", LIBRARY_DETAIL.sub("", str(exc)))
-    for library, demo in DEMO_WORDING.items():
-        text = text.replace(library, demo)
+    """The error's message for the page: a video the library cannot read is said from its parts
+    (file name, problem, `upload_advice`); any other error's own message (it names the file and the
+    fix) has the server's temporary upload folder cut from the file name. Either way the page shows
+    `corrupted.mp4`, not /tmp/gradio/3f9.../corrupted.mp4."""
+    if isinstance(exc, VideoReadError) and exc.path is not None and exc.problem is not None:
+        return f"Cannot read video {Path(exc.path).name!r}: {exc.problem}; {upload_advice(exc.advice or '')}."
+    text = str(exc)
     if path is not None and str(path).strip():
         full = str(path)
         name = Path(full).name
@@ -413,6 +404,21 @@ def friendly_message(exc: VidcapError, path: str | Path | None) -> str:
         if text.startswith(name):  # a file name keeps its case
             return text
     return text[:1].upper() + text[1:]
+
+
+def upload_advice(advice: str) -> str:
+    """The library's advice on an unreadable file (vidcap_core.video.checks), said to someone who
+    uploads it: fix the file, then upload it again. Advice that is not about the file (restart the
+    program, make it readable on the server) stays as it is."""
+    from vidcap_core.video import checks
+
+    return {
+        checks.REENCODE: f"{checks.REENCODE} and upload it again",
+        checks.GET_COMPLETE_COPY: "upload a complete copy of the file",
+        checks.RECREATE: "upload a complete copy of the file",
+        checks.CHECK_PATH: "upload it again",
+        checks.PASS_A_VIDEO: "upload a video file (" + VIDEO_KINDS + ")",
+    }.get(advice, advice)
 
 
 def semantic_verdict(caption: str, example: Example) -> dict[str, float | None]:

@@ -471,8 +471,17 @@ def test_errors_speak_to_demo_users(handlers, tmp_path):
     renamed.write_text("this is text, not a video")
     outcome = handlers.caption_video(renamed, "best")
     assert isinstance(outcome, Failed) and outcome.message.startswith("Cannot read video 'holiday.mp4'")
-    assert "Errno" not in outcome.message and "dataset" not in outcome.message and "Error:" not in outcome.message
-    assert outcome.message.endswith("and upload it again.")
+    assert outcome.message == ("Cannot read video 'holiday.mp4': FFmpeg cannot open it as a video container: it is "
+                               "not a video, or it is truncated or damaged; re-encode it (e.g. `ffmpeg -i in.mp4 "
+                               "-c:v libx264 -pix_fmt yuv420p out.mp4`) and upload it again.")
+    from conftest import write_video
+
+    whole = write_video(tmp_path / "whole.mp4", 40, container_options={"movflags": "faststart"}).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) // 2])  # header intact, half the frames missing
+    outcome = handlers.caption_video(cut, "best")
+    assert isinstance(outcome, Failed) and outcome.message.startswith("Cannot read video 'cut.mp4': it is truncated")
+    assert outcome.message.endswith("; upload a complete copy of the file.") and str(tmp_path) not in outcome.message
 
 
 def test_page_states_what_the_model_knows(handlers, demo_data, tmp_path):

@@ -469,8 +469,13 @@ def test_bad_input_raises_video_read_error(bad_file, kind: str, backend: str):
         read_frames(path, 8, backend=backend)
     message = str(excinfo.value)
     assert path.name in message
-    if backend != "decord":  # decord's own failures are worded by decord
+    if backend != "decord":  # decord's failures are worded by what decord failed to do
         assert reason in message
+    error = excinfo.value  # the sentence is made of its parts; a decoder's raw words are only its detail
+    assert message == f"cannot read video {str(path)!r}: {error.problem}; {error.advice}."
+    assert "Errno" not in message and "dataset" not in message and "Error:" not in message
+    if error.__cause__ is not None:
+        assert error.detail
     with pytest.raises(VideoReadError, match=path.name):
         probe_video(path, backend=backend)
 
@@ -487,8 +492,10 @@ def test_corrupted_mp4_is_a_clear_error(shared_videos: Path, backend: str):
     assert (info.frames, info.height, info.width) == (50, 720, 1280)
     with pytest.raises(VideoReadError, match="corrupted.mp4") as excinfo:
         read_frames(path, 16, backend=backend)
-    if backend != "decord":
-        assert "corrupt" in str(excinfo.value).replace("corrupted.mp4", "")
+    assert "corrupt" in str(excinfo.value).replace("corrupted.mp4", "")
+    # FFmpeg's AVERROR_INVALIDDATA ("[Errno 1094995529]", "-1094995529" in decord's words) is the detail only
+    assert "1094995529" in excinfo.value.detail and "1094995529" not in str(excinfo.value)
+    assert excinfo.value.__cause__ is not None
 
 
 def test_real_camera_clip_backends_agree(shared_videos: Path):

@@ -8,7 +8,23 @@ class VidcapError(Exception):
 
 
 class VideoReadError(VidcapError):
-    """A video file cannot be read: missing, empty, not a video, corrupt or undecodable."""
+    """A video file cannot be read: missing, empty, not a video, corrupt or undecodable.
+
+    vidcap_core.video words it "cannot read video PATH: PROBLEM; ADVICE." and keeps the parts as
+    attributes: `path`, `problem` (what failed, in words), `advice` (what to do, so a caller such as
+    the demo can say it in its own terms) and `detail`, the decoder's own words (FFmpeg's error,
+    decord's reason, a child's signal), left out of the sentence (also the `__cause__` in-process;
+    an attribute because a cause does not cross IsolatedDecoder's process boundary). Errors raised
+    elsewhere with a finished message have these None.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, problem: str | None = None,
+                 advice: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.problem = problem
+        self.advice = advice
+        self.detail = detail  # pickled with the instance __dict__ (BaseException.__reduce__)
 
 
 class DatasetError(VidcapError):

@@ -1,7 +1,7 @@
 """`vidcap caption VIDEO...`: caption video files with a trained checkpoint.
 
-Exit code 0 when every file was judged: a file that cannot be read gets {"path", "error"} and
-the others still get captions. Exit code 2 only when the checkpoint or options are unusable.
+Exit code 0 when every file was judged: a file that cannot be read gets {"path", "error"} (and
+"detail", the decoder's own words, when there are any) and the others still get captions. Exit code 2 only when the checkpoint or options are unusable.
 Videos are decoded in a child process (IsolatedDecoder): a decoder that crashes or hangs on one
 file gives that file an error entry, and the batch goes on.
 """
@@ -59,6 +59,8 @@ def caption_each(captioner: Captioner, videos: list[Path], beam: int, n_best: in
                                        no_repeat_ngram=no_repeat_ngram)
         except VidcapError as exc:
             entry = {"path": str(video), "error": str(exc)}
+            if getattr(exc, "detail", None):  # VideoReadError: FFmpeg's error, a decoder's signal
+                entry["detail"] = exc.detail
             typer.echo(json.dumps(entry) if output_format == "json" else f"{video}: ERROR {exc}")
             continue
         if output_format == "json":

@@ -23,7 +23,12 @@ _LOG_PREFIX = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s*")  # "[01:05:15] /src/vide
 
 
 class DecordFailure(Exception):
-    """decord could not open or decode a file; the message is decord's reason, shortened."""
+    """decord could not open or decode a file: `problem` in words, `detail` decord's own reason, shortened."""
+
+    def __init__(self, problem: str, detail: str | None = None) -> None:
+        super().__init__(problem if detail is None else f"{problem} ({detail})")
+        self.problem = problem
+        self.detail = detail
 
 
 def _decord() -> ModuleType:
@@ -47,7 +52,7 @@ def _open_reader(path: Path, threads: int = 1):  # -> decord.VideoReader (decord
     try:
         return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=threads)
     except Exception as exc:  # decord raises RuntimeError, DECORDError or AssertionError (zero frames)
-        raise DecordFailure(f"decord cannot open it ({_short_reason(exc)})") from exc
+        raise DecordFailure("decord cannot open it", _short_reason(exc)) from exc
 
 
 def _check_frames(frames: np.ndarray, count: int, expected_hw: tuple[int, int] | None) -> None:
@@ -75,7 +80,7 @@ def read_frames_decord(
     try:
         batch = reader.get_batch(wanted.tolist()).asnumpy()  # (U, h, w, 3) full size
     except Exception as exc:  # DECORDError on corrupt or truncated data
-        raise DecordFailure(f"decord failed to decode frames ({_short_reason(exc)})") from exc
+        raise DecordFailure("decord failed to decode its frames: the file is corrupt or truncated", _short_reason(exc)) from exc
     _check_frames(batch, len(wanted), expected_hw)
     fitted = np.stack([fit_frame(frame, out_hw) for frame in batch])  # (U, H, W, 3)
     return fitted[np.searchsorted(wanted, indices)]  # (T, H, W, 3), repeats restored
@@ -90,6 +95,6 @@ def probe_decord(path: Path, expected_hw: tuple[int, int] | None = None) -> Vide
         duration_s = float(reader.get_frame_timestamp([total - 1])[0, 1])  # end of the last frame
         fps = float(reader.get_avg_fps())
     except Exception as exc:
-        raise DecordFailure(f"decord failed to read it ({_short_reason(exc)})") from exc
+        raise DecordFailure("decord failed to read its first frame or timestamps", _short_reason(exc)) from exc
     _check_frames(first, 1, expected_hw)
     return VideoInfo(str(path), total, int(first.shape[1]), int(first.shape[2]), fps, duration_s, "decord")

@@ -6,7 +6,7 @@ batch or server. `IsolatedDecoder` keeps up to `workers` spawned child processes
 `read(path, num_frames, size)` and `probe(path)` hand the file to an idle child and wait:
 
 - an answer comes back: frames / VideoInfo, or the child's VidcapError re-raised here;
-- the child dies (a signal such as SIGSEGV): VideoReadError naming the file and the signal;
+- the child dies (a signal such as SIGSEGV): VideoReadError naming the file (the signal in `.detail`);
 - no answer within `timeout_s`: the child is killed, VideoReadError naming the file.
 
 A dead or killed child is replaced before the next request, so the rest of the batch goes on.
@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from vidcap_core.errors import ConfigError, VidcapError, VideoReadError
+from vidcap_core.errors import ConfigError, VidcapError
 from vidcap_core.processes import die_with_parent, lifeline
+from vidcap_core.video.checks import REENCODE, video_read_error
 from vidcap_core.video.info import VideoInfo
 from vidcap_core.video.reader import probe_video, read_frames
 
 ReadFn = Callable[..., np.ndarray]  # read_frames(path, num_frames, size) -> (T, H, W, 3) uint8
 ProbeFn = Callable[[Path], VideoInfo]
 DEFAULT_TIMEOUT_S = 120.0  # a 10-minute 1080p clip decodes in well under this on 2 cores
-REENCODE_HINT = "re-encode it (ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4) or leave it out"
 
 
 class IsolatedDecoder:
@@ -119,9 +119,10 @@ class IsolatedDecoder:
                     return worker.request(path, kind, args, self.timeout_s)
                 except _DiedBeforeStarting:  # died while idle: not this file's fault; a fresh child takes it
                     if attempt > 0:
-                        raise VideoReadError(f"{path.name}: the video decoder process could not start "
-                                             f"({worker.death()}); this is a problem of the server, not of the "
-                                             "file: try again, and restart the program if it persists.") from None
+                        raise video_read_error(
+                            path, "the video decoder process could not start (a problem of this program, not of the file)",
+                            "try again, and restart the program if it persists", detail=f"decoder process: {worker.death()}",
+                        ) from None
                 finally:
                     self._give_back(worker)
         raise AssertionError("unreachable")
@@ -191,12 +192,16 @@ class _Worker:
         try:
             if not self.conn.poll(timeout_s):
                 self.stop()
-                raise VideoReadError(f"{path}: decoding did not finish within {timeout_s:.0f} s, so it was stopped; "
-                                     f"the file may be damaged: {REENCODE_HINT}.")
+                raise video_read_error(
+                    path, f"decoding did not finish within {timeout_s:.0f} s and was stopped, so the file may be damaged",
+                    REENCODE,
+                )
             status, payload = self.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
-            raise VideoReadError(f"{path}: the video decoder crashed ({self.death()}) while reading this file; "
-                                 f"it is probably damaged: {REENCODE_HINT}.") from exc
+            raise video_read_error(
+                path, "the video decoder crashed while reading it, so the file is probably damaged", REENCODE,
+                detail=f"decoder process: {self.death()}",
+            ) from exc
         if status == "error":
             raise payload
         return payload
@@ -243,7 +248,7 @@ def serve(conn: Connection, read_fn: ReadFn, probe_fn: ProbeFn, lifeline_end: Co
         except VidcapError as exc:
             conn.send(("error", exc))
         except Exception as exc:  # a decoder bug, not bad input we know: still this file's error
-            conn.send(("error", VideoReadError(f"{args[0]}: the decoder failed unexpectedly ({exc!r}); {REENCODE_HINT}.")))
+            conn.send(("error", video_read_error(args[0], "the decoder failed unexpectedly", REENCODE, detail=exc)))
 
 
 

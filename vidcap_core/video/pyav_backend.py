@@ -30,7 +30,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidcap_core.video.checks import video_read_error
+from vidcap_core.video.checks import GET_COMPLETE_COPY, video_read_error
 from vidcap_core.video.geometry import fit_frame, rotate_upright
 from vidcap_core.video.info import VideoInfo
 from vidcap_core.video.sampling import sample_frame_indices
@@ -105,9 +105,8 @@ def open_container(path: Path) -> av.container.InputContainer:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise video_read_error(
-            path,
-            f"FFmpeg cannot open it as a video container ({exc.__class__.__name__}: {exc}); "
-            "it is not a video, or it is truncated or damaged",
+            path, "FFmpeg cannot open it as a video container: it is not a video, or it is truncated or damaged",
+            detail=exc,
         ) from exc
 
 
@@ -119,7 +118,7 @@ def video_stream(container: av.container.InputContainer, path: Path, threads: in
         raise video_read_error(
             path,
             f"it has no video stream (found: {found})",
-            "pass a file that contains video (one that should have video is truncated or damaged: re-download it)",
+            "pass a file that contains video (one that should have video is truncated or damaged: copy or download it again)",
         )
     stream = container.streams.video[0]
     if stream.codec_context is None:
@@ -160,13 +159,14 @@ def index_packets(path: Path) -> PacketIndex:
                         keyframes.append(stamp)
         except (av.FFmpegError, OSError) as exc:
             raise video_read_error(
-                path, f"reading packets failed after {packets} video packets ({exc}); the file is truncated or damaged"
+                path, f"reading its packets failed after {packets} video packets: the file is truncated or damaged",
+                detail=exc,
             ) from exc
         if declared > 0 and packets < declared:
             raise video_read_error(
                 path,
                 f"it is truncated: the container declares {declared} video frames but only {packets} are in the file",
-                "re-download it, or re-encode the readable part with ffmpeg",
+                GET_COMPLETE_COPY,
             )
         if not stamps:
             raise video_read_error(path, "its video stream contains no frames")
@@ -248,9 +248,10 @@ def display_geometry(path: Path) -> DisplayGeometry:
         try:
             frame = next(_frames_from(container, stream, None), None)
         except (av.FFmpegError, OSError) as exc:
-            raise video_read_error(path, f"its first frame cannot be decoded ({exc}); the file is truncated or corrupt") from exc
+            raise video_read_error(path, "its first frame cannot be decoded: the file is truncated or corrupt",
+                                   detail=exc) from exc
         if frame is None:
-            raise video_read_error(path, "it contains no decodable video frames; it is empty, truncated or corrupt")
+            raise video_read_error(path, "it contains no decodable video frames: it is empty, truncated or corrupt")
         rotation = int(frame.rotation)
         turned = int(round(rotation / 90.0)) % 2 == 1
         height, width = (frame.width, frame.height) if turned else (frame.height, frame.width)
@@ -344,13 +345,13 @@ def _decode_by_timestamp(path: Path, index: PacketIndex, wanted: np.ndarray, out
                 frame = decoder.frame_at(int(index.pts[i]))
             except (av.FFmpegError, OSError) as exc:
                 raise video_read_error(
-                    path, f"decoding failed near frame {i} of {len(index)} ({exc}); the file is corrupt"
+                    path, f"decoding failed near frame {i} of {len(index)}: the file is corrupt", detail=exc
                 ) from exc
             if needed is not None and (frame is None or frame.pts != index.pts[i]):
                 raise _SkippedTarget  # decided without skipping: a real truncation is reported then
             if frame is None:
                 raise video_read_error(
-                    path, f"the video stream ends before frame {i} of {len(index)}; the file is truncated or corrupt"
+                    path, f"the video stream ends before frame {i} of {len(index)}: the file is truncated or corrupt"
                 )
             out[i] = model_frame(frame, out_hw)
     return out
@@ -373,12 +374,12 @@ def _decode_sequentially(path: Path, total: int, wanted: np.ndarray, out_hw: tup
                     return out
         except (av.FFmpegError, OSError) as exc:
             raise video_read_error(
-                path, f"decoding failed near frame {position} of {total} ({exc}); the file is corrupt"
+                path, f"decoding failed near frame {position} of {total}: the file is corrupt", detail=exc
             ) from exc
     if position == 0:
         raise video_read_error(path, "it contains no decodable video frames")
     raise video_read_error(
-        path, f"only {position} of {total} frames can be decoded (frame {last_needed} was needed); the file is truncated or corrupt"
+        path, f"only {position} of {total} frames can be decoded (frame {last_needed} was needed): the file is truncated or corrupt"
     )
 
 

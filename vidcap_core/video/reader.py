@@ -96,7 +96,8 @@ def _check_backend(backend: str) -> None:
 
 
 def _decord_error(path: Path, failure: DecordFailure) -> VideoReadError:
-    return video_read_error(path, str(failure), "read it with backend='pyav' or 'auto', or re-encode it")
+    return video_read_error(path, failure.problem, "read it with backend='pyav' or 'auto', or re-encode it",
+                            detail=failure.detail)
 
 
 def probe_video(path: PathLike, backend: Backend = "auto") -> VideoInfo:
