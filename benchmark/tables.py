@@ -3,7 +3,9 @@
 Results are DataFrames first: one row per run and seed (`<suite>.csv`), summaries over seeds by
 `groupby().agg`, per-seed values by `pivot`. Markdown comes from `DataFrame.to_markdown` (tabulate),
 CSV from `DataFrame.to_csv`. Numbers are formatted into strings before `to_markdown` (with number
-parsing off), so a table shows exactly the digits asked for ("0.300", not tabulate's "0.3").
+parsing off), so a table shows exactly the digits asked for ("0.300", not tabulate's "0.3"), and a
+column of counts (steps, clips, distinct captions: `is_count_column`) as whole numbers ("3000", not
+"3000.000").
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import pandas as pd
 NOT_AVAILABLE = "n/a"
 CSV_FLOAT_FORMAT = "%.6g"
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+# The counts a suite row holds (benchmark/suites/rows.py, benchmark/diversity.py), named because a row
+# without one (a run without an evaluation) turns the whole column into floats.
+COUNT_COLUMNS = frozenset({"steps", "best_step", "test_clips", "distinct_captions", "distinct_references",
+                           "clips_in", "clips_heldout", "vocabulary"})
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -53,19 +59,44 @@ def finite_numbers(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return values.astype(float).replace([np.inf, -np.inf], np.nan)
 
 
-def mean_std_text(mean: float, std: float, count: int, digits: int = 3) -> str:
-    """'mean ± std' over the finite values (sample std); the mean alone for one value; "n/a" for none."""
+def is_count_column(column: pd.Series) -> bool:
+    """True for a column of whole counts: one of COUNT_COLUMNS (pandas stores an int column with a
+    missing row as floats), an integer dtype, or ints wherever an object column has a value. Bools
+    (converged, collapsed) are not counts, and neither is a float column whose values happen to be
+    whole (a score of 0.000 stays 0.000)."""
+    if column.name in COUNT_COLUMNS:
+        return True
+    if pd.api.types.is_bool_dtype(column):
+        return False
+    if pd.api.types.is_integer_dtype(column):
+        return True
+    present = column.dropna()
+    return (column.dtype == object and len(present) > 0
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present))
+
+
+def count_text(value: float) -> str:
+    """A count, or a mean or spread of counts: whole as an integer ("3000"), else one decimal ("2166.7")."""
+    if not math.isfinite(value):
+        return NOT_AVAILABLE
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def mean_std_text(mean: float, std: float, count: int, digits: int = 3, counts: bool = False) -> str:
+    """'mean ± std' over the finite values (sample std); the mean alone for one value; "n/a" for none.
+    `counts`: the values are whole counts, shown by `count_text` instead of to `digits` decimals."""
     if count == 0 or not math.isfinite(mean):
         return NOT_AVAILABLE
+    text = count_text if counts else (lambda value: f"{value:.{digits}f}")
     if count == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+        return text(mean)
+    return f"{text(mean)} ± {text(std)}"
 
 
 def seed_summary(rows: pd.DataFrame, group_by: Sequence[str], columns: Sequence[str], digits: int = 3,
                  count_column: str | None = "seeds") -> pd.DataFrame:
     """One row per group (in order of first appearance): the group keys, `count_column` (rows in the
-    group, i.e. seeds) and each of `columns` as 'mean ± std' over its finite values."""
+    group, i.e. seeds) and each of `columns` as 'mean ± std' over its finite values (counts whole)."""
     keys = rows.reindex(columns=list(group_by))
     values = finite_numbers(rows, columns)
     grouped = pd.concat([keys, values], axis=1).groupby(list(group_by), sort=False, dropna=False)
@@ -74,21 +105,24 @@ def seed_summary(rows: pd.DataFrame, group_by: Sequence[str], columns: Sequence[
     if count_column is not None:
         table[count_column] = grouped.size().to_numpy().astype(str)
     for column in columns:
-        table[column] = [mean_std_text(m, s, int(n), digits)
+        counts = column in rows and is_count_column(rows[column])
+        table[column] = [mean_std_text(m, s, int(n), digits, counts)
                          for m, s, n in zip(stats[(column, "mean")], stats[(column, "std")], stats[(column, "count")])]
     return table
 
 
 def per_seed(rows: pd.DataFrame, group_by: Sequence[str], column: str, digits: int = 3) -> pd.DataFrame:
     """One row per group (first-appearance order), one column per seed ('<column> seed <s>', seeds
-    ascending): the values behind a summary column ("n/a" where a seed has none)."""
+    ascending): the values behind a summary column ("n/a" where a seed has none; counts whole)."""
     frame = rows.reindex(columns=[*group_by, "seed", column]).drop_duplicates([*group_by, "seed"], keep="last")
     wide = frame.pivot(index=list(group_by), columns="seed", values=column).sort_index(axis=1)
     order = frame[list(group_by)].drop_duplicates()
     wide = wide.reindex(pd.MultiIndex.from_frame(order) if len(group_by) > 1 else pd.Index(order[group_by[0]]))
     table = pd.DataFrame({g: [fmt(k) for k in wide.index.get_level_values(g)] for g in group_by})
-    for seed in wide.columns:
-        table[f"{column} seed {seed}"] = [fmt(v, digits) for v in wide[seed]]
+    counts = column in rows and is_count_column(rows[column])
+    for seed in wide.columns:  # a seed missing from a group makes the pivot's counts floats (NaN): count_text
+        table[f"{column} seed {seed}"] = [count_text(float(v)) if counts and pd.notna(v) else fmt(v, digits)
+                                          for v in wide[seed]]
     return table
 
 

@@ -39,7 +39,7 @@ from benchmark.stats import (
     summarise_seeds,
     verdict,
 )
-from benchmark.tables import run_health, suite_summary
+from benchmark.tables import per_seed, run_health, suite_summary
 from vidcap_core.errors import ConfigError
 from vidcap_core.files import json_safe
 from vidcap_core.training.config import TrainConfig
@@ -149,6 +149,23 @@ def test_suite_tables_show_convergence_distinct_captions_and_collapse():
     assert table.iloc[0].tolist() == ["s2vt-rnn", "2", "0.200 ± 0.141", "1/2", "0.50 (5/10)", "yes (1/2)"]
     no_eval = health_rows().drop(columns=["distinct_captions", "test_clips", "collapsed"])  # e.g. the gradients suite
     assert run_health(no_eval, ["config"])["collapsed"].tolist() == ["n/a", "n/a"]
+
+
+def test_suite_tables_print_counts_as_integers():
+    rows = health_rows().assign(steps=[3000, 1700, 2800, 2800], sem_exact=[0.0, 1.0, 1.0, 0.0])
+    rows = pd.concat([rows, pd.DataFrame([{"config": "attention-gru", "seed": 1, "CIDEr": 0.4, "steps": 2600}])],
+                     ignore_index=True)  # a seed of its own: the pivot below has NaN, so its counts turn float
+    table = suite_summary(rows, ["config"], ["CIDEr", "sem_exact", "steps", "distinct_captions"]).set_index("config")
+    assert table.loc["s2vt-rnn", ["steps", "distinct_captions"]].tolist() == ["2350 ± 919.2", "5 ± 5.7"]
+    assert table.loc["s2vt-lstm", ["steps", "distinct_captions"]].tolist() == ["2800 ± 0", "9 ± 1.4"]
+    assert table.loc["attention-gru", ["steps", "distinct_captions"]].tolist() == ["2600", "n/a"]
+    assert table.loc["s2vt-lstm", "sem_exact"] == "0.500 ± 0.707"  # a score stays a score, even when whole
+    assert table.loc["attention-gru", "sem_exact"] == "n/a"
+    assert per_seed(rows, ["config"], "steps").values.tolist() == [
+        ["s2vt-rnn", "3000", "1700"], ["s2vt-lstm", "2800", "2800"], ["attention-gru", "n/a", "2600"]]
+    assert per_seed(rows, ["config"], "CIDEr").iloc[0].tolist() == ["s2vt-rnn", "0.100", "0.300"]
+    undeclared = suite_summary(health_rows().assign(frames=[8, 8, 16, 32]), ["config"], ["frames"])  # int dtype
+    assert undeclared["frames"].tolist() == ["8 ± 0", "24 ± 11.3"]
 
 
 def record_with(tmp: Path, name: str, dataset: str, seed: int, exact: float | None, cider: float) -> RunRecord:
