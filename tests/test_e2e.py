@@ -32,29 +32,49 @@ def cli_app() -> typer.Typer:
 
 
 @pytest.fixture(scope="module")
-def synth_run(tmp_path_factory):
-    """SynthClips tiny, its synth-cnn features and a 2-epoch attention-LSTM run (every caption of every
-    training clip per epoch, so it learns enough to say something), made through the CLI."""
+def synth_data(tmp_path_factory):
+    """SynthClips tiny and its synth-cnn features, region grids included."""
     from vidcap_core.data import load_dataset
     from vidcap_core.features.extract import extract_features
     from vidcap_core.synth import generate_synthclips
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("e2e")
-    root, features, run = folder / "synth", folder / "features", folder / "run"
+    root, features = folder / "synth", folder / "features"
     generate_synthclips("tiny", root, seed=0, workers=1)
     records = load_dataset("synth", root).records
-    summary = extract_features(records, "synth-cnn", features, num_frames=NUM_FRAMES, progress=False)
+    summary = extract_features(records, "synth-cnn", features, num_frames=NUM_FRAMES, grid=True, progress=False)
     assert not summary.failed
+    return root, features
+
+
+def train_through_cli(root: Path, features: Path, run: Path, *options: str) -> dict:
+    """A 40-step attention-LSTM run (every caption of every training clip, so it learns enough to say
+    something) made through `vidcap train`; returns its printed summary."""
     result = CliRunner().invoke(cli_app(), [
         "train", "--dataset", "synth", "--root", str(root), "--features", str(features), "--arch", "attention",
         "--cell", "lstm", "--max-steps", "40", "--val-every-steps", "20", "--warmup-steps", "2", "--hidden-size", "32",
         "--embed-size", "16", "--attention-size", "16", "--batch-size", "8", "--lr", "0.005", "--min-count", "1",
-        "--seed", "1", "--out", str(run),
-        "--no-progress",
+        "--seed", "1", "--out", str(run), "--no-progress", *options,
     ])
     assert result.exit_code == 0, result.output
-    return root, features, run, json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def synth_run(synth_data):
+    """An attention-LSTM over whole frames."""
+    root, features = synth_data
+    run = features.parent / "run"
+    return root, features, run, train_through_cli(root, features, run)
+
+
+@pytest.fixture(scope="module")
+def synth_region_run(synth_data):
+    """An attention-LSTM over the regions of each frame (--regions)."""
+    root, features = synth_data
+    run = features.parent / "region-run"
+    return root, features, run, train_through_cli(root, features, run, "--regions")
 
 
 def test_train_evaluate_caption_through_the_cli(synth_run):
@@ -107,6 +127,56 @@ def test_captioner_sees_the_features_it_was_trained_on(synth_run):
     np.testing.assert_allclose(result.attention.sum(axis=1), 1.0, rtol=1e-4)
     assert set(result.timings_ms) == {"decode_video", "features", "caption"}
     assert result.frames.shape == frames.shape
+
+
+def test_a_region_model_trains_evaluates_and_captions_over_frame_regions(synth_region_run):
+    """--regions: the checkpoint says the model reads grids, evaluation loads them, and a caption's
+    attention is over frames x regions, shown per frame as its sum over the regions."""
+    from vidcap_core.features.store import FeatureStore
+    from vidcap_core.pipeline import Captioner
+
+    root, features, run, summary = synth_region_run
+    loaded = load_checkpoint(run / "best.pt")
+    store = FeatureStore(features)
+    regions, grid_dim = store.load_grid("video0").shape[1:]  # (T, R, G)
+    assert loaded.preprocessing["grid"] is True and loaded.config.feature_dim == grid_dim
+    assert json.loads((run / "config.json").read_text())["regions"] is True
+
+    result = CliRunner().invoke(cli_app(), ["evaluate", "--run", str(run), "--split", "test",
+                                            "--metrics", "CIDEr", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_videos"] > 0
+
+    captioner = Captioner.from_checkpoint(run / "best.pt", device="cpu")
+    video = sorted((root / "videos").glob("*.mp4"))[0]
+    np.testing.assert_array_equal(captioner.features(captioner.read(video))[0].cpu().numpy(),
+                                  store.load_grid(video.stem))  # what training read
+    caption = captioner.caption(video)
+    words = len(caption.caption.split())
+    assert words and caption.region_attention.shape == (words, NUM_FRAMES, regions)
+    np.testing.assert_allclose(caption.region_attention.sum(axis=(1, 2)), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(caption.attention, caption.region_attention.sum(axis=2), rtol=1e-6)
+    assert len(caption.to_dict()["region_attention"][0][0]) == regions
+
+
+def test_regions_need_grid_features_and_the_attention_arch(synth_data, tmp_path):
+    from vidcap_core.errors import ConfigError, FeatureError
+    from vidcap_core.training import TrainConfig
+
+    root, features = synth_data
+    with pytest.raises(ConfigError, match="regions=True needs arch 'attention'"):
+        TrainConfig(dataset="synth", root=str(root), features=str(features), arch="s2vt", regions=True)
+    no_grid = tmp_path / "features"
+    no_grid.mkdir()
+    for path in features.glob("*.npy"):
+        if not path.name.endswith(".grid.npy"):
+            (no_grid / path.name).write_bytes(path.read_bytes())
+    meta = json.loads((features / "features.json").read_text())
+    (no_grid / "features.json").write_text(json.dumps({**meta, "grid": False}))
+    cfg = TrainConfig(dataset="synth", root=str(root), features=str(no_grid), arch="attention", regions=True,
+                      max_steps=2, val_every_steps=1, torch_threads=1)
+    with pytest.raises(FeatureError, match="no region grid: rerun extraction with --grid"):
+        train(cfg, tmp_path / "run", progress=False)
 
 
 # ----------------------------------------------------------------------------- every arch x cell

@@ -88,6 +88,10 @@ def test_epoch_pairs_and_frame_orders_are_seeded_permutations(tmp_path):
     assert frame_order_index(mask, "reversed", None)[0].tolist() == [4, 3, 2, 1, 0, 5]
     feats = torch.arange(12.0).view(2, 6, 1)  # (B, T, F)
     assert gather_frames(feats, frame_order_index(mask, "reversed", None))[1, :, 0].tolist() == [11, 10, 9, 8, 7, 6]
+    grids = torch.arange(2 * 6 * 3 * 2.0).view(2, 6, 3, 2)  # (B, T, R, F): a frame's regions move with it
+    reordered = gather_frames(grids, shuffled)
+    for t, source in enumerate(shuffled[0].tolist()):
+        assert torch.equal(reordered[0, t], grids[0, source])
     parts = [split_for_rank(np.arange(7), r, 2) for r in range(2)]
     assert np.concatenate(parts).tolist() == list(range(7))
 

@@ -80,10 +80,11 @@ def save_checkpoint(
     _check_plain(preprocessing, "preprocessing", allow_tensors=False)
     if extra is not None:
         _check_plain(extra, "extra", allow_tensors=True)
-    declared = preprocessing.get("feature_dim")
+    input_key = "grid_dim" if preprocessing.get("grid") else "feature_dim"  # a region model reads (T, R, grid_dim)
+    declared = preprocessing.get(input_key)
     if declared is not None and declared != config.feature_dim:
         raise CheckpointError(
-            f"preprocessing says feature_dim={declared} but the model takes {config.feature_dim}-d features: "
+            f"preprocessing says {input_key}={declared} but the model takes {config.feature_dim}-d features: "
             f"pass the preprocessing of the features this model was trained on"
         )
     payload = {
@@ -210,12 +211,12 @@ def check_compatible(
 PREPROCESSING_KEYS = ("backbone", "weights", "feature_dim", "grid_dim", "num_frames", "frame_size", "grid", "grid_size")
 
 
-def preprocessing_from_meta(meta: dict[str, Any]) -> dict[str, Any]:
+def preprocessing_from_meta(meta: dict[str, Any], regions: bool = False) -> dict[str, Any]:
     """The facts of features.json that decide whether a model fits other features or raw video.
 
-    `grid` says whether the *model* reads region grids; models trained here read the per-frame
-    vectors only, so it is False even when the cache also holds grids.
+    `grid` says whether the *model* reads region grids (`regions`, TrainConfig.regions), not
+    whether the cache holds them: a frame-vector model is False even on a grid cache.
     """
     facts = {key: meta[key] for key in PREPROCESSING_KEYS if key in meta}
-    facts["grid"] = False
+    facts["grid"] = bool(regions)
     return facts

@@ -52,6 +52,7 @@ def train_command(
     num_concepts: Annotated[Optional[int], typer.Option(help="--arch concepts on real data: concepts = this many most frequent caption content words (SynthClips: its colours, shapes, sizes, actions).")] = None,
     semantic_consistency: Annotated[Optional[float], typer.Option(help="--arch attention: weight W of the aLSTMs semantic-consistency ranking loss (0 = off).")] = None,
     frame_deltas: Annotated[Optional[float], typer.Option(help="Append X * (x_t - x_{t-1}) to every frame's features, so the decoder sees motion (0 = frame features only; default 10).")] = None,
+    regions: Annotated[Optional[bool], typer.Option("--regions/--no-regions", help="--arch attention: attend over the regions of each frame (features extracted with --grid; the oracle's regions are its object slots) instead of whole frames.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue the run in --out from last.pt if there is one.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Fine-tune (with --scst or --adversarial) from this `vidcap train` run folder (its best.pt) or checkpoint; its options are the defaults, at a tenth of its LR.")] = None,
@@ -78,6 +79,7 @@ def train_command(
         max_caption_words=max_caption_words, seed=seed, frame_order=frame_order, torch_threads=torch_threads,
         probe_every=probe_every, device=device, concept_mode=concept_mode, concept_loss_weight=concept_loss_weight,
         num_concepts=num_concepts, semantic_consistency=semantic_consistency, frame_deltas=frame_deltas,
+        regions=regions,
     )
     try:
         overrides["max_videos"] = parse_max_videos(max_videos)

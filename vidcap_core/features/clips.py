@@ -31,7 +31,7 @@ class ClipFeatures:
     """Features of one split, stacked once. Frames past a clip's length are zero and masked out."""
 
     video_ids: list[str]
-    feats: torch.Tensor  # (N, T, F) float32
+    feats: torch.Tensor  # (N, T, F) float32, or (N, T, R, G) region grids
     mask: torch.Tensor  # (N, T) bool, True for real frames (a prefix of each row)
 
     def __len__(self) -> int:
@@ -42,16 +42,19 @@ def epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, stream])
 
 
-def stack_features(store: FeatureStore, records: Sequence[VideoRecord]) -> ClipFeatures:
-    """Load every clip's (T, F) features from a FeatureStore into one (N, T, F) tensor."""
-    arrays = [store.load(record.video_id) for record in records]  # each (T, F); FeatureError when missing
+def stack_features(store: FeatureStore, records: Sequence[VideoRecord], regions: bool = False) -> ClipFeatures:
+    """Load every clip's (T, F) features from a FeatureStore into one (N, T, F) tensor, or with
+    `regions` its (T, R, G) region grids into (N, T, R, G) (FeatureError when extracted without --grid)."""
+    load = store.load_grid if regions else store.load
+    arrays = [load(record.video_id) for record in records]  # each (T, F) or (T, R, G); FeatureError when missing
     if not arrays:
-        return ClipFeatures([], torch.zeros(0, 1, 1), torch.zeros(0, 1, dtype=torch.bool))
-    dims = {a.shape[1] for a in arrays}
+        empty = (0, 1, 1, 1) if regions else (0, 1, 1)
+        return ClipFeatures([], torch.zeros(empty), torch.zeros(0, 1, dtype=torch.bool))
+    dims = {a.shape[1:] for a in arrays}
     if len(dims) != 1:
         raise FeatureError(f"Feature files in {store.dir} disagree on the feature size ({sorted(dims)}); re-extract them.")
     max_frames = max(a.shape[0] for a in arrays)
-    feats = torch.zeros(len(arrays), max_frames, dims.pop())  # (N, T, F)
+    feats = torch.zeros(len(arrays), max_frames, *dims.pop())  # (N, T, F) or (N, T, R, G)
     mask = torch.zeros(len(arrays), max_frames, dtype=torch.bool)  # (N, T)
     for row, array in enumerate(arrays):
         feats[row, : array.shape[0]] = torch.from_numpy(array)
@@ -81,5 +84,7 @@ def frame_order_index(mask: torch.Tensor, order: str, rng: np.random.Generator |
 
 
 def gather_frames(feats: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """feats (B, T, F) reordered along T by index (B, T)."""
-    return feats.gather(1, index.unsqueeze(-1).expand(-1, -1, feats.shape[-1]))  # (B, T, F)
+    """feats (B, T, F) or (B, T, R, F) reordered along T by index (B, T): a frame's regions move with it."""
+    trailing = feats.shape[2:]  # (F,) or (R, F)
+    expanded = index.view(*index.shape, *([1] * len(trailing))).expand(*index.shape, *trailing)  # like feats
+    return feats.gather(1, expanded)  # (B, T, [R,] F)

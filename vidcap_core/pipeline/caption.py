@@ -60,6 +60,8 @@ class CaptionResult:
     frame_indices: list[int]  # (T,) index of each sampled frame in the source video
     timings_ms: dict[str, float]  # decode_video (probe + read), features, caption
     ood: dict[str, Any] | None = None  # out-of-distribution score (issue #12); None until that check runs
+    # (words, T, R) for models that attend over frame regions (TrainConfig.regions); `attention` is its sum over R
+    region_attention: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The `vidcap caption --format json` object: path, caption, score, hypotheses, [attention],
@@ -68,6 +70,8 @@ class CaptionResult:
                                "hypotheses": [{"caption": text, "score": score} for text, score in self.hypotheses]}
         if self.attention is not None:
             out["attention"] = [[round(float(a), 4) for a in row] for row in self.attention]  # (L, T)
+        if self.region_attention is not None:
+            out["region_attention"] = np.round(self.region_attention.astype(float), 4).tolist()  # (L, T, R)
         out.update(frame_indices=self.frame_indices, timings_ms=self.timings_ms, ood=self.ood)
         return out
 
@@ -95,6 +99,7 @@ class Captioner:
         size = preprocessing["frame_size"]
         self.frame_size: tuple[int, int] = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.num_frames = int(preprocessing["num_frames"])
+        self.regions = bool(preprocessing.get("grid"))  # the model reads region grids (T, R, G)
 
     @classmethod
     def from_checkpoint(cls, path: Path, device: str = "auto", backbone_weights: Path | None = None,
@@ -139,9 +144,11 @@ class Captioner:
         return self.reader(Path(path), self.num_frames if num_frames is None else num_frames, self.frame_size)
 
     def features(self, frames: np.ndarray) -> torch.Tensor:
-        """(T, H, W, 3) uint8 -> (1, T, F) float32, rounded through float16 like the feature cache."""
-        glob, _ = encode_frames(self.backbone, frames, batch_size=len(frames), grid=False)  # (T, F) float16
-        return torch.from_numpy(glob.astype(np.float32)).unsqueeze(0).to(self.device)  # (1, T, F)
+        """(T, H, W, 3) uint8 -> (1, T, F) float32, or (1, T, R, G) for a region model, rounded through
+        float16 like the feature cache."""
+        glob, grid = encode_frames(self.backbone, frames, batch_size=len(frames), grid=self.regions)  # float16
+        feats = grid if self.regions else glob  # (T, R, G) or (T, F)
+        return torch.from_numpy(feats.astype(np.float32)).unsqueeze(0).to(self.device)  # (1, T, [R,] F)
 
     def caption(self, path: Path, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0,
                 no_repeat_ngram: int = 0, num_frames: int | None = None,
@@ -158,27 +165,32 @@ class Captioner:
         frames = self.read(path, count)  # (T, H, W, 3) uint8
         timings["decode_video"] = elapsed_ms(started)
         started = time.perf_counter()
-        feats = self.features(frames)  # (1, T, F)
+        feats = self.features(frames)  # (1, T, [R,] F)
         timings["features"] = elapsed_ms(started)
         started = time.perf_counter()
         hypotheses, attention = self.decode(feats, beam, n_best, length_penalty, no_repeat_ngram)
         timings["caption"] = elapsed_ms(started)
         caption, score = hypotheses[0]
+        region_attention = None
+        if self.is_attention and attention is not None and self.regions:
+            region_attention = attention.reshape(len(attention), feats.shape[1], feats.shape[2])  # (L, T * R) -> (L, T, R)
+            attention = region_attention.sum(axis=2)  # (L, T): how much each frame got, over its regions
         return CaptionResult(
             path=Path(path),
             caption=caption,
             score=score,
             hypotheses=hypotheses,
             attention=attention if self.is_attention else None,
+            region_attention=region_attention,
             frames=frames,
             frame_indices=[int(i) for i in sample_frame_indices(info.frames, count)],
             timings_ms=timings,
-            ood=None if self.ood is None else self.ood.score(feats[0].cpu().numpy()).to_dict(),  # (T, F)
+            ood=None if self.ood is None else self.ood.score(feats[0].flatten(1).cpu().numpy(), frames, info).to_dict(),  # (T, F)
         )
 
     def decode(self, feats: torch.Tensor, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0,
                no_repeat_ngram: int = 0) -> tuple[list[tuple[str, float]], np.ndarray | None]:
-        """feats (1, T, F) -> ([(caption, score)] best first, attention (words, T) of the best or None)."""
+        """feats (1, T, [R,] F) -> ([(caption, score)] best first, attention (words, T [* R]) of the best or None)."""
         hypotheses = decode(self.model, feats, None, beam=beam, n_best=n_best, length_penalty=length_penalty,
                             max_len=self.model.config.max_tokens, no_repeat_ngram=no_repeat_ngram)[0]
         return [(self.vocab.decode(h.tokens), float(h.score)) for h in hypotheses], hypotheses[0].attention

@@ -92,7 +92,7 @@ def evaluate_checkpoint(
     vocab = Vocabulary.from_dict(loaded.vocab, source=str(checkpoint))
     data = load_dataset(dataset, Path(root), annotations=annotations, max_videos=max_videos, seed=seed)
     records = require_split(data, split)  # captioned videos; DatasetError when the split is empty
-    clips = stack_features(store, records)
+    clips = stack_features(store, records, regions=bool(loaded.preprocessing.get("grid")))  # what the model reads
     model = loaded.model.to(pick_device(device)).eval()
     frame_index = None
     if frame_order != "ordered":

@@ -23,7 +23,7 @@ RESUMABLE_CHANGES = frozenset({"max_steps", "torch_threads", "device"})
 RENAMED_KEYS = {"num_workers": "torch_threads", "max_caption_len": "max_caption_words"}
 # Options added after runs were written, with the value that reproduces those runs: a config.json
 # without `frame_deltas` trained on frame features alone (upgrade_stored_run_config).
-ADDED_KEYS: dict[str, Any] = {"frame_deltas": 0.0}
+ADDED_KEYS: dict[str, Any] = {"frame_deltas": 0.0, "regions": False}
 # The recipe's frame_deltas (see the field): 10 is the scale measured in issue #11.
 FRAME_DELTAS_DEFAULT = 10.0
 # Options of the epoch-based recipe that have no one-to-one successor: a config that still sets one
@@ -105,6 +105,12 @@ class TrainConfig:
     # Per-frame features alone did not teach the decoders SynthClips' actions (issue #11: attention-LSTM
     # on oracle features, val exact 0.12 without, 0.58 with X = 10). 0 = frame features only.
     frame_deltas: float = FRAME_DELTAS_DEFAULT
+    # Attention over objects: read the backbone's region grid (T, R, G) instead of one vector per frame,
+    # so attention picks a region of a frame (SA-LSTM's spatio-temporal attention). A frame vector holds
+    # every object at once, and the decoders described the wrong one (issue #11: attention-LSTM on oracle
+    # features named the colour of another object in 1 caption of 4). Needs features extracted with
+    # --grid (the oracle's regions are its object slots) and arch 'attention'.
+    regions: bool = False
 
     def __post_init__(self) -> None:
         # TOML has no null, and a CLI flag cannot say None: 0 means "off" / "all" / "from the data" here.
@@ -162,6 +168,9 @@ class TrainConfig:
         if self.semantic_consistency > 0 and self.arch != "attention":
             raise ConfigError(f"semantic_consistency={self.semantic_consistency!r} needs arch 'attention' (aLSTMs), "
                               f"not {self.arch!r}; set it to 0 or use --arch attention.")
+        if self.regions and self.arch != "attention":
+            raise ConfigError(f"regions=True needs arch 'attention' (attention over frame regions), not {self.arch!r}; "
+                              "drop --regions or use --arch attention.")
         if not 0.0 <= self.frame_deltas < math.inf:
             raise ConfigError(f"frame_deltas={self.frame_deltas!r} must be a finite number >= 0 (0 = off).")
         if self.scheduled_sampling_ramp_steps < 0 or self.probe_every < 0 or self.torch_threads < 0:

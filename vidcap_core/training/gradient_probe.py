@@ -35,7 +35,7 @@ def frame_gradient_norms(model: nn.Module, batch: ProbeBatch) -> np.ndarray:
         with torch.enable_grad():
             loss_sum, n_tokens = caption_loss(model, feats, batch.mask, batch.captions)
             (grad,) = torch.autograd.grad(loss_sum / max(n_tokens, 1), feats)  # (B, T, F)
-        norms = grad.pow(2).sum(dim=(0, 2)).sqrt()  # (T,)
+        norms = grad.pow(2).flatten(2).sum(dim=(0, 2)).sqrt()  # (T,): over clips, [regions,] features
     finally:
         model.train(was_training)
     return norms.detach().cpu().double().numpy()

@@ -48,7 +48,7 @@ from vidcap_core.features.clips import (
 from vidcap_core.features.store import FeatureStore
 from vidcap_core.files import append_jsonl, json_safe, read_jsonl, write_json
 from vidcap_core.models import PAD_ID, ModelConfig, build_model
-from vidcap_core.features.ood import calibrate_checkpoint
+from vidcap_core.features.ood import calibrate_checkpoint, dataset_videos
 from vidcap_core.runs import RunDir
 from vidcap_core.text import Vocabulary
 from vidcap_core.training.batches import (
@@ -173,8 +173,9 @@ def run_training(cfg: TrainConfig, run: RunDir, resume: bool, progress: bool, ct
         run_interval(cfg, run, trainable, model, optimizer, data, probe, schedule, state, ctx, progress)
     barrier(ctx)
     if ctx.is_main and run.best.is_file():  # what the model knows: the demo's out-of-distribution flag
-        calibrate_checkpoint(run.best, data.train.feats.numpy(), data.train.mask.numpy(), data.val.feats.numpy(),
-                             data.val.mask.numpy(), data.preprocessing)
+        calibrate_checkpoint(run.best, data.train.feats.flatten(2).numpy(), data.train.mask.numpy(),
+                             data.val.feats.flatten(2).numpy(), data.val.mask.numpy(), data.preprocessing,  # (N, T, F')
+                             dataset_videos(cfg.dataset, cfg.root, cfg.annotations, cfg.max_videos, cfg.seed))
     result = finish(run, state, data, cfg)
     if ctx.is_main:
         write_json(run.summary, result.summary())
@@ -378,8 +379,8 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
     vocab = Vocabulary.build([c for r in train_records for c in r.captions], min_count=cfg.min_count)
     limit = resolve_caption_limit(train_records, cfg.max_caption_words)
     store = FeatureStore(Path(cfg.features))
-    train = stack_features(store, train_records)
-    val = stack_features(store, val_records)
+    train = stack_features(store, train_records, regions=cfg.regions)  # (N, T, F) or (N, T, R, G)
+    val = stack_features(store, val_records, regions=cfg.regions)
     references = {r.video_id: list(r.captions) for r in val_records}
     truths = None
     if cfg.dataset == "synth":  # model selection on the semantic checker's exact accuracy
@@ -394,7 +395,7 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
         val=val,
         val_scorer=ValidationScorer(references, truths),
         val_references=references,
-        preprocessing=preprocessing_from_meta(store.meta),
+        preprocessing=preprocessing_from_meta(store.meta, regions=cfg.regions),
         concepts=derive_concepts(cfg.dataset, train_records, cfg.num_concepts) if cfg.arch == "concepts" else None,
     )
 
