@@ -104,7 +104,7 @@ def test_train_evaluate_caption_through_the_cli(synth_run):
     assert caption and len(attention) == len(caption.split())  # one row of weights per word ...
     assert all(len(row) == NUM_FRAMES for row in attention)  # ... over every sampled frame
     if SHARED_VIDEOS.is_dir():
-        assert set(lines[1]) == {"path", "error"} and "corrupted.mp4" in lines[1]["error"]
+        assert set(lines[1]) == {"path", "error", "detail"} and "corrupted.mp4" in lines[1]["error"]
         assert lines[2]["caption"] and "error" not in lines[2]
 
 
