@@ -4,9 +4,11 @@ Every ratio (chosen decode path vs the reference path and decord, batched vs cli
 search) is measured side by side in the same invocation, alternating the contenders inside each
 repeat so drift hits both alike. The report also gives the latencies a user sees (`Captioner.caption`
 of the 10 s clip, the first `/caption` request of a freshly started demo, click to caption in a real
-browser, measured by tests/test_demo_browser.py), the decode floor they are compared with, and the
-load average before and after, with a warning when other work shared the machine: two runs are
-comparable only when neither warns.
+browser, measured by tests/test_demo_browser.py), the decode floor they are compared with, the
+load average before and after, and a warning when other work shared the machine: two runs are
+comparable only when neither warns. "Other work" is the CPU time the machine spent outside this
+run's own process tree (`OwnWork`: vidcap-bench perf, the demo it starts, their children), so the
+run's own load never makes it warn.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ PERF_FRAMES = 32  # frames sampled per clip, as in the benchmark's features
 CLIP_480P = (480, 854)  # (H, W)
 SHARED_CAMERA_CLIP = Path(__file__).resolve().parents[2] / "shared" / "videos" / "flipping_a_pancake.mkv"  # read there
 CLIP_SECONDS, CLIP_FPS = 10, 30
-BUSY_LOAD_PER_CORE = 0.5  # a 1-minute load average above cores x this means other work shared the run
+BUSY_LOAD_PER_CORE = 0.5  # other work keeping more than cores x this busy on average shared the run
 BROWSER_RESULT = "perf_browser.json"  # written by tests/test_demo_browser.py when VIDCAP_PERF_BROWSER names it
 DEMO_START_TIMEOUT_S = 600.0
 
@@ -87,7 +89,7 @@ class PerfResults:
     notes: list[str] = field(default_factory=list)
     e2e: dict[str, float] = field(default_factory=dict)
     latency: list[dict[str, Any]] = field(default_factory=list)  # rows of the user-facing latency table
-    load: dict[str, Any] = field(default_factory=dict)  # load averages before/after, cores, warning
+    load: dict[str, Any] = field(default_factory=dict)  # load averages before/after, other work, cores, warning
 
 
 def time_it(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
@@ -360,9 +362,11 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout_s: float) ->
     raise RuntimeError(f"vidcap-demo did not serve {url} within {timeout_s:.0f} s")
 
 
-def measure_first_request(results_dir: Path, examples: Path, clip: Path, repeats: int, results: PerfResults) -> None:
+def measure_first_request(results_dir: Path, examples: Path, clip: Path, repeats: int, results: PerfResults,
+                          own: OwnWork | None = None) -> None:
     """Start the real demo (`vidcap-demo` in a subprocess on 127.0.0.1), wait until it serves, then
-    time its first `/caption` request through gradio_client, and `repeats` more after it."""
+    time its first `/caption` request through gradio_client, and `repeats` more after it. `own`
+    counts the demo's decoder children, which its stop orphans, as this run's work."""
     from gradio_client import Client, handle_file
 
     port = free_port()
@@ -387,7 +391,9 @@ def measure_first_request(results_dir: Path, examples: Path, clip: Path, repeats
             process.terminate()
             _, stderr = process.communicate(timeout=30)
             raise RuntimeError(f"{exc}; vidcap-demo stderr tail: {(stderr or '')[-2000:]}") from exc
-        process.terminate()
+        if own is not None:
+            own.before_stopping(process.pid)
+        process.kill()  # not terminate: a demo that reaped its children on the way out would count them twice
         process.communicate(timeout=30)
     results.latency.append(latency_row("first `/caption` request after the demo started (gradio_client, "
                                        "the 10 s clip, upload included)", first, "<= 1 s"))
@@ -416,16 +422,110 @@ def read_browser_measurement(out: Path, results: PerfResults) -> None:
                                        measured["click_to_caption_s"], "<= 1 s"))
 
 
-def load_summary(before: tuple[float, float, float], after: tuple[float, float, float], cores: int) -> dict[str, Any]:
-    """The load averages around a run and, when the machine was busy, the warning the report prints."""
+def _proc_stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (field 3, the state, first); None when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def child_processes() -> dict[int, list[int]]:
+    """Every live process's children, by parent id, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _proc_stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`: its children, their children, ..."""
+    children = child_processes()
+    found, stack = [], list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack += children.get(child, [])
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used by `pid`, its live descendants and every child any of them has reaped (the
+    kernel's utime + stime + cutime + cstime, so each process of the tree is counted once)."""
+    ticks = 0
+    for member in [pid, *descendants(pid)]:
+        fields = _proc_stat_fields(member)
+        if fields is not None:
+            ticks += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds(cpus: set[int]) -> float:
+    """CPU seconds the machine has spent working (user, nice, system, irq, softirq; not idle or
+    waiting) on `cpus` since boot, from /proc/stat."""
+    ticks = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            ticks += sum(int(v) for v in values[:3] + values[4:7])  # user nice system [idle] [iowait] irq softirq
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class OwnWork:
+    """How much CPU the rest of the machine used while this run ran: the machine's CPU time on the
+    cores this process may use, minus this run's own process tree (this process, the demo it starts,
+    the demo's decoder children). Linux only (/proc); elsewhere `other_cores()` is None."""
+
+    def __init__(self) -> None:
+        self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        self.available = Path("/proc/stat").is_file() and bool(self.cpus)
+        self.started = time.perf_counter()
+        self.machine_start = machine_cpu_seconds(self.cpus) if self.available else 0.0
+        self.own_start = tree_cpu_seconds(os.getpid()) if self.available else 0.0
+        self.orphaned = 0.0  # CPU of children of a stopped child, which leave the tree unreaped
+
+    def before_stopping(self, pid: int) -> None:
+        """Call just before killing child `pid`: its own children are then orphaned, not reaped into
+        this tree's count, so their CPU so far is added here (pid's own is reaped with it)."""
+        if self.available:
+            self.orphaned += sum(tree_cpu_seconds(child) for child in child_processes().get(pid, []))
+
+    def other_cores(self) -> float | None:
+        """Cores other processes kept busy on average since this object was made."""
+        if not self.available:
+            return None
+        elapsed = time.perf_counter() - self.started
+        machine = machine_cpu_seconds(self.cpus) - self.machine_start
+        own = tree_cpu_seconds(os.getpid()) - self.own_start + self.orphaned
+        return max(0.0, machine - own) / elapsed if elapsed > 0 else 0.0
+
+
+def load_summary(before: tuple[float, float, float], after: tuple[float, float, float], cores: int,
+                 other_cores: float | None) -> dict[str, Any]:
+    """The load around a run and, when other work shared the machine, the warning the report prints.
+
+    Busy means `other_cores` (OwnWork: processes outside this run's own tree, on average during the
+    run) above cores x BUSY_LOAD_PER_CORE. The load averages also count this run's own work (its
+    torch threads, the demo it starts), so they are shown but judge nothing; without /proc
+    (other_cores None) the 1-minute load average before the run started, which has none of it, judges.
+    """
     limit = cores * BUSY_LOAD_PER_CORE
-    busiest = max(before[0], after[0])
+    if other_cores is not None:
+        busy = other_cores > limit
+        what = f"other processes kept {other_cores:.2f} of {cores} core(s) busy on average during the run"
+    else:
+        busy = before[0] > limit
+        what = f"the 1-minute load average was {before[0]:.2f} on {cores} core(s) before the run"
     warning = None
-    if busiest > limit:
-        warning = (f"**Busy machine: the 1-minute load average reached {busiest:.2f} on {cores} core(s) (above "
-                   f"{limit:g} = cores x {BUSY_LOAD_PER_CORE}); other work shared the CPUs, so these times are "
-                   "slower and noisier than on a quiet machine. Compare runs only when neither warns.**")
-    return {"before": list(before), "after": list(after), "cores": cores, "busy_limit": limit, "warning": warning}
+    if busy:
+        warning = (f"**Busy machine: {what} (above {limit:g} = cores x {BUSY_LOAD_PER_CORE}; this run's own "
+                   "processes not counted); other work shared the CPUs, so these times are slower and noisier "
+                   "than on a quiet machine. Compare runs only when neither warns.**")
+    return {"before": list(before), "after": list(after), "other_cores": other_cores, "cores": cores,
+            "busy_limit": limit, "warning": warning}
 
 
 def timings_table(timings: list[Timing]) -> pd.DataFrame:
@@ -468,8 +568,11 @@ def markdown(results: PerfResults, seconds: float) -> str:
     lines += ["## Machine", "", describe_machine().markdown(), f"- torch threads: {torch.get_num_threads()}"]
     if load:
         lines.append(f"- load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load['before'])}; after: "
-                     f"{', '.join(f'{v:.2f}' for v in load['after'])} ({load['cores']} core(s); busy above "
-                     f"{load['busy_limit']:g})")
+                     f"{', '.join(f'{v:.2f}' for v in load['after'])} (this run's own work included)")
+        others = load.get("other_cores")
+        lines.append(f"- other processes during the run: {fmt(others, 2)} of {load['cores']} core(s) busy on average "
+                     f"(busy above {load['busy_limit']:g})" if others is not None else
+                     f"- other processes during the run: not measured (no /proc); busy above {load['busy_limit']:g}")
     lines.append("")
     floor = next(iter(results.sections.get("Decode floor (every frame decoded, no conversion)", [])), None)
     if results.latency:
@@ -489,6 +592,7 @@ def markdown(results: PerfResults, seconds: float) -> str:
 def run_perf(options: PerfOptions) -> Path:
     started = time.perf_counter()
     load_before = os.getloadavg()
+    own = OwnWork()
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     results = PerfResults()
@@ -511,10 +615,10 @@ def run_perf(options: PerfOptions) -> Path:
         measure_decoding(model_path, options.repeats, results)
         measure_end_to_end(model_path, clip, options.repeats, results)
         served = out if model_path == checkpoint else serving_folder(model_path, scratch_dir / "served")
-        measure_first_request(served, tiny.root, clip, options.repeats, results)
+        measure_first_request(served, tiny.root, clip, options.repeats, results, own)
         results.ratios["`Captioner.caption` / decode floor (medians)"] = results.e2e["total_ms"] / 1000 / floor.median
     read_browser_measurement(out, results)
-    results.load = load_summary(load_before, os.getloadavg(), available_cores())
+    results.load = load_summary(load_before, os.getloadavg(), available_cores(), own.other_cores())
     seconds = time.perf_counter() - started
     write_json(out / "perf.json", {
         "sections": {k: [t.to_dict() for t in v] for k, v in results.sections.items()},

@@ -1,16 +1,28 @@
 """`vidcap-bench perf`'s report on a tiny made-up measurement set: tables, ratios to the decode floor,
-the busy-machine warning. Nothing here times anything."""
+the busy-machine warning, and the CPU accounting behind it (CPU seconds of real processes). Nothing
+here times anything."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
 from benchmark.perf import (
+    OwnWork,
     PerfResults,
     Timing,
+    child_processes,
     latency_row,
     latency_table,
     load_summary,
     markdown,
     timings_table,
+    tree_cpu_seconds,
 )
 
 FLOOR = Timing("decode floor: all 300 frames", [0.10, 0.12, 0.11], 300, "frames")
@@ -41,20 +53,50 @@ def test_latency_table_gives_ratio_to_the_decode_floor():
     assert latency_table(made_up_results({}).latency, None)["x decode floor"].tolist() == ["n/a", "n/a"]
 
 
-def test_busy_warning_only_above_half_the_cores():
-    quiet = load_summary((0.4, 0.5, 0.6), (0.9, 0.7, 0.6), cores=2)
-    assert quiet["warning"] is None and quiet["busy_limit"] == 1.0
-    busy_after = load_summary((0.4, 0.5, 0.6), (1.6, 0.9, 0.7), cores=2)
-    assert "1.60 on 2 core(s)" in busy_after["warning"]
-    assert load_summary((7.0, 6.0, 5.0), (0.5, 0.5, 0.5), cores=16)["warning"] is None  # 16 x 0.5 = 8
-    assert load_summary((9.0, 6.0, 5.0), (0.5, 0.5, 0.5), cores=16)["warning"] is not None
+def test_busy_warning_counts_other_work_only():
+    own_load = load_summary((0.4, 0.5, 0.6), (2.6, 1.2, 0.8), cores=2, other_cores=0.3)  # the run's own load: quiet
+    assert own_load["warning"] is None and own_load["busy_limit"] == 1.0
+    shared = load_summary((0.4, 0.5, 0.6), (2.6, 1.2, 0.8), cores=2, other_cores=1.35)
+    assert "other processes kept 1.35 of 2 core(s) busy on average during the run" in shared["warning"]
+    assert load_summary((0.5, 0.5, 0.5), (9.0, 6.0, 5.0), cores=16, other_cores=7.9)["warning"] is None  # 16 x 0.5
+    assert load_summary((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), cores=16, other_cores=8.1)["warning"] is not None
+    # without /proc: the load before the run started (none of its own work in it) judges
+    assert load_summary((0.9, 0.5, 0.5), (3.0, 1.0, 0.5), cores=2, other_cores=None)["warning"] is None
+    assert "was 1.20 on 2 core(s) before the run" in load_summary((1.2, 0.5, 0.5), (0.2, 0.1, 0.1), cores=2,
+                                                                  other_cores=None)["warning"]
 
 
 def test_report_shows_latency_floor_load_and_warning():
-    busy = markdown(made_up_results(load_summary((6.5, 6.0, 5.0), (7.0, 6.2, 5.1), cores=2)), 12.0)
-    assert "**Busy machine: the 1-minute load average reached 7.00 on 2 core(s)" in busy
+    busy = markdown(made_up_results(load_summary((6.5, 6.0, 5.0), (7.0, 6.2, 5.1), cores=2, other_cores=1.8)), 12.0)
+    assert "**Busy machine: other processes kept 1.80 of 2 core(s) busy on average during the run" in busy
     assert "load average (1, 5, 15 min) before: 6.50, 6.00, 5.00; after: 7.00, 6.20, 5.10" in busy
+    assert "- other processes during the run: 1.80 of 2 core(s) busy on average (busy above 1)" in busy
     assert "| first `/caption` request " in busy and "8.2x" in busy and "Decode floor: decode floor" in busy
     assert "| chosen / decord | 1.50x      |" in busy
-    quiet = markdown(made_up_results(load_summary((0.1, 0.1, 0.1), (0.2, 0.1, 0.1), cores=2)), 12.0)
+    quiet = markdown(made_up_results(load_summary((0.1, 0.1, 0.1), (1.9, 0.8, 0.3), cores=2, other_cores=0.1)), 12.0)
     assert "Busy machine" not in quiet
+
+
+BURN = "import time\nstart = time.process_time()\nwhile time.process_time() - start < {cpu_s}: pass\n"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="CPU accounting reads /proc (Linux)")
+def test_own_work_counts_the_tree_it_started_including_orphans():
+    """CPU time, not wall time: each burner spins until its own process_time() reaches its share."""
+    own = OwnWork()
+    # a child that starts a grandchild (which burns 0.4 s of CPU), burns 0.3 s itself, then waits to be killed
+    child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time\n"
+                              f"subprocess.Popen([sys.executable, '-c', {BURN.format(cpu_s=0.4)!r}])\n"
+                              + BURN.format(cpu_s=0.3) + "time.sleep(600)\n"])
+    try:
+        while not child_processes().get(child.pid) or tree_cpu_seconds(child.pid) < 0.69:
+            assert child.poll() is None
+            time.sleep(0.05)
+        own.before_stopping(child.pid)  # the grandchild will be orphaned by the kill: its CPU is counted now
+    finally:
+        child.kill()
+        child.communicate()
+    assert own.orphaned >= 0.39  # the grandchild's burn (clock ticks: 10 ms)
+    assert tree_cpu_seconds(os.getpid()) - own.own_start >= 0.29  # the child, reaped into this process's count
+    assert own.other_cores() >= 0.0
