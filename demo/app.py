@@ -65,6 +65,12 @@ CSS = """
                 border: 1px solid #f0b35b; }
 .vidcap-warning { padding: 0.7em 0.9em; border-radius: 6px; background: #fdecea; color: #8a1c12;
                   border: 2px solid #e0564a; font-size: 1.05em; }
+/* The frame strip shows every sampled frame at once: as many columns of at least 120 px (room for the
+   '#12 · 0.7 s' label) as the page is wide, wrapping into rows, and as tall as its rows. Gradio's
+   gallery keeps `columns` columns of at least 100 px and caps its height at 55vh, so 32 frames
+   scrolled inside it, and a narrow window cut off the right-hand columns. */
+#frame-strip .grid-wrap { max-height: none; min-height: 0; overflow-y: visible; }
+#frame-strip .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)); grid-template-rows: none; }
 """
 INTRO = (
     "# vidcap: caption a video\n"
@@ -121,7 +127,7 @@ def build_app(
                 beam = gr.Slider(1, limits.max_beam, value=min(DEFAULT_BEAM, limits.max_beam), step=1,
                                  label="Beam size", info="1 = greedy; top hypotheses need 2 or more")
                 frames = gr.Slider(0, limits.max_frames, value=0, step=1, label="Frames",
-                                   info="sampled evenly; 0 = as many as the model was trained on")
+                                   info="sampled evenly; 0 = as many as the model was trained on", elem_id="frames")
         with gr.Tabs():
             with gr.Tab("Caption"):
                 caption_button = gr.Button("Caption", variant="primary", elem_id="caption-button")

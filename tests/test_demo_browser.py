@@ -1,5 +1,6 @@
 """vidcap-demo in a real browser: Playwright drives Debian's Chromium (headless) to upload a clip,
-press Caption, wait for the caption and check the page shows it, and save a screenshot.
+press Caption, wait for the caption and check the page shows it, and save a screenshot; and check
+that 32 sampled frames fit in the frame strip (no scrolling, nothing cut) on a wide and a narrow window.
 
 `make browser` installs Chromium (Debian: apt-get install chromium); without it this test skips.
 VIDCAP_DEMO_RESULTS=results serves a real results folder instead of the tiny untrained test models
@@ -93,13 +94,56 @@ def test_upload_caption_and_screenshot(browser, tmp_path_factory):
         app.close()
 
 
-def upload_and_caption(page, url: str, clip: Path) -> float:
+STRIP_LAYOUT = """() => {
+  const strip = document.querySelector('#frame-strip'), grid = strip.querySelector('.grid-wrap');
+  const boxes = [...strip.querySelectorAll('.thumbnail-item')].map(t => t.getBoundingClientRect());
+  const labels = [...strip.querySelectorAll('.caption-label')];
+  return {frames: boxes.length, scrolls: grid.scrollHeight > grid.clientHeight + 1,
+          rightmost: Math.max(...boxes.map(b => b.right)), page_width: document.documentElement.clientWidth,
+          rows: new Set(boxes.map(b => Math.round(b.top))).size,
+          cut_labels: labels.filter(l => l.scrollWidth > l.clientWidth + 1).map(l => l.innerText)};
+}"""
+
+
+def test_frame_strip_shows_every_frame_without_scrolling(browser, tmp_path_factory):
+    """32 sampled frames: all on the page at once, wrapped into rows, none cut at the right edge,
+    labels whole, on a wide and on a narrow window (the gallery used to scroll, and cut columns)."""
+    from demo.app import build_app, launch_app
+    from demo.examples import load_examples
+
+    demo_data = build_demo_results(tmp_path_factory.mktemp("demo_strip"))
+    limits = DemoLimits()
+    clip = load_examples(demo_data["synth"], count=1).examples[0].path
+    app = build_app(demo_data["results"], demo_data["synth"], limits)
+    port = free_port()
+    launch_app(app, port=port, limits=limits, examples_dir=demo_data["synth"], prevent_thread_lock=True, quiet=True)
+    try:
+        for width in (1280, 760):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            upload_and_caption(page, f"http://127.0.0.1:{port}/", clip, frames=32)
+            error = page.locator("#message .vidcap-error")
+            assert error.count() == 0, error.inner_text()
+            page.locator("#frame-strip .thumbnail-item").nth(31).wait_for(timeout=WAIT_MS)
+            layout = page.evaluate(STRIP_LAYOUT)
+            assert layout["frames"] == 32 and not layout["scrolls"], layout
+            assert layout["rightmost"] <= layout["page_width"] and layout["rows"] >= 2, layout
+            assert layout["cut_labels"] == [], layout
+            page.close()
+    finally:
+        app.close()
+
+
+def upload_and_caption(page, url: str, clip: Path, frames: int | None = None) -> float:
     """Open a fresh page, upload `clip`, click Caption: the seconds from the click to the caption on the
     page. A fresh page each time, so the caption box starts empty and the wait sees this click's answer
-    (clearing the box by script does not work: Gradio does not re-render a value that did not change)."""
+    (clearing the box by script does not work: Gradio does not re-render a value that did not change).
+    `frames`: set the Frames control first (None: leave it at the model's own count)."""
     page.goto(url, wait_until="domcontentloaded")
     page.locator("#video input[type=file]").set_input_files(str(clip))
     page.locator("#video video").wait_for(timeout=WAIT_MS)  # the upload reached the server
+    if frames is not None:
+        page.locator("#frames input[type=number]").fill(str(frames))
+        page.locator("#frames input[type=number]").press("Enter")
     clicked = time.perf_counter()
     page.locator("#caption-button").click()
     page.wait_for_function(CAPTION_SHOWN, timeout=WAIT_MS)
