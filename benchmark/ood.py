@@ -1,9 +1,10 @@
 """`vidcap-bench ood`: how often the out-of-distribution flag fires, where it should and where it should not.
 
 The served checkpoint's OOD calibration (vidcap_core/features/ood.py, `<stem>.ood.npz`) flags a clip
-whose frame features lie far from its training frames. This program measures that flag through the
-one captioning corridor (`Captioner.caption(path).ood`, as `vidcap caption`, `/caption` and the demo
-page get it) on three kinds of input:
+whose frame features lie far from its training frames, or whose decoded frames' low-level statistics
+(noise, edges, colours, motion, size, frame rate) lie outside its training clips' range. This program
+measures that flag through the one captioning corridor (`Captioner.caption(path).ood`, as `vidcap
+caption`, `/caption` and the demo page get it) on three kinds of input:
 
 1. the SynthClips test split the checkpoint was trained on (its model card's `- Dataset:` line, made
    again with benchmark.prepare's `synth_source` into the benchmark cache, or `--root`): every test
@@ -94,10 +95,14 @@ class ScoredFile:
     flagged: bool | None = None
     caption: str | None = None
     error: str | None = None
+    by_features: bool | None = None  # the feature score alone is above its threshold
+    by_frames: bool | None = None  # the frame statistics alone are
+    statistic: str | None = None  # the frame statistic furthest outside the training clips' range
 
     def to_dict(self) -> dict[str, Any]:
         return {"set": self.group, "name": self.name, "what": self.what, "score": self.score,
-                "threshold": self.threshold, "flagged": self.flagged, "caption": self.caption, "error": self.error}
+                "threshold": self.threshold, "flagged": self.flagged, "caption": self.caption, "error": self.error,
+                "by_features": self.by_features, "by_frames": self.by_frames, "statistic": self.statistic}
 
 
 @dataclass(frozen=True)
@@ -250,7 +255,8 @@ def score_file(captioner: Any, path: Path, set_name: str, name: str, what: str) 
         return ScoredFile(set_name, name, what, error=f"{type(exc).__name__}: {exc}")
     ood = result.ood
     return ScoredFile(set_name, name, what, float(ood["score"]), float(ood["threshold"]), bool(ood["flagged"]),
-                      result.caption)
+                      result.caption, by_features=bool(ood["features"]["flagged"]), by_frames=bool(ood["frames"]["flagged"]),
+                      statistic=ood["frames"]["statistic"])
 
 
 def load_calibrated(checkpoint: Path, decoder: Any) -> Any:
@@ -274,9 +280,13 @@ def measure_ood(options: OodOptions, say: Callable[[str], None] = print) -> OodR
         captioner = load_calibrated(checkpoint, decoder)
         calibration = captioner.ood
         synth = locate_synth_test(checkpoint, options.root, options.cache, say)
+        feats, frames = calibration.features, calibration.frames
         run = OodRun(checkpoint, options.command_line(), float(calibration.threshold),
-                     {"percentile": calibration.percentile, "train_clips": calibration.train_clips,
-                      "val_clips": calibration.val_clips, "shrinkage": calibration.shrinkage}, synth)
+                     {"features": {"threshold": feats.threshold, "percentile": feats.percentile,
+                                   "train_clips": feats.train_clips, "val_clips": feats.val_clips,
+                                   "shrinkage": feats.shrinkage},
+                      "frames": {"threshold": frames.threshold, "percentile": frames.percentile,
+                                 "train_clips": frames.train_clips, "val_clips": frames.val_clips}}, synth)
         say(f"scoring {len(synth.clips)} SynthClips test clips of {synth.root} ...")
         for video_id, path, heldout in synth.clips:
             group = SYNTH_HELDOUT if heldout else SYNTH_IN
@@ -306,7 +316,8 @@ def scored_frame(scored: Sequence[ScoredFile]) -> pd.DataFrame:
 
 def share_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per set (report order; SynthClips test also as a whole): files, scored, unreadable,
-    flagged, share flagged (of the scored), aim, aim met, median and max score."""
+    flagged, share flagged (of the scored), aim, aim met, how many each score flags alone (by
+    features, by frames), median and max score."""
     synth = frame[frame["set"].isin([SYNTH_IN, SYNTH_HELDOUT])].assign(set=SYNTH_ALL)
     groups = pd.concat([synth, frame], ignore_index=True)
     order = [SYNTH_ALL, SYNTH_IN, SYNTH_HELDOUT, SHARED, EXTRA, PATTERNS]
@@ -324,9 +335,11 @@ def share_rows(frame: pd.DataFrame) -> pd.DataFrame:
         met = None if not scored else (share <= aim if synthetic else share >= aim)
         rows.append({"set": name, "files": len(group), "scored": scored, "unreadable": len(group) - scored,
                      "flagged": flagged, "share flagged": share, "aim": f"<= {aim:.0%}" if synthetic else f"{aim:.0%}",
-                     "aim met": met, "median score": scores.median(), "max score": scores.max()})
+                     "aim met": met, "by features": sum(1 for f in group["by_features"] if f is True),
+                     "by frames": sum(1 for f in group["by_frames"] if f is True),
+                     "median score": scores.median(), "max score": scores.max()})
     return pd.DataFrame(rows, columns=["set", "files", "scored", "unreadable", "flagged", "share flagged", "aim",
-                                       "aim met", "median score", "max score"])
+                                       "aim met", "by features", "by frames", "median score", "max score"])
 
 
 def share_table(shares: pd.DataFrame) -> pd.DataFrame:
@@ -340,34 +353,51 @@ def share_table(shares: pd.DataFrame) -> pd.DataFrame:
 
 
 def files_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per file (the sets outside SynthClips): set, file, score, flagged, what it is, and the caption
-    or the typed error."""
+    """Per file (the sets outside SynthClips): set, file, score, flagged, which score fired (and the
+    frame statistic furthest out), what it is, and the caption or the typed error."""
     rows = frame[~frame["set"].isin([SYNTH_IN, SYNTH_HELDOUT])]
     return pd.DataFrame({
         "set": rows["set"], "file": rows["name"],
         "score": [fmt(None if pd.isna(s) else float(s), 2) for s in rows["score"]],
         "flagged": [fmt(None) if f is None or pd.isna(f) else ("yes" if f else "no") for f in rows["flagged"]],
+        "fired": [fired(f, p, s) for f, p, s in zip(rows["by_features"], rows["by_frames"], rows["statistic"])],
         "what": rows["what"],
         "caption or error": [e if isinstance(e, str) else c for c, e in zip(rows["caption"], rows["error"])],
     }).reset_index(drop=True)
 
 
+def fired(by_features: Any, by_frames: Any, statistic: Any) -> str:
+    """Which scores are above their thresholds: "features", "frames (noise)", both, "none", or n/a."""
+    if by_features is None or by_frames is None or pd.isna(by_features) or pd.isna(by_frames):
+        return fmt(None)
+    parts = (["features"] if by_features else []) + ([f"frames ({statistic})"] if by_frames else [])
+    return " + ".join(parts) or "none"
+
+
 def markdown(run: OodRun, machine_markdown: str) -> str:
     frame = scored_frame(run.scored)
     shares = share_table(share_rows(frame))
-    cal = run.calibration
+    feats, frames = run.calibration["features"], run.calibration["frames"]
     lines = [
         "# Out-of-distribution flag: where it fires", "",
-        f"Checkpoint `{run.checkpoint}`; its calibration ({Path(run.checkpoint).stem}.ood.npz): threshold "
-        f"{run.threshold:.3f}, the {cal['percentile']:g}th percentile of {cal['val_clips']} validation clips' scores, "
-        f"fitted on the frames of {cal['train_clips']} training clips. A clip is flagged when its score (the mean "
-        "Mahalanobis distance of its frame features from the training frames) exceeds the threshold. Every file "
-        "goes through `Captioner.caption`, as `vidcap caption`, `/caption` and the demo page see it.", "",
+        f"Checkpoint `{run.checkpoint}`; its calibration ({Path(run.checkpoint).stem}.ood.npz) holds two scores, "
+        "each with its own threshold, the percentile below of the validation clips' scores. Features: the mean "
+        "Mahalanobis distance of a clip's frame features from the training frames (fitted on the frames of "
+        f"{feats['train_clips']} training clips; threshold {feats['threshold']:.3f}, the {feats['percentile']:g}th "
+        f"percentile of {feats['val_clips']} validation clips). Frames: the largest deviation of a clip's "
+        "low-level frame statistics (noise, edges, colours, motion, decoded size and frame rate) from the "
+        f"training clips' range (fitted on {frames['train_clips']} decoded training clips; threshold "
+        f"{frames['threshold']:.3f}, the {frames['percentile']:g}th percentile of {frames['val_clips']} validation "
+        "clips). A clip is flagged when either exceeds its threshold; its score is the larger of the two scores "
+        f"divided by its threshold, so the flag's threshold is {run.threshold:g}. Every file goes through "
+        "`Captioner.caption`, as `vidcap caption`, `/caption` and the demo page see it.", "",
         f"SynthClips test clips: {run.synth.source}.", "",
         "## Share flagged", "", markdown_table(shares), "",
-        "SynthClips test clips should not be flagged (aim <= 1%: the threshold is the validation clips' "
-        f"{cal['percentile']:g}th percentile); real videos and generated patterns, which the model never saw, should "
-        "all be (aim 100%). Unreadable files are left out of the share and listed below with their error.", "",
+        "SynthClips test clips should not be flagged (aim <= 1%: each threshold is the validation clips' "
+        f"{feats['percentile']:g}th percentile, so the two flag at most {2 * (100 - feats['percentile']):g}% of them); "
+        "`by features` and `by frames` count the files each score flags on its own. Real videos and generated "
+        "patterns, which the model never saw, should all be (aim 100%). Unreadable files are left out of the "
+        "share and listed below with their error.", "",
         "## Files outside SynthClips", "", markdown_table(files_table(frame)), "",
         "Captions are greedy with no repetition block (as the benchmark reports them): what the model says "
         "about a clip it does not know. Per-clip SynthClips scores are in ood.json.",

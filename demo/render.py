@@ -50,8 +50,9 @@ def scope_markdown(scope: ModelScope) -> str:
         lines.append("- No out-of-distribution calibration is stored with this checkpoint "
                      "(`vidcap calibrate-ood` writes one), so unfamiliar videos are not flagged.")
     else:
-        lines.append(f"- Each caption gets an out-of-distribution score (distance of the clip's features from "
-                     f"the training clips'); above {scope.ood_threshold:.1f} the page warns.")
+        lines.append("- Each caption gets an out-of-distribution score (how far the clip's features and its frames' "
+                     "low-level statistics lie from the training clips', in units of each one's threshold); above "
+                     f"{scope.ood_threshold:.1f} the page warns.")
     return "\n".join(lines)
 
 

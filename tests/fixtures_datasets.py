@@ -284,13 +284,14 @@ def build_calibrated_checkpoint(base: Path, num_frames: int = 8, num_clips: int 
     """SynthClips tiny (`num_clips` clips) in `base/synth` and `base/model.pt`: an untrained attention-LSTM
     over `random`-backbone features (the OOD flag does not depend on caption quality), with the OOD
     calibration `vidcap train` would write, fitted on the train and val clips' features as the
-    Captioner itself reads and encodes them. Returns (SynthClips folder, checkpoint)."""
+    Captioner itself reads and encodes them, and on their decoded frames' statistics. Returns
+    (SynthClips folder, checkpoint)."""
     import torch
 
     from vidcap_core.checkpoint import load_checkpoint, save_checkpoint
     from vidcap_core.data import load_dataset
     from vidcap_core.features.backbones import build_backbone
-    from vidcap_core.features.ood import fit_ood, save_ood
+    from vidcap_core.features.ood import SplitVideos, decode_calibration_videos, fit_ood, save_ood
     from vidcap_core.models import ModelConfig, build_model
     from vidcap_core.pipeline import Captioner
     from vidcap_core.synth import generate_synthclips
@@ -314,5 +315,8 @@ def build_calibrated_checkpoint(base: Path, num_frames: int = 8, num_clips: int 
     def clip_features(split: str) -> list[np.ndarray]:
         return [captioner.features(captioner.read(r.path))[0].cpu().numpy() for r in records if r.split == split]  # (T, F) each
 
-    save_ood(fit_ood(clip_features("train"), clip_features("val"), load_checkpoint(checkpoint).preprocessing), checkpoint)
+    videos = SplitVideos(*[[r.path for r in records if r.split == split] for split in ("train", "val")])
+    train, val = decode_calibration_videos(videos, preprocessing)
+    save_ood(fit_ood(clip_features("train"), clip_features("val"), train.summaries, val.summaries,
+                     load_checkpoint(checkpoint).preprocessing), checkpoint)
     return synth, checkpoint

@@ -502,23 +502,27 @@ def test_page_states_what_the_model_knows(handlers, demo_data, tmp_path):
 
 def calibrated_copy(demo_data, folder: Path, threshold: float) -> dict[str, Path]:
     """results/best/model.pt copied with an OOD calibration fitted on the demo's SynthClips
-    features, its threshold then set to `threshold` (0: every clip is flagged; inf: none)."""
+    features and frames, both thresholds then set to `threshold` (0: every clip is flagged; inf: none)."""
     import dataclasses
 
     from vidcap_core.checkpoint import load_checkpoint
     from vidcap_core.features.backbones import build_backbone
     from vidcap_core.features.extract import encode_frames
+    from vidcap_core.features.frame_statistics import Geometry, summarize_clip
     from vidcap_core.features.ood import fit_ood, save_ood
-    from vidcap_core.video import read_frames
+    from vidcap_core.video import probe_video, read_frames
 
     folder.mkdir(parents=True)
     checkpoint = folder / "model.pt"
     shutil.copy(demo_data["results"] / "best" / "model.pt", checkpoint)
     backbone = build_backbone("random")
-    clips = [encode_frames(backbone, read_frames(p, NUM_FRAMES, 64), batch_size=NUM_FRAMES, grid=False)[0]
-             for p in sorted((demo_data["synth"] / "videos").glob("*.mp4"))]
-    calibration = fit_ood(clips[:8], clips[8:], load_checkpoint(checkpoint).preprocessing)
-    save_ood(dataclasses.replace(calibration, threshold=threshold), checkpoint)
+    paths = sorted((demo_data["synth"] / "videos").glob("*.mp4"))
+    frames = [read_frames(p, NUM_FRAMES, 64) for p in paths]
+    clips = [encode_frames(backbone, f, batch_size=NUM_FRAMES, grid=False)[0] for f in frames]
+    summaries = [summarize_clip(f, Geometry.of(probe_video(p))) for f, p in zip(frames, paths)]
+    calibration = fit_ood(clips[:8], clips[8:], summaries[:8], summaries[8:], load_checkpoint(checkpoint).preprocessing)
+    save_ood(dataclasses.replace(calibration, features=dataclasses.replace(calibration.features, threshold=threshold),
+                                 frames=dataclasses.replace(calibration.frames, threshold=threshold)), checkpoint)
     return {"best": checkpoint}
 
 

@@ -66,6 +66,8 @@ def test_ood_command_writes_both_files(calibrated, tmp_path):
     scored = [f for f in report["files"] if f["error"] is None]
     assert patterns and all(f in scored for f in patterns) and all(f in scored for f in synth_files)
     assert all(f["flagged"] == (f["score"] > f["threshold"]) for f in scored)  # scores are rounded to 3 digits
+    assert all(f["flagged"] == (f["by_features"] or f["by_frames"]) for f in scored)  # either score flags
+    assert all(f["flagged"] and f["by_frames"] for f in patterns)  # not SynthClips: its frame statistics say so
     assert all(abs(f["threshold"] - report["threshold"]) < 1e-3 for f in scored)
 
     shares = {row["set"]: row for row in report["shares"]}
@@ -78,6 +80,7 @@ def test_ood_command_writes_both_files(calibrated, tmp_path):
         assert set(shared) == {p.name for p in SHARED_VIDEOS.iterdir() if p.suffix.lower() != ".md"}
         assert shared["corrupted.mp4"]["error"].startswith("VideoReadError: ") and shared["corrupted.mp4"]["score"] is None
         assert shared["flipping_a_pancake.mkv"]["error"] is None and shared["flipping_a_pancake.mkv"]["score"] > 0
+        assert all(f["flagged"] for f in shared.values() if f["error"] is None)  # every readable real video
         assert not report["notes"]
     else:
         assert report["notes"] and SHARED not in shares
