@@ -19,6 +19,7 @@ from benchmark.selection import (
     best_of,
     choose,
     grid_labels,
+    region_options,
     selection_values,
     val_cider,
 )
@@ -34,7 +35,7 @@ def candidates(ctx: BenchContext) -> dict[str, list[RunRecord]]:
     """Finished default-setting runs of each architecture x cell on the main features, by label."""
     found: dict[str, list[RunRecord]] = {}
     for spec, record in ctx.executor.seen.values():
-        default = ctx.spec(spec.config.arch, spec.config.cell, spec.seed)
+        default = ctx.spec(spec.config.arch, spec.config.cell, spec.seed, **region_options(spec.label))
         if spec.label in grid_labels() and spec.key == default.key:
             found.setdefault(spec.label, []).append(record)
     return {label: sorted(records, key=lambda r: r.seed) for label, records in found.items()}

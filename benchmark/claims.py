@@ -61,6 +61,11 @@ BASE_CLAIMS: tuple[Claim, ...] = (
           "attention-lstm vs s2vt-lstm: s_to_95pct_val_CIDEr",
           "training seconds until validation CIDEr-D reaches 95% of its best, attention-LSTM − S2VT-LSTM",
           "lower", 0.10, relative=True, delta_reason="10% of S2VT's time", per_seed=True),
+    Claim("attention_regions", "attention over the regions of each frame (the objects) beats attention over whole "
+          "frames: spatio-temporal soft attention (SA-LSTM's extension to frame regions)",
+          "vidcap's own question (issue #11: decoders named the wrong object's colour)", "attention",
+          "attention-lstm-regions vs attention-lstm: CIDEr", "test CIDEr-D, attention-LSTM over regions − over frames",
+          "higher", 0.05, relative=True, delta_reason="5% of frame attention's score"),
     Claim("frame_order", "frame order matters (S2VT's ablation: MSVD METEOR 29.2 ordered vs 28.2 shuffled)",
           "cited: Venugopalan et al. 2015 (S2VT)", "temporal",
           "s2vt-lstm ordered vs s2vt-lstm trained+tested shuffled: METEOR",

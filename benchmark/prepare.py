@@ -69,7 +69,12 @@ class DatasetSource:
 
 @dataclass(frozen=True)
 class FeatureSource:
-    """Features of one dataset under one backbone, frame count and frame size."""
+    """Features of one dataset under one backbone, frame count and frame size.
+
+    The cache holds each frame's region grid next to its vector (`vidcap features --grid`): the
+    attention suite's region models read it, and it is what lets any run's best model serve raw
+    video either way. On SynthClips' backbones it costs little (synth-cnn: 16 x 21 per frame).
+    """
 
     dataset: DatasetSource
     backbone: str
@@ -78,6 +83,7 @@ class FeatureSource:
     weights: Path | None = None
     frame_size: int | None = None
     weights_id: str = ""
+    grid: bool = True
 
     @property
     def label(self) -> str:
@@ -85,7 +91,8 @@ class FeatureSource:
 
     def identity(self) -> dict[str, Any]:
         return {"dataset": self.dataset.identity(), "backbone": self.backbone, "weights": self.weights_id,
-                "frames": self.num_frames, "frame_size": self.frame_size, "code": source_digest(FEATURE_CODE)}
+                "frames": self.num_frames, "frame_size": self.frame_size, "grid": self.grid,
+                "code": source_digest(FEATURE_CODE)}
 
 
 @dataclass
@@ -189,7 +196,8 @@ def ensure_features(source: FeatureSource, seeds: tuple[int, ...] = (0,), log: P
     started = time.perf_counter()
     say(f"extracting {source.label} features of {len(records)} clips of {data.label} ...")
     summary = extract_features(records, source.backbone, source.dir, num_frames=source.num_frames,
-                               frame_size=source.frame_size, weights=source.weights, progress=progress)
+                               frame_size=source.frame_size, weights=source.weights, grid=source.grid,
+                               progress=progress)
     if summary.failed:
         first = next(iter(summary.failed.items()))
         say(f"warning: {len(summary.failed)} clip(s) could not be read and have no features (e.g. {first[0]}: {first[1]})")

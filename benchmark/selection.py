@@ -20,9 +20,17 @@ from vidcap_core.training.convergence import key_names, selection_key
 
 ARCHS = ("meanpool", "s2vt", "attention")
 CELLS = ("rnn", "gru", "lstm")
+# Label suffix of attention over frame regions (TrainConfig.regions): attention-lstm-regions is
+# attention-lstm reading each frame's region grid; ranked for `best` like the architecture x cell grid.
+# LSTM only: over synth-cnn's 32 frames x 16 regions a training step costs about 5x one over 32 frames
+# (0.70 vs 0.12-0.14 s on one busy core, attention-LSTM hidden 128, batch 64), too much for every cell
+# in the full profile's hour.
+REGIONS_SUFFIX = "-regions"
+REGION_CELLS = ("lstm",)
 VAL_COLUMNS = {"exact": "val exact", "CIDEr": "val CIDEr-D"}  # selection key component -> heading
 SELECTION_RULE = (
-    "the architecture x cell configuration with the highest mean best-validation score over its seeds, then "
+    "the architecture x cell configuration (attention over frames or over frame regions) with the highest mean "
+    "best-validation score over its seeds, then "
     "that configuration's seed with the highest one; the score is the training loop's selection key: on "
     "SynthClips semantic exact accuracy, ties broken by CIDEr-D, on real data CIDEr-D "
     "(test scores are never used to choose)"
@@ -30,7 +38,13 @@ SELECTION_RULE = (
 
 
 def grid_labels() -> list[str]:
-    return [f"{arch}-{cell}" for arch in ARCHS for cell in CELLS]
+    """The configurations ranked for `best`: every architecture x cell, and attention over regions (REGION_CELLS)."""
+    return [f"{arch}-{cell}" for arch in ARCHS for cell in CELLS] + [f"attention-{cell}{REGIONS_SUFFIX}" for cell in REGION_CELLS]
+
+
+def region_options(label: str) -> dict[str, object]:
+    """BenchContext.spec options that make a grid label's run: attention over regions or none."""
+    return {"suffix": REGIONS_SUFFIX, "regions": True} if label.endswith(REGIONS_SUFFIX) else {}
 
 
 def is_synth(record: RunRecord) -> bool:

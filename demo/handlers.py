@@ -37,6 +37,8 @@ COMPARE_MODELS: dict[str, str] = {
     "s2vt-lstm": "LSTM (S2VT)",
     "attention-lstm": "Attention (LSTM)",
 }
+# Attention over frame regions (vidcap train --regions; vidcap-bench's attention suite): a column when served.
+REGION_MODELS: dict[str, str] = {"attention-lstm-regions": "Attention over regions (LSTM)"}
 # The surveyed systems, as vidcap-bench's `seeds` suite exports them (benchmark/suites/seeds.py labels):
 # a column of the compare view each when its checkpoint is served, after the report's three.
 SURVEYED_MODELS: dict[str, str] = {
@@ -77,10 +79,11 @@ class DemoLimits:
 
 
 def compare_columns(served: Iterable[str]) -> dict[str, str]:
-    """The compare view's columns (name -> title): the report's three always, then every surveyed
-    model whose checkpoint is among `served`."""
+    """The compare view's columns (name -> title): the report's three always, then attention over
+    regions and every surveyed model whose checkpoint is among `served`."""
     names = set(served)
-    return {**COMPARE_MODELS, **{name: title for name, title in SURVEYED_MODELS.items() if name in names}}
+    optional = {**REGION_MODELS, **SURVEYED_MODELS}
+    return {**COMPARE_MODELS, **{name: title for name, title in optional.items() if name in names}}
 
 
 def find_checkpoints(results: Path) -> dict[str, Path]:

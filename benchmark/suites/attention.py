@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmark.figures import curves, grouped_bars
 from benchmark.runner import RunSpec
-from benchmark.selection import CELLS
+from benchmark.selection import CELLS, REGION_CELLS, REGIONS_SUFFIX, region_options
 from benchmark.suites.compare import compare_configs, compare_runs, metrics_for
 from benchmark.suites.context import ORACLE_SUFFIX, BenchContext
 from benchmark.suites.groups import curves_of, metric_values, rows_of, train_and_evaluate
@@ -27,8 +27,13 @@ SPEED = ("s_to_95pct_val_CIDEr", "train_ms_per_step", "inference_ms_per_clip")
 
 
 def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
-    return {label: specs for cell in CELLS for arch in ("s2vt", "attention")
-            for label, specs in ctx.variants(arch, cell).items()}
+    """S2VT and attention over frames per cell (the claim), and attention over frame regions (the
+    objects: oracle slots, synth-cnn's 4 x 4 regions; REGION_CELLS), each on the main and the oracle features."""
+    found = {label: specs for cell in CELLS for arch in ("s2vt", "attention")
+             for label, specs in ctx.variants(arch, cell).items()}
+    for cell in REGION_CELLS:
+        found.update(ctx.variants("attention", cell, **region_options(f"attention-{cell}{REGIONS_SUFFIX}")))
+    return found
 
 
 def plan(ctx: BenchContext) -> list[RunSpec]:
@@ -46,6 +51,9 @@ def run(ctx: BenchContext) -> SuiteResult:
             for fact in SPEED:
                 comparisons.update(compare_runs(ctx, a.label, a.facts(fact), b.label, b.facts(fact), fact,
                                                 a.records, b.records))
+            if cell in REGION_CELLS:
+                regions = trained[f"attention-{cell}{REGIONS_SUFFIX}{suffix}"]
+                comparisons.update(compare_configs(ctx, regions.label, regions, a.label, a, metrics_for(ctx)))
     bars = grouped_bars(
         ctx.figures_dir / "attention_cider.png", list(CELLS),
         {arch: {cell: metric_values(trained, "CIDEr")[f"{arch}-{cell}"] for cell in CELLS} for arch in ("s2vt", "attention")},
@@ -63,6 +71,8 @@ def run(ctx: BenchContext) -> SuiteResult:
     columns += [*ctx.split_columns(), "val_exact", "val_CIDEr", *SPEED]
     oracle = (f" Configurations ending in `{ORACLE_SUFFIX}` are trained on oracle features (the ground-truth scene "
               "state per frame): the attention comparison with perfect perception." if ctx.oracle else "")
+    oracle += (f" Configurations with `{REGIONS_SUFFIX}` attend over the regions of every frame (`vidcap train "
+               "--regions`: synth-cnn's 4 x 4 grid, the oracle's object slots) instead of whole frames.")
     body = "\n\n".join([
         "Precision (test metrics) and speed, mean ± std over seeds. `s_to_95pct_val_CIDEr`: cumulative seconds "
         "(training + validation) until validation CIDEr-D first reaches 95% of the run's best; "

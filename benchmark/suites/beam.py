@@ -9,7 +9,7 @@ import pandas as pd
 
 from benchmark.figures import lines_over_x
 from benchmark.runner import EvalRequest, RunSpec
-from benchmark.selection import VAL_COLUMNS, choose, grid_labels, selection_values
+from benchmark.selection import VAL_COLUMNS, choose, grid_labels, region_options, selection_values
 from benchmark.suites.compare import compare_configs, metrics_for
 from benchmark.suites.context import BenchContext
 from benchmark.suites.groups import Trained, reevaluate, rows_of, train_and_evaluate
@@ -21,7 +21,7 @@ TITLE = "Beam size on the best model"
 
 
 def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
-    return {label: ctx.grid(*label.split("-")) for label in grid_labels()}
+    return {label: ctx.grid(*label.split("-")[:2], **region_options(label)) for label in grid_labels()}  # arch, cell
 
 
 def plan(ctx: BenchContext) -> list[RunSpec]:
