@@ -39,11 +39,14 @@ from vidcap_core.models.discriminator import CaptionDiscriminator, Discriminator
 from vidcap_core.synth.truth import ClipTruth, EventTruth, ObjectTruth
 from vidcap_core.training import train
 from vidcap_core.training.finetune_config import resolve_finetune
+from vidcap_core.training.finetune_config import FinetuneConfig
 from vidcap_core.training.policy_gradient import (
     COLLAPSE_FRACTION,
     StepStats,
     collapse_reason,
     finetune,
+    leave_one_out_baseline,
+    repeat_clips,
     saturation_reason,
 )
 from vidcap_core.training.rewards import CiderDReward, SemanticReward
@@ -75,9 +78,11 @@ def mle_run(tmp_path_factory) -> Path:
     return folder / "mle"
 
 
-def finetune_configs(init_from: Path, method: str, reward: str | None = None, **changes):
+def finetune_configs(init_from: Path, method: str, reward: str | None = None, finetune_options: dict | None = None,
+                     **changes):
     overrides = {"max_steps": 4, "val_every_steps": 2, **changes}
-    return resolve_finetune(init_from, method, None, overrides, {"reward": reward, "d_pretrain_epochs": 1.0})
+    return resolve_finetune(init_from, method, None, overrides,
+                            {"reward": reward, "d_pretrain_epochs": 1.0, **(finetune_options or {})})
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -198,6 +203,66 @@ def test_discriminator_ignores_trailing_padding_and_reads_the_clip():
     assert not torch.allclose(d(tokens, video.flip(0)), logits)
 
 
+def test_discriminator_learns_which_clip_a_caption_describes():
+    """The LSTM-GAN's D must read the video: trained on captions with their own clip (real) vs with
+    another clip (fake), it ranks each caption's own clip first. Clip vectors are small (0.05, like mean
+    synth-cnn features), which a D without a normalised, multiplicative caption x video term did not
+    learn in this budget (it stayed at loss ln 2)."""
+    torch.manual_seed(0)
+    n, dim = 9, 16
+    d = CaptionDiscriminator(DiscriminatorConfig(vocab_size=12, feature_dim=dim, embed_size=8, filters=8, video_size=8,
+                                                 hidden_size=8, dropout=0.0))
+    colour, shape = torch.arange(n) % 3, torch.arange(n) // 3
+    tokens = torch.stack([4 + colour, 7 + shape, torch.full((n,), EOS_ID)], dim=1)  # (N, 3): colour, shape, EOS
+    video = 0.01 * torch.randn(n, dim)  # (N, F)
+    video[torch.arange(n), colour] += 0.05
+    video[torch.arange(n), 3 + shape] += 0.05
+    optimizer = torch.optim.Adam(d.parameters(), lr=1e-3)
+    for step in range(300):
+        other = (torch.arange(n) + 1 + step % (n - 1)) % n  # another clip for every caption
+        real, wrong = d(tokens, video), d(tokens, video[other])
+        loss = 0.5 * (torch.nn.functional.binary_cross_entropy_with_logits(real, torch.ones(n))
+                      + torch.nn.functional.binary_cross_entropy_with_logits(wrong, torch.zeros(n)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    d.eval()
+    with torch.no_grad():
+        scores = torch.stack([d(tokens, video[torch.full((n,), j)]) for j in range(n)], dim=1)  # (caption, clip)
+    assert torch.equal(scores.argmax(1), torch.arange(n))
+
+
+def test_leave_one_out_baseline_is_the_mean_of_the_clips_other_samples():
+    rewards = torch.tensor([[1.0, 2.0, 3.0, 6.0],  # clip 0: K = 4 samples
+                            [0.0, 0.0, 1.0, 1.0]])  # clip 1
+    baseline = leave_one_out_baseline(rewards)
+    expected = torch.tensor([[(2 + 3 + 6) / 3, (1 + 3 + 6) / 3, (1 + 2 + 6) / 3, (1 + 2 + 3) / 3],
+                             [2 / 3, 2 / 3, 1 / 3, 1 / 3]])
+    assert torch.allclose(baseline, expected)
+    advantage = rewards - baseline
+    assert torch.allclose(advantage.sum(1), torch.zeros(2), atol=1e-6)  # each clip's advantages cancel
+    assert torch.allclose(advantage[0], torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0]))  # r_k - mean of the others
+    assert torch.allclose(advantage, 4 / 3 * (rewards - rewards.mean(1, keepdim=True)))  # K/(K-1) x (r - clip mean)
+    assert torch.equal(leave_one_out_baseline(torch.full((3, 5), 0.7)), torch.full((3, 5), 0.7))  # all equal: 0
+
+
+def test_each_clip_is_repeated_k_times_in_a_row():
+    feats = torch.arange(6.0).view(3, 2)  # (B, F)
+    assert repeat_clips(feats, 2).tolist() == [[0, 1], [0, 1], [2, 3], [2, 3], [4, 5], [4, 5]]
+    assert repeat_clips(feats, 1) is feats
+
+
+def test_finetune_config_refuses_a_mean_baseline_without_other_samples():
+    FinetuneConfig(method="scst", init_from="x", samples=2).validate()
+    FinetuneConfig(method="scst", init_from="x", samples=1, baseline="greedy").validate()
+    with pytest.raises(ConfigError, match="samples >= 2"):
+        FinetuneConfig(method="scst", init_from="x", samples=1).validate()
+    with pytest.raises(ConfigError, match="samples"):
+        FinetuneConfig(method="scst", init_from="x", samples=0, baseline="greedy").validate()
+    with pytest.raises(ConfigError, match="baseline"):
+        FinetuneConfig(method="scst", init_from="x", baseline="moving").validate()
+
+
 def test_collapse_and_saturation_rules():
     assert collapse_reason_of(start=1.0, now=COLLAPSE_FRACTION * 0.9) is not None
     assert collapse_reason_of(start=1.0, now=COLLAPSE_FRACTION * 1.1) is None
@@ -210,8 +275,6 @@ def test_collapse_and_saturation_rules():
 
 
 def collapse_reason_of(start: float, now: float) -> str | None:
-    from vidcap_core.training.finetune_config import FinetuneConfig
-
     ft = FinetuneConfig(method="scst", init_from="x")
     return collapse_reason(ft, {"CIDEr": start}, {"CIDEr": now})
 
@@ -219,9 +282,14 @@ def collapse_reason_of(start: float, now: float) -> str | None:
 # ----------------------------------------------------------------------------- the loop
 
 
-@pytest.mark.parametrize("method", ["scst", "adversarial"])
-def test_finetune_runs_deterministically(mle_run, tmp_path, method):
-    cfg, ft = finetune_configs(mle_run, method)
+@pytest.mark.parametrize("method, options", [
+    ("scst", {}),  # K = 5 samples per clip, each against the mean of the other four
+    ("scst", {"samples": 1, "baseline": "greedy", "temperature": 1.0, "sample_dropout": True}),  # Rennie et al.
+    ("adversarial", {}),
+    ("adversarial", {"samples": 2, "baseline": "greedy"}),
+])
+def test_finetune_runs_deterministically(mle_run, tmp_path, method, options):
+    cfg, ft = finetune_configs(mle_run, method, finetune_options=options)
     first = finetune(cfg, ft, tmp_path / "a", progress=False)
     second = finetune(cfg, ft, tmp_path / "b", progress=False)
     assert first.stop_reason == second.stop_reason == "budget"
@@ -236,9 +304,13 @@ def test_finetune_runs_deterministically(mle_run, tmp_path, method):
     for row in intervals:
         assert all(math.isfinite(row[k]) for k in ("train_loss", "mle_loss", "pg_loss", "reward", "baseline"))
         assert row["val"] is not None and not row["diverged"]
+        assert row["reward"] <= row["reward_best"]  # the mean of K samples vs the mean of each clip's best
+        if ft.baseline == "mean":  # the leave-one-out means average to the samples' mean reward
+            assert row["baseline"] == pytest.approx(row["reward"], rel=1e-5, abs=1e-6)
     if method == "adversarial":
         assert start["d_pretrain_steps"] == 48 // 8  # one pass: 24 clips x 2 captions, batch 8
         assert 0.0 <= start["d_accuracy"] <= 1.0
+        assert all(0.0 < start[k] < 1.0 for k in ("d_real_prob", "d_fake_prob", "d_mismatched_prob"))
         assert all(0.0 <= r["d_accuracy"] <= 1.0 and 0.0 < r["reward"] < 1.0 for r in intervals)
         assert same_tensors(last_payload(tmp_path / "a")["discriminator"], last_payload(tmp_path / "b")["discriminator"])
     else:
@@ -345,7 +417,8 @@ def test_cli_trains_then_fine_tunes_with_scst_and_adversarially(tmp_path):
         "--grad-clip", "1.0", "--min-count", "1", "--max-caption-words", "8", "--seed", "3", "--torch-threads", "1",
         "--out", str(tmp_path / "mle"), "--no-progress"])
     assert mle.exit_code == 0, mle.output
-    for method, extra in (("--scst", ["--reward", "cider"]), ("--adversarial", ["--d-pretrain-epochs", "1"])):
+    scst_options = ["--reward", "cider", "--samples", "3", "--baseline", "greedy", "--temperature", "0.7"]
+    for method, extra in (("--scst", scst_options), ("--adversarial", ["--d-pretrain-epochs", "1"])):
         out = tmp_path / method.strip("-")
         result = runner.invoke(app, ["train", "--init-from", str(tmp_path / "mle"), method, *extra, "--max-steps", "2",
                                      "--val-every-steps", "2", "--out", str(out), "--no-progress"])
@@ -354,6 +427,9 @@ def test_cli_trains_then_fine_tunes_with_scst_and_adversarially(tmp_path):
         assert summary["finetune"]["method"] == method.strip("-") and summary["steps_done"] == 2
         assert summary["stop_reason"] == "budget" and Path(summary["best_checkpoint"]).is_file()
         assert json.loads((out / "config.json").read_text())["lr"] == pytest.approx(0.0005)  # a tenth of the MLE LR
+        chosen = json.loads((out / "finetune.json").read_text())
+        expected = (3, "greedy", 0.7) if method == "--scst" else (5, "mean", 0.5)  # the options, or the defaults
+        assert (chosen["samples"], chosen["baseline"], chosen["temperature"]) == expected
     refused = runner.invoke(app, ["train", "--scst", "--out", str(tmp_path / "x"), "--no-progress"])
     assert refused.exit_code == 2 and "--init-from" in refused.output
 

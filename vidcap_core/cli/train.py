@@ -56,11 +56,14 @@ def train_command(
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue the run in --out from last.pt if there is one.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Fine-tune (with --scst or --adversarial) from this `vidcap train` run folder (its best.pt) or checkpoint; its options are the defaults, at a tenth of its LR.")] = None,
-    scst: Annotated[bool, typer.Option("--scst", help="Self-critical sequence training (Rennie et al. 2017): policy gradient on --reward minus the greedy caption's.")] = False,
+    scst: Annotated[bool, typer.Option("--scst", help="Self-critical sequence training (Rennie et al. 2017): policy gradient on --reward minus a baseline (--baseline).")] = False,
     adversarial: Annotated[bool, typer.Option("--adversarial", help="LSTM-GAN: pretrain a CNN caption discriminator, then policy gradient on its P(real), alternating D and G.")] = False,
     reward: Annotated[Optional[str], typer.Option(help="SCST reward: cider (CIDEr-D vs the clip's references) or semantic (SynthClips checker's exact score).")] = None,
     mle_weight: Annotated[Optional[float], typer.Option(help="Fine-tuning: share of the MLE loss mixed into the policy-gradient loss, in [0, 1) (default 0.3).")] = None,
     d_pretrain_epochs: Annotated[Optional[float], typer.Option(help="--adversarial: passes over the training pairs that pretrain the discriminator (default 3).")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Fine-tuning: captions sampled per clip each step (K, default 5).")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Fine-tuning: each sample's baseline, mean (of the clip's other K - 1 samples' rewards, Luo 2020; the default) or greedy (the greedy caption's reward, Rennie et al. 2017).")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Fine-tuning: sampling temperature of the policy.")] = None,
 ) -> None:
     """Train a caption model on cached features to a plateau or its step budget; keeps the best validation
     (SynthClips: exact accuracy, then CIDEr-D; else CIDEr-D). Prints the run summary (convergence included) as JSON."""
@@ -87,7 +90,8 @@ def train_command(
             from vidcap_core.cli.finetune import finetune_from_options
 
             summary = finetune_from_options(out, config, init_from, scst, adversarial, overrides, dict(
-                reward=reward, mle_weight=mle_weight, d_pretrain_epochs=d_pretrain_epochs), resume, progress)
+                reward=reward, mle_weight=mle_weight, d_pretrain_epochs=d_pretrain_epochs, samples=samples,
+                baseline=baseline, temperature=temperature), resume, progress)
             typer.echo(json.dumps(summary, indent=2))
             return
         cfg = resolve_config(config, overrides)

@@ -20,6 +20,7 @@ from vidcap_core.training.config import TrainConfig, read_config_file, upgrade_r
 
 FinetuneMethod = Literal["scst", "adversarial"]
 RewardName = Literal["cider", "semantic", "discriminator"]
+BaselineName = Literal["mean", "greedy"]
 FINETUNE_FILE = "finetune.json"  # next to RUN_DIR/config.json
 # Without an explicit --lr a fine-tune runs at a tenth of its MLE run's LR: Rennie et al. 2017 train
 # SCST at 5e-5 after MLE at 5e-4; a policy-gradient step from a converged model should be a nudge.
@@ -40,13 +41,20 @@ class FinetuneConfig:
     init_sha256: str = ""  # of that file, so a resumed run refuses a different starting point
     reward: RewardName = "cider"  # scst: "cider" or "semantic" (SynthClips); adversarial: "discriminator"
     mle_weight: float = 0.3  # in [0, 1): the share of the MLE loss in the mixture (0 = pure policy gradient)
-    temperature: float = 1.0  # sampling temperature of the policy
+    samples: int = 5  # K captions sampled per clip each step
+    # each sample's baseline: "mean" of the clip's other K - 1 samples' rewards (Luo 2020, no greedy decode;
+    # needs K >= 2) or the reward of the clip's "greedy" caption (Rennie et al. 2017)
+    baseline: BaselineName = "mean"
+    temperature: float = 0.5  # sampling temperature of the policy
+    # sample with G's dropout on (the noisy policy that MLE training sees) or off (the policy decoding deploys);
+    # the MLE term keeps its dropout either way
+    sample_dropout: bool = False
     d_embed_size: int = 64  # discriminator (adversarial only)
     d_filters: int = 64  # feature maps per convolution width (widths 2, 3, 4)
     d_video_size: int = 64
     d_hidden_size: int = 64
     d_dropout: float = 0.2
-    d_lr: float = 1e-4  # Adam LR of D
+    d_lr: float = 1e-3  # Adam LR of D
     d_pretrain_epochs: float = 3.0  # passes over the training pairs that pretrain D before G moves
     d_steps: int = 1  # D updates per G update during adversarial training
 
@@ -65,6 +73,13 @@ class FinetuneConfig:
                               "(train with plain `vidcap train` for that).")
         if not self.temperature > 0:
             raise ConfigError(f"temperature={self.temperature!r} must be > 0.")
+        if self.baseline not in get_args(BaselineName):
+            raise ConfigError(f"baseline={self.baseline!r} is not valid; choose one of {', '.join(get_args(BaselineName))}.")
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise ConfigError(f"samples={self.samples!r} must be a positive integer (captions sampled per clip).")
+        if self.baseline == "mean" and self.samples < 2:
+            raise ConfigError(f"baseline 'mean' averages the other samples of a clip: set samples >= 2 (got "
+                              f"{self.samples}), or baseline 'greedy'.")
         for name in ("d_embed_size", "d_filters", "d_video_size", "d_hidden_size", "d_steps"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be a positive integer.")
