@@ -185,8 +185,8 @@ class Captioner:
             frames=frames,
             frame_indices=[int(i) for i in sample_frame_indices(info.frames, count)],
             timings_ms=timings,
-            # (T, F) features, (T, H, W, 3) frames and the probe: both halves of the OOD score
-            ood=None if self.ood is None else self.ood.score(feats[0].flatten(1).cpu().numpy(), frames, info).to_dict(),
+            # (T, [R,] F) features, (T, H, W, 3) frames and the probe: both halves of the OOD score
+            ood=None if self.ood is None else self.ood.score(feats[0].cpu().numpy(), frames, info).to_dict(),
         )
 
     def decode(self, feats: torch.Tensor, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0,

@@ -172,14 +172,20 @@ def run_training(cfg: TrainConfig, run: RunDir, resume: bool, progress: bool, ct
     while state.stop_reason is None:
         run_interval(cfg, run, trainable, model, optimizer, data, probe, schedule, state, ctx, progress)
     barrier(ctx)
-    if ctx.is_main and run.best.is_file():  # what the model knows: the demo's out-of-distribution flag
-        calibrate_checkpoint(run.best, data.train.feats.flatten(2).numpy(), data.train.mask.numpy(),
-                             data.val.feats.flatten(2).numpy(), data.val.mask.numpy(), data.preprocessing,  # (N, T, F')
-                             dataset_videos(cfg.dataset, cfg.root, cfg.annotations, cfg.max_videos, cfg.seed))
+    if ctx.is_main and run.best.is_file():
+        calibrate_best(run, data, cfg)
     result = finish(run, state, data, cfg)
     if ctx.is_main:
         write_json(run.summary, result.summary())
     return result
+
+
+def calibrate_best(run: RunDir, data: TrainingData, cfg: TrainConfig) -> None:
+    """What the model knows: the demo's out-of-distribution flag for RUN_DIR/best.pt, fitted on the
+    features training read ((N, T, F) or (N, T, R, G)) and a decoded sample of the run's videos."""
+    calibrate_checkpoint(run.best, data.train.feats.numpy(), data.train.mask.numpy(), data.val.feats.numpy(),
+                         data.val.mask.numpy(), data.preprocessing,
+                         dataset_videos(cfg.dataset, cfg.root, cfg.annotations, cfg.max_videos, cfg.seed))
 
 
 def plateau_schedule(cfg: TrainConfig, synth: bool) -> PlateauSchedule:

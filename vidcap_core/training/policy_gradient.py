@@ -82,7 +82,6 @@ from vidcap_core.features.clips import (
     frame_order_index,
     gather_frames,
 )
-from vidcap_core.features.ood import calibrate_checkpoint, dataset_videos
 from vidcap_core.files import append_jsonl, json_safe, write_json
 from vidcap_core.models import EOS_ID, PAD_ID, CaptionModel
 from vidcap_core.models.discriminator import CaptionDiscriminator, DiscriminatorConfig, mean_frame_feature
@@ -94,6 +93,7 @@ from vidcap_core.training.finetune_config import FinetuneConfig, finetune_file, 
 from vidcap_core.training.loop import (
     DIVERGED_LOSS,
     TrainingData,
+    calibrate_best,
     deterministic_algorithms,
     epochs_done,
     finish,
@@ -218,9 +218,7 @@ def run_finetune(cfg: TrainConfig, ft: FinetuneConfig, run: RunDir, resume: bool
     while state.stop_reason is None:
         finetune_interval(policy, run, schedule, state, progress_state, progress)
     if run.best.is_file():  # the demo's out-of-distribution flag, as the MLE loop writes it
-        calibrate_checkpoint(run.best, data.train.feats.flatten(2).numpy(), data.train.mask.numpy(),
-                             data.val.feats.flatten(2).numpy(), data.val.mask.numpy(), data.preprocessing,  # (N, T, F')
-                             dataset_videos(cfg.dataset, cfg.root, cfg.annotations, cfg.max_videos, cfg.seed))
+        calibrate_best(run, data, cfg)
     result = finish(run, state, data, cfg)
     write_json(run.summary, finetune_summary(result, ft))
     return result
