@@ -121,7 +121,16 @@ def build_context(options: BenchOptions, stream: TextIO | None = None) -> BenchC
     overrides = {"max_steps": options.max_steps} if options.max_steps is not None else {}
     oracle = oracle_source(options, profile)
     return BenchContext(profile, seeds, Path(options.out), main, length, alternatives, store, executor, overrides,
-                        oracle=oracle)
+                        oracle=oracle, objects=objects_source(Path(options.cache), main))
+
+
+def objects_source(cache: Path, main: FeatureSource) -> FeatureSource | None:
+    """The main data under `synth-slots` (the same synth-cnn weights, its detections tracked as object
+    slots) when the main backbone is synth-cnn; attention over regions reads it. None for other
+    backbones, whose region models read their own grids."""
+    if main.backbone != "synth-cnn":
+        return None
+    return feature_source(cache, main.dataset, "synth-slots", main.num_frames, main.weights, main.frame_size)
 
 
 def oracle_source(options: BenchOptions, profile: Profile) -> FeatureSource | None:

@@ -241,7 +241,7 @@ def measure_backbones(repeats: int, results: PerfResults) -> None:
     import torchvision
 
     from vidcap_core.features.backbones import ResNetBackbone, build_backbone
-    from vidcap_core.features.extract import encode_frames
+    from vidcap_core.features.extract import encode_clips, encode_frames
 
     candidates = [
         ("synth-cnn (committed weights)", build_backbone("synth-cnn"), 256),
@@ -256,6 +256,10 @@ def measure_backbones(repeats: int, results: PerfResults) -> None:
         frames = rng.integers(0, 256, size=(count, H, W, 3), dtype=np.uint8)
         seconds = time_it(lambda: encode_frames(backbone, frames, batch_size=64, grid=False), repeats)
         timings.append(Timing(f"{label}, {H}x{W}", seconds, count, "frames"))
+    slots = build_backbone("synth-slots")
+    clips = list(rng.integers(0, 256, size=(8, 32, *slots.input_size, 3), dtype=np.uint8))  # 8 clips of 32 frames
+    seconds = time_it(lambda: encode_clips(slots, clips, batch_size=64, grid=True), repeats)
+    timings.append(Timing("synth-slots (synth-cnn, then object tracking per clip), 64x64", seconds, 8 * 32, "frames"))
     results.sections["Feature extraction (CNN forward only, batch 64 frames, frames already decoded)"] = timings
 
 

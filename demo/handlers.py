@@ -37,8 +37,9 @@ COMPARE_MODELS: dict[str, str] = {
     "s2vt-lstm": "LSTM (S2VT)",
     "attention-lstm": "Attention (LSTM)",
 }
-# Attention over frame regions (vidcap train --regions; vidcap-bench's attention suite): a column when served.
-REGION_MODELS: dict[str, str] = {"attention-lstm-regions": "Attention over regions (LSTM)"}
+# Attention over the objects of each frame (vidcap train --regions on synth-slots object slots; vidcap-bench's
+# attention suite): a column when served.
+REGION_MODELS: dict[str, str] = {"attention-lstm-regions": "Attention over objects (LSTM)"}
 # The surveyed systems, as vidcap-bench's `seeds` suite exports them (benchmark/suites/seeds.py labels):
 # a column of the compare view each when its checkpoint is served, after the report's three.
 SURVEYED_MODELS: dict[str, str] = {

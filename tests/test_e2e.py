@@ -48,6 +48,20 @@ def synth_data(tmp_path_factory):
     return root, features
 
 
+@pytest.fixture(scope="module")
+def synth_objects(synth_data):
+    """The same clips read as object slots (synth-slots), what the benchmark's region models read."""
+    from vidcap_core.data import load_dataset
+    from vidcap_core.features.extract import extract_features
+
+    root, features = synth_data
+    objects = features.parent / "objects"
+    records = load_dataset("synth", root).records
+    summary = extract_features(records, "synth-slots", objects, num_frames=NUM_FRAMES, grid=True, progress=False)
+    assert not summary.failed
+    return root, objects
+
+
 def train_through_cli(root: Path, features: Path, run: Path, *options: str) -> dict:
     """A 40-step attention-LSTM run (every caption of every training clip, so it learns enough to say
     something) made through `vidcap train`; returns its printed summary."""
@@ -70,9 +84,9 @@ def synth_run(synth_data):
 
 
 @pytest.fixture(scope="module")
-def synth_region_run(synth_data):
-    """An attention-LSTM over the regions of each frame (--regions)."""
-    root, features = synth_data
+def synth_region_run(synth_objects):
+    """An attention-LSTM over the regions of each frame (--regions): synth-slots' object slots."""
+    root, features = synth_objects
     run = features.parent / "region-run"
     return root, features, run, train_through_cli(root, features, run, "--regions")
 
@@ -130,8 +144,9 @@ def test_captioner_sees_the_features_it_was_trained_on(synth_run):
 
 
 def test_a_region_model_trains_evaluates_and_captions_over_frame_regions(synth_region_run):
-    """--regions: the checkpoint says the model reads grids, evaluation loads them, and a caption's
-    attention is over frames x regions, shown per frame as its sum over the regions."""
+    """--regions: the checkpoint says the model reads grids, evaluation loads them, the captioner tracks
+    the objects of raw video as extraction did, and a caption's attention is over frames x regions
+    (object slots), shown per frame as its sum over the regions."""
     from vidcap_core.features.store import FeatureStore
     from vidcap_core.pipeline import Captioner
 
@@ -140,6 +155,7 @@ def test_a_region_model_trains_evaluates_and_captions_over_frame_regions(synth_r
     store = FeatureStore(features)
     regions, grid_dim = store.load_grid("video0").shape[1:]  # (T, R, G)
     assert loaded.preprocessing["grid"] is True and loaded.config.feature_dim == grid_dim
+    assert (loaded.preprocessing["backbone"], regions) == ("synth-slots", 3)
     assert json.loads((run / "config.json").read_text())["regions"] is True
 
     result = CliRunner().invoke(cli_app(), ["evaluate", "--run", str(run), "--split", "test",

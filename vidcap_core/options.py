@@ -12,7 +12,7 @@ ConceptMode = Literal["init", "input"]  # concepts arch: the concept vector init
 CellName = Literal["lstm", "gru", "rnn"]
 FrameOrder = Literal["ordered", "shuffled", "reversed"]
 DeviceName = Literal["auto", "cpu", "cuda"]
-BackboneName = Literal["resnet18", "resnet50", "resnet152", "vgg16", "vgg19", "synth-cnn", "random", "oracle"]
+BackboneName = Literal["resnet18", "resnet50", "resnet152", "vgg16", "vgg19", "synth-cnn", "synth-slots", "random", "oracle"]
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 SYNTH_CNN_WEIGHTS = ASSETS_DIR / "synth_cnn.safetensors"  # committed; `vidcap pretrain-cnn` rebuilds it

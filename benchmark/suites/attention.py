@@ -27,8 +27,9 @@ SPEED = ("s_to_95pct_val_CIDEr", "train_ms_per_step", "inference_ms_per_clip")
 
 
 def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
-    """S2VT and attention over frames per cell (the claim), and attention over frame regions (the
-    objects: oracle slots, synth-cnn's 4 x 4 regions; REGION_CELLS), each on the main and the oracle features."""
+    """S2VT and attention over frames per cell (the claim), and attention over the objects of each frame
+    (REGION_CELLS; synth-slots' tracked object slots when the main backbone is synth-cnn, the oracle's
+    object slots), each on the main and the oracle features."""
     found = {label: specs for cell in CELLS for arch in ("s2vt", "attention")
              for label, specs in ctx.variants(arch, cell).items()}
     for cell in REGION_CELLS:
@@ -71,8 +72,11 @@ def run(ctx: BenchContext) -> SuiteResult:
     columns += [*ctx.split_columns(), "val_exact", "val_CIDEr", *SPEED]
     oracle = (f" Configurations ending in `{ORACLE_SUFFIX}` are trained on oracle features (the ground-truth scene "
               "state per frame): the attention comparison with perfect perception." if ctx.oracle else "")
+    regions = ("synth-slots' object slots: synth-cnn's detections followed from frame to frame"
+               if ctx.objects is not None else f"{ctx.main.backbone}'s region grid")
     oracle += (f" Configurations with `{REGIONS_SUFFIX}` attend over the regions of every frame (`vidcap train "
-               "--regions`: synth-cnn's 4 x 4 grid, the oracle's object slots) instead of whole frames.")
+               f"--regions`) instead of whole frames: {regions}" + ("; the oracle's ground-truth object slots." if ctx.oracle
+                                                                   else "."))
     body = "\n\n".join([
         "Precision (test metrics) and speed, mean ± std over seeds. `s_to_95pct_val_CIDEr`: cumulative seconds "
         "(training + validation) until validation CIDEr-D first reaches 95% of the run's best; "

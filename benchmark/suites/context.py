@@ -33,6 +33,9 @@ class BenchContext:
     executor: Executor
     train_overrides: dict[str, Any] = field(default_factory=dict)
     oracle: FeatureSource | None = None  # the main data under the `oracle` backbone (SynthClips only)
+    # The main data read as tracked object slots (synth-slots) when the main backbone is synth-cnn:
+    # what attention over regions reads instead of synth-cnn's 4 x 4 grid of places (region_source).
+    objects: FeatureSource | None = None
     _scorer: Any = None
 
     @property
@@ -48,7 +51,7 @@ class BenchContext:
     def spec(self, arch: str, cell: str, seed: int, features: FeatureSource | None = None, suffix: str = "",
              **overrides: Any) -> RunSpec:
         """The run of `arch` x `cell` with this seed, the profile's settings and any overrides."""
-        source = features or self.main
+        source = features or self.region_source(bool(overrides.get("regions")))
         data = source.dataset
         values = {
             **self.profile.train, **self.train_overrides, **overrides,
@@ -69,6 +72,11 @@ class BenchContext:
         stage = FinetuneStage(parent, method, tuple(sorted({**self.profile.finetune, **options}.items())))
         return RunSpec(label=label, config=TrainConfig.from_dict(values, source=label), features=parent.features,
                        stage=stage)
+
+    def region_source(self, regions: bool) -> FeatureSource:
+        """The main features a run reads: for attention over regions, the object slots when there are
+        any (a slot is an object followed through the clip; a grid cell is a place an object crosses)."""
+        return self.objects if regions and self.objects is not None else self.main
 
     def grid(self, arch: str, cell: str, **kwargs: Any) -> list[RunSpec]:
         """The same configuration for every seed."""

@@ -25,7 +25,7 @@ def features(
     dataset: Annotated[DatasetName, typer.Option(help="Dataset format: synth (SynthClips), msrvtt, msvd, or csv (your own video,caption[,split] file).")],
     root: Annotated[Path, typer.Option(help="Folder the dataset was unpacked or generated into.")],
     out: Annotated[Path, typer.Option(help="Feature cache folder; rerun with the same settings to resume.")],
-    backbone: Annotated[BackboneName, typer.Option(help="Frame encoder: a torchvision ImageNet CNN, synth-cnn (pretrained on SynthClips frames), random (untrained synth-cnn) or oracle (SynthClips only: the ground-truth scene state, the decoders' ceiling).")] = "synth-cnn",
+    backbone: Annotated[BackboneName, typer.Option(help="Frame encoder: a torchvision ImageNet CNN, synth-cnn (pretrained on SynthClips frames), synth-slots (synth-cnn read as object slots tracked through each clip), random (untrained synth-cnn) or oracle (SynthClips only: the ground-truth scene state, the decoders' ceiling).")] = "synth-cnn",
     annotations: Annotated[Optional[Path], typer.Option(help="Annotation file, when it is not at its usual place under --root.")] = None,
     frames: Annotated[int, typer.Option(min=1, help="Frames sampled per video (T).")] = 32,
     frame_size: Annotated[Optional[int], typer.Option(help="Frame side in pixels; default: the backbone's input size.")] = None,

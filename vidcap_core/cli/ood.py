@@ -113,7 +113,7 @@ def check_features_match_videos(store: Any, record: Any, preprocessing: dict[str
 
     from vidcap_core.errors import FeatureError, VidcapError
     from vidcap_core.features.backbones import build_backbone
-    from vidcap_core.features.extract import encode_frames
+    from vidcap_core.features.extract import encode_clips
     from vidcap_core.features.frame_statistics import frame_size_of
     from vidcap_core.video import read_frames
 
@@ -122,7 +122,7 @@ def check_features_match_videos(store: Any, record: Any, preprocessing: dict[str
         if backbone.weights_id != preprocessing.get("weights"):
             return
         frames = read_frames(record.path, int(preprocessing["num_frames"]), frame_size_of(preprocessing))
-        made, _ = encode_frames(backbone, frames, batch_size=len(frames), grid=False)  # (T, F) float16
+        ((made, _),) = encode_clips(backbone, [frames], batch_size=len(frames), grid=False)  # (T, F) float16
     except VidcapError:
         return  # features not made from pixels, or the video unreadable: decoding reports it
     cached = store.load(record.video_id)  # (T, F)

@@ -1,11 +1,14 @@
-"""Frame encoders: torchvision ImageNet CNNs, our SynthClips CNN (`synth-cnn`), its untrained twin
-(`random`), and `oracle`, which stands for SynthClips' ground-truth scene state (features/oracle.py).
+"""Frame encoders: torchvision ImageNet CNNs, our SynthClips CNN (`synth-cnn`), the same CNN read
+as tracked object slots (`synth-slots`, features/slots.py), its untrained twin (`random`), and
+`oracle`, which stands for SynthClips' ground-truth scene state (features/oracle.py).
 
 Every backbone takes images `(N, 3, H, W)` float in [0, 1], normalises them itself and returns
 `(global (N, F), grid (N, R, G))`: one vector per frame and the last convolutional map flattened
 into `R = h * w` regions. For the ImageNet CNNs `G == F` and the global vector is the average-pooled
 grid, except for VGG, whose global vector is fc7 (4096-d, the S2VT feature) while its grid is the
 512-channel conv5 map. synth-cnn's global vector is its frame totals then its R regions' perception (F = (R + 1) * G).
+synth-slots works per clip: after the frames are encoded, `clip_features` turns the clip's region
+grids into object slots (T, K, S) that follow each object from frame to frame.
 
 Weights never come from the network. torchvision models read the file torchvision itself would
 have downloaded from `torch.hub.get_dir()/checkpoints/`, or a state_dict given with `weights=`.
@@ -19,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import get_args
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,6 +76,15 @@ class Backbone(nn.Module):
 
     def global_vector(self, conv: torch.Tensor) -> torch.Tensor:
         return conv.mean(dim=(2, 3))  # (N, G)
+
+    # A backbone that follows objects through a clip (synth-slots) turns one clip's per-frame region
+    # grids into its features after the frames are encoded; every other backbone's features are per frame.
+    tracks_objects: bool = False
+
+    def clip_features(self, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One clip's region grids (T, R, G) -> its (global (T, F'), grid (T, R', G')); only for
+        backbones with `tracks_objects`."""
+        raise FeatureError(f"backbone {self.name} encodes frames one by one; it has no clip-level features")
 
 
 # ----------------------------------------------------------------------------- torchvision
@@ -301,6 +314,20 @@ class SynthCNN(Backbone):
         return dict(zip(REGION_HEADS, out.split(list(REGION_HEADS.values()), dim=2)))
 
 
+class SynthSlots(SynthCNN):
+    """synth-cnn's perception regrouped by object: per frame, NUM_SLOTS object slots tracked through
+    the clip (features/slots.py), so a slot is an object, as in the oracle, not a place. Same
+    weights as synth-cnn; grid (T, NUM_SLOTS, SLOT_DIM), global vector the slots concatenated."""
+
+    tracks_objects = True
+
+    def clip_features(self, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from vidcap_core.features.slots import object_slots
+
+        slots = object_slots(grid)  # (T, K, S) float32
+        return slots.reshape(len(slots), -1), slots  # (T, K * S), (T, K, S)
+
+
 def read_synth_cnn_file(path: Path) -> tuple[SynthCNNConfig, dict[str, torch.Tensor]]:
     from safetensors import safe_open
 
@@ -331,7 +358,7 @@ def save_synth_cnn(model: SynthCNN, path: Path) -> None:
 def build_synth_cnn(name: str, weights: Path | None) -> Backbone:
     path = weights if weights is not None else SYNTH_CNN_WEIGHTS
     cfg, state = read_synth_cnn_file(path)
-    model = SynthCNN(cfg, name)
+    model = (SynthSlots if name == "synth-slots" else SynthCNN)(cfg, name)
     load_state(model, state, path, name)
     model = model.to(memory_format=torch.channels_last)
     model.weights_id = "committed synth-cnn " if weights is None else ""
@@ -385,6 +412,7 @@ def build_oracle(name: str, weights: Path | None) -> Backbone:
 BACKBONES: dict[str, Callable[[str, Path | None], Backbone]] = {
     **{name: build_torchvision for name in TORCHVISION_BACKBONES},
     "synth-cnn": build_synth_cnn,
+    "synth-slots": build_synth_cnn,
     "random": build_random_cnn,
     "oracle": build_oracle,
 }

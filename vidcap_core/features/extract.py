@@ -76,6 +76,9 @@ def probe_output(backbone: Backbone, size: tuple[int, int]) -> tuple[int, int, t
     """(feature_dim, grid_dim, (h, w)) of the backbone at this frame size."""
     H, W = size
     conv = backbone.conv_map(backbone.normalise(backbone.mean.new_zeros(1, 3, H, W)))  # (1, G, h, w)
+    if backbone.tracks_objects:  # a one-frame clip through the clip-level step
+        glob, grid = backbone.clip_features(conv.flatten(2).transpose(1, 2).cpu().numpy())  # (1, F), (1, K, S)
+        return glob.shape[1], grid.shape[2], (1, grid.shape[1])
     glob = backbone.global_vector(conv)  # (1, F)
     return glob.shape[1], conv.shape[1], (conv.shape[2], conv.shape[3])
 
@@ -203,18 +206,34 @@ def encode_frames(
     return np.concatenate(globals_), (np.concatenate(grids) if grid else None)
 
 
+def encode_clips(
+    backbone: Backbone, clips: Sequence[np.ndarray], batch_size: int, grid: bool
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Clips of frames [(T, H, W, 3) uint8] -> per clip (global (T, F), grid (T, R, G) or None), float16.
+    Frames of all clips share forward passes; a backbone that tracks objects (synth-slots) then
+    turns each clip's region grids into its object slots."""
+    frames = np.concatenate(list(clips))  # (sum T, H, W, 3)
+    glob, regions = encode_frames(backbone, frames, batch_size, grid or backbone.tracks_objects)  # (sum T, F), (sum T, R, G)
+    encoded: list[tuple[np.ndarray, np.ndarray | None]] = []
+    start = 0
+    for clip in clips:
+        end = start + len(clip)
+        clip_glob, clip_grid = glob[start:end], None if regions is None else regions[start:end]
+        if backbone.tracks_objects:
+            clip_glob, clip_grid = (a.astype(np.float16) for a in backbone.clip_features(clip_grid))  # (T, K * S), (T, K, S)
+        encoded.append((clip_glob, clip_grid if grid else None))
+        start = end
+    return encoded
+
+
 def encode_and_save(
     backbone: Backbone, clips: list[tuple[VideoRecord, np.ndarray]], out_dir: Path, batch_size: int, grid: bool
 ) -> None:
-    frames = np.concatenate([f for _, f in clips])  # (sum T, H, W, 3)
-    glob, regions = encode_frames(backbone, frames, batch_size, grid)  # (sum T, F), (sum T, R, G)
-    start = 0
-    for record, clip in clips:
-        end = start + len(clip)
+    encoded = encode_clips(backbone, [frames for _, frames in clips], batch_size, grid)
+    for (record, _), (glob, regions) in zip(clips, encoded):
         if regions is not None:  # grid first: a finished global file implies a finished grid
-            save_npy_atomic(grid_path(out_dir, record.video_id), regions[start:end])  # (T, R, G)
-        save_npy_atomic(feature_path(out_dir, record.video_id), glob[start:end])  # (T, F)
-        start = end
+            save_npy_atomic(grid_path(out_dir, record.video_id), regions)  # (T, R, G)
+        save_npy_atomic(feature_path(out_dir, record.video_id), glob)  # (T, F)
 
 
 def extract_features(

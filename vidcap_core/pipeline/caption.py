@@ -27,7 +27,7 @@ from vidcap_core.decoding import check_decode_options, decode
 from vidcap_core.devices import pick_device
 from vidcap_core.errors import CheckpointError, ConfigError, FeatureError
 from vidcap_core.features.backbones import build_backbone
-from vidcap_core.features.extract import encode_frames
+from vidcap_core.features.extract import encode_clips
 from vidcap_core.features.ood import OodCalibration, load_ood
 from vidcap_core.text import Vocabulary
 from vidcap_core.video import VideoInfo, probe_video, read_frames, sample_frame_indices
@@ -146,7 +146,7 @@ class Captioner:
     def features(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (1, T, F) float32, or (1, T, R, G) for a region model, rounded through
         float16 like the feature cache."""
-        glob, grid = encode_frames(self.backbone, frames, batch_size=len(frames), grid=self.regions)  # float16
+        ((glob, grid),) = encode_clips(self.backbone, [frames], batch_size=len(frames), grid=self.regions)  # float16
         feats = grid if self.regions else glob  # (T, R, G) or (T, F)
         return torch.from_numpy(feats.astype(np.float32)).unsqueeze(0).to(self.device)  # (1, T, [R,] F)
 
