@@ -21,10 +21,10 @@ from vidcap_core.training.convergence import key_names, selection_key
 ARCHS = ("meanpool", "s2vt", "attention")
 CELLS = ("rnn", "gru", "lstm")
 # Label suffix of attention over frame regions (TrainConfig.regions): attention-lstm-regions is
-# attention-lstm reading each frame's region grid; ranked for `best` like the architecture x cell grid.
-# LSTM only: over synth-cnn's 32 frames x 16 regions a training step costs about 5x one over 32 frames
-# (0.70 vs 0.12-0.14 s on one busy core, attention-LSTM hidden 128, batch 64), too much for every cell
-# in the full profile's hour.
+# attention-lstm reading each frame's object slots (synth-slots, or the oracle's; BenchContext.region_source);
+# ranked for `best` like the architecture x cell grid. LSTM only, to keep the full profile near its hour:
+# over 32 frames x 3 slots a step costs about 0.12 s on one busy core (attention-LSTM hidden 128, batch 64;
+# 0.07-0.14 s over 32 whole frames; 0.70 s over synth-cnn's 16 grid regions, which the suite no longer runs).
 REGIONS_SUFFIX = "-regions"
 REGION_CELLS = ("lstm",)
 VAL_COLUMNS = {"exact": "val exact", "CIDEr": "val CIDEr-D"}  # selection key component -> heading

@@ -321,6 +321,18 @@ def test_runs_are_shared_between_suites(bench_dirs):
     assert json.loads((results / "attention.json").read_text())["runs_reused"] == 6  # the s2vt runs, main + oracle
 
 
+def test_attention_over_regions_reads_object_slots(bench_dirs):
+    """With synth-cnn as the main backbone, attention over regions reads synth-slots' tracked object
+    slots (a slot per object), the oracle variant the oracle's; attention over frames reads synth-cnn."""
+    results, cache, *_ = bench_dirs
+    keys = {r["config"]: r["run_key"] for r in read_csv(results / "attention.csv")}
+    backbone = {label: json.loads((cache / "runs" / key / "spec.json").read_text())["features"]["backbone"]
+                for label, key in keys.items()}
+    assert (backbone["attention-lstm-regions"], backbone["attention-lstm-regions-oracle"]) == ("synth-slots", "oracle")
+    assert backbone["attention-lstm"] == "synth-cnn"
+    assert "synth-slots' object slots" in (results / "attention.md").read_text()
+
+
 def test_rerun_skips_finished_runs(bench_dirs):
     results, cache, first, _ = bench_dirs
     before = (results / "cells.csv").read_text()
