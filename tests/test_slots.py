@@ -54,6 +54,10 @@ def test_an_object_keeps_its_slot_across_region_boundaries_and_when_two_objects_
     np.testing.assert_allclose(slot_xy(slots, 0)[:, 0], xs, atol=1e-5)
     np.testing.assert_allclose(slot_xy(slots, 1)[:, 0], 1.0 - xs, atol=1e-5)
     assert not slots[:, 2].any()  # no third object: an empty slot is all zeros
+    step = 0.8 / (T - 1)  # frame sides per frame
+    np.testing.assert_allclose(slots[:, 0, COL["vx"]], 0.97 * 10 * step, rtol=1e-4)  # p x velocity x VELOCITY_SCALE
+    np.testing.assert_allclose(slots[:, 1, COL["vx"]], -0.97 * 10 * step, rtol=1e-4)
+    np.testing.assert_allclose(slots[:, :2, COL["vy"]], 0.0, atol=1e-5)
 
 
 def test_slots_hold_the_perception_without_the_region_offset() -> None:
@@ -76,6 +80,9 @@ def test_an_object_that_fades_and_returns_keeps_its_slot_and_a_later_one_takes_t
         frames.append(objects)
     slots = object_slots(clip_grid(frames))
     assert not slots[3:6, 0].any() and (slots[[0, 1, 2, 6, 7, 8, 9], 0, COL["colour=green"]] > 0.9).all()
+    # the velocity spans the gap: frame 2 measures from frame 0 to frame 2 (frames 3-5 unseen), frame 6 from 6 to 9
+    np.testing.assert_allclose(slots[[2, 6], 0, COL["vx"]], 0.97 * 10 * 0.02, rtol=1e-4)
+    assert slots[6:, 1, COL["vx"]].tolist() == [0.0] * 4  # the cross stands still
     assert not slots[:6, 1].any() and (slots[6:, 1, COL["shape=cross"]] > 0.9).all()
 
 
@@ -122,11 +129,11 @@ def test_synth_slots_follow_the_objects_the_oracle_knows(tiny_synth: Path, tmp_p
         assert (summary.done, summary.failed) == (16, {})
     slots_store, oracle_store = FeatureStore(tmp_path / "synth-slots"), FeatureStore(tmp_path / "oracle")
     meta = slots_store.meta
-    assert (meta["backbone"], meta["feature_dim"], meta["grid_dim"], meta["grid_size"]) == ("synth-slots", 57, 19, [1, 3])
+    assert (meta["backbone"], meta["feature_dim"], meta["grid_dim"], meta["grid_size"]) == ("synth-slots", 63, 21, [1, 3])
     opacity, xy = ORACLE_FIELDS.index("opacity"), [ORACLE_FIELDS.index("x"), ORACLE_FIELDS.index("y")]
     found = total = 0
     for record in records:
-        slots, truth = slots_store.load_grid(record.video_id), oracle_store.load_grid(record.video_id)  # (8, 3, 19), (8, 3, 24)
+        slots, truth = slots_store.load_grid(record.video_id), oracle_store.load_grid(record.video_id)  # (8, 3, 21), (8, 3, 24)
         np.testing.assert_array_equal(slots_store.load(record.video_id), slots.reshape(8, -1))
         drawn = truth[:, :, opacity] == 1.0  # (8, 3)
         best = 0
