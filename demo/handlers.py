@@ -380,7 +380,7 @@ def check_upload(path: str | Path | None, limits: DemoLimits, decoder: IsolatedD
     try:
         info = probe_video(path) if decoder is None else decoder.probe(path)
     except VideoReadError as exc:
-        if "it has no video stream (found: audio" in str(exc):  # an .mp4/.mkv that holds only sound
+        if (exc.problem or "").startswith("it has no video stream (found: audio"):  # an .mp4/.mkv that holds only sound
             raise VideoReadError(AUDIO_ONLY.format(name=path.name)) from exc
         raise
     probe_ms = elapsed_ms(started)
