@@ -79,7 +79,8 @@ def export_best(ctx: BenchContext, command: str) -> Choice | None:
         "val": choice.record.result.get("best_val"), "best_step": choice.record.result.get("best_step"),
         "steps_done": choice.record.result.get("steps_done"), "convergence": choice.record.convergence,
         "test": None if test is None else {**test.metrics, **({"semantic": test.semantic} if test.semantic else {})},
-        "train_config": choice.record.config, "data": ctx.main.dataset.label, "features": ctx.main.label,
+        "train_config": choice.record.config, "data": ctx.main.dataset.label,
+        "features": ctx.source_of(choice.record).label,
     }
     write_json(best_dir / "summary.json", json_safe(summary))
     atomic_write_text(best_dir / "MODEL_CARD.md", model_card(ctx, choice, test, command))
@@ -131,7 +132,7 @@ def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, comma
         f"Chosen by the benchmark on validation: {SELECTION_RULE}. The configuration's {choice.describe()}.", "",
         "## Data", "",
         f"- Dataset: {ctx.main.dataset.label}",
-        f"- Features: {ctx.main.label} (weights: {ctx.main.weights_id})",
+        f"- Features: {ctx.source_of(record).label} (weights: {ctx.source_of(record).weights_id})",
         f"- Train / val / test splits of that dataset; best.pt from step {record.result.get('best_step')} of "
         f"{record.result.get('steps_done')} (the training selection key on validation); convergence: "
         f"{'converged' if record.converged else 'not converged'} ({record.convergence.get('reason', 'no verdict')}).", "",

@@ -53,7 +53,8 @@ def check_generalisation(ctx: BenchContext, choice: Choice) -> dict[str, Any] | 
         return None
     cache = ctx.store.root.parent
     data = synth_source(cache, main.dataset.synth_preset, main.dataset.synth_clips, seed=GENERALISATION_SEED)
-    source = feature_source(cache, data, main.backbone, main.num_frames, main.weights, main.frame_size)
+    read = ctx.source_of(choice.record)  # the features the chosen run was trained on (object slots for regions)
+    source = feature_source(cache, data, read.backbone, read.num_frames, read.weights, read.frame_size)
     ensure_features(source, log=ctx.executor.prep, say=ctx.executor.progress.say)
     from vidcap_core.pipeline import evaluate_checkpoint
 

@@ -436,6 +436,28 @@ def test_generalisation_check_on_a_fresh_seed(bench_dirs):
     assert data["all"]["mean_b"] == pytest.approx(best["test"]["semantic"]["exact"])  # the committed split's
 
 
+def test_a_region_model_is_checked_on_the_object_slots_it_read(bench_dirs, tmp_path):
+    """The generalisation check and the model card of a best model that attends over regions use its
+    own features (synth-slots on a fresh seed), not the main synth-cnn features it never read."""
+    from benchmark.generalise import GENERALISATION_SEED, check_generalisation
+    from benchmark.invocation import build_context
+    from benchmark.selection import Choice, region_options, run_key
+
+    _, cache, *_ = bench_dirs
+    ctx = build_context(BenchOptions(suites=["attention"], profile="smoke", out=tmp_path, cache=cache))
+    try:
+        record = ctx.store.load(ctx.spec("attention", "lstm", 0, **region_options("attention-lstm-regions")))
+        assert ctx.source_of(record).backbone == "synth-slots"
+        result = check_generalisation(ctx, Choice("attention-lstm-regions", [record], run_key(record), record))
+    finally:
+        ctx.close()
+    assert result is not None and result["config"] == "attention-lstm-regions"
+    fresh = [json.loads(p.read_text()) for p in (cache / "features").glob("synth-slots-*/features.json")]
+    assert len(fresh) == 2  # the benchmark's seed 0 and the generalisation seed
+    reports = list((cache / "generalisation" / record.key).glob("predictions_test*.jsonl"))
+    assert reports and f"seed {GENERALISATION_SEED}" in result["data"]
+
+
 def test_report_from_real_results(bench_dirs):
     results, *_ = bench_dirs
     text = build_report(results)

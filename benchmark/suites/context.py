@@ -78,6 +78,11 @@ class BenchContext:
         any (a slot is an object followed through the clip; a grid cell is a place an object crosses)."""
         return self.objects if regions and self.objects is not None else self.main
 
+    def source_of(self, record: RunRecord) -> FeatureSource:
+        """The features a run on the main data read (a `best` candidate): object slots for attention
+        over regions when there are any, else the main features."""
+        return self.region_source(bool(record.config.get("regions")))
+
     def grid(self, arch: str, cell: str, **kwargs: Any) -> list[RunSpec]:
         """The same configuration for every seed."""
         return [self.spec(arch, cell, seed, **kwargs) for seed in self.seeds]
