@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.demo_examples import demo_examples_section, score_demo_examples
 from benchmark.runner import EvalRecord, RunRecord
 from benchmark.selection import (
     SELECTION_RULE,
@@ -82,8 +83,10 @@ def export_best(ctx: BenchContext, command: str) -> Choice | None:
         "train_config": choice.record.config, "data": ctx.main.dataset.label,
         "features": ctx.source_of(choice.record).label,
     }
+    if ctx.is_synth:  # the demo's examples are SynthClips clips: a real-data model is not judged on them
+        summary["demo_examples"] = score_demo_examples(best_dir / "model.pt", ctx.store.root.parent / "demo-examples")
     write_json(best_dir / "summary.json", json_safe(summary))
-    atomic_write_text(best_dir / "MODEL_CARD.md", model_card(ctx, choice, test, command))
+    atomic_write_text(best_dir / "MODEL_CARD.md", model_card(ctx, choice, test, command, summary.get("demo_examples")))
     export_per_config(ctx, {**groups, **seeds_exports(ctx)}, ranked=set(groups))
     return choice
 
@@ -123,7 +126,8 @@ def scores_frame(scores: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([{"split": split, **{m: fmt(metrics.get(m)) for m in CARD_METRICS}} for split, metrics in scores.items()])
 
 
-def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, command: str) -> str:
+def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, command: str,
+               demo_examples: dict[str, Any] | None = None) -> str:
     record = choice.record
     val = record.result.get("best_val") or {}
     scores = {"val (greedy)": val, **({"test (greedy)": test.metrics} if test is not None else {})}
@@ -141,6 +145,8 @@ def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, comma
     if test is not None and test.semantic:
         lines += ["", "Semantic checker on test (SynthClips): " + ", ".join(
             f"{k} {fmt(v)}" for k, v in test.semantic.items() if k != "n")]
+    if demo_examples is not None:
+        lines += ["", *demo_examples_section(demo_examples)]
     config = {k: v for k, v in record.config.items() if k not in ("root", "features")}
     lines += [
         "", "## Training configuration", "", "```json", json.dumps(config, indent=2), "```", "",

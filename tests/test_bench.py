@@ -399,6 +399,24 @@ def test_best_model_is_chosen_on_validation(bench_dirs):
         assert entry["file"] is None or (results / "checkpoints" / entry["file"]).is_file()
 
 
+def test_best_model_is_judged_on_the_demo_examples(bench_dirs):
+    """The model card says how many of the demo's shown examples the best model gets exactly, captioned
+    as the demo captions them; the verdicts are the semantic checker's on the demo's own clips."""
+    from demo.examples import EXAMPLES_SHOWN, load_examples
+    from vidcap_core.synth.checker import score_caption
+
+    results, cache, *_ = bench_dirs
+    scored = json.loads((results / "best" / "summary.json").read_text())["demo_examples"]
+    assert (scored["shown"], scored["beam"], scored["no_repeat_ngram"]) == (EXAMPLES_SHOWN, 3, 3)
+    truths = {e.video_id: e.truth for e in load_examples(cache / "demo-examples")}
+    assert [row["video_id"] for row in scored["examples"]] == list(truths)
+    for row in scored["examples"]:
+        assert row["exact"] == (score_caption(row["caption"], truths[row["video_id"]])["exact"] == 1.0)
+    assert scored["exact"] == sum(row["exact"] for row in scored["examples"])
+    card = (results / "best" / "MODEL_CARD.md").read_text()
+    assert f"**{scored['exact']} of {scored['shown']}** state every event exactly" in card
+
+
 def test_suite_rows_carry_convergence_caption_health_and_the_heldout_split(bench_dirs):
     results, *_ = bench_dirs
     from vidcap_core.synth import load_ground_truth
