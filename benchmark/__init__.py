@@ -16,7 +16,8 @@ Which module runs what:
   diversity.py    how varied a run's captions are (distinct captions, distinct-1/2, vocabulary)
   report.py       REPORT.md from a results folder; best.py the best model and its card;
                   selection.py how the best configuration is chosen on validation (the training
-                  loop's selection key); generalise.py the best model on a fresh SynthClips seed
+                  loop's selection key); generalise.py the best model on a fresh SynthClips seed;
+                  demo_examples.py the best model on the demo's bundled examples
   prepare.py      SynthClips and features for the runs; identity.py hashes that key them;
                   profiles.py quick / full / smoke; machine.py the machine description
   figures.py      matplotlib figures; perf.py `vidcap-bench perf`
