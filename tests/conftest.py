@@ -109,3 +109,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 real SynthClips tiny clips (seed 3), shared read-only by the oracle and object-slot tests."""
+    from vidcap_core.synth import generate_synthclips
+
+    root = tmp_path_factory.mktemp("synth") / "tiny"
+    generate_synthclips("tiny", root, seed=3, num_clips=24, workers=1)
+    return root

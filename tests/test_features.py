@@ -248,15 +248,6 @@ def test_cli_on_synthclips(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- oracle
 
 
-@pytest.fixture(scope="module")
-def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vidcap_core.synth import generate_synthclips
-
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    generate_synthclips("tiny", root, seed=3, num_clips=24, workers=1)
-    return root
-
-
 def test_oracle_features_hold_the_scene_of_each_sampled_frame(tiny_synth: Path, tmp_path: Path) -> None:
     from vidcap_core.data import load_dataset
     from vidcap_core.features.oracle import MAX_OBJECTS, ORACLE_DIM, SLOT_DIM, SLOT_FIELDS, decode_slot
