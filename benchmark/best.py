@@ -154,7 +154,8 @@ def model_card(ctx: BenchContext, choice: Choice, test: EvalRecord | None, comma
         "The checkpoint carries its vocabulary and preprocessing (backbone, frame count and size), so "
         "`vidcap caption` needs nothing else; the backbone's weights must be available (synth-cnn's are in the package).", "",
         "## Regenerate", "", "```bash", command, "```", "",
-        "Every run is keyed by a hash of its configuration, data and library code; this one is "
+        "Every run is keyed on its configuration, data and features and the numerics versions of the stages "
+        "that compute it (vidcap_core/numerics.py); this one is "
         f"`{record.key}` in the benchmark cache.",
     ]
     return "\n".join(lines) + "\n"

@@ -95,6 +95,46 @@ def report(
 
 
 @app.command()
+def verify(
+    results: Annotated[Path, typer.Option("--results", help="The results folder whose numbers to reproduce (its bench_run.json and suite CSVs).")] = Path("results"),
+    runs: Annotated[int, typer.Option(min=1, help="How many of its runs to retrain: the cheapest ones (least training time).")] = 2,
+    cache: Annotated[Optional[Path], typer.Option(help="Cache to train in (default: a fresh temporary folder, removed afterwards).")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Training runs at once.")] = 1,
+) -> None:
+    """Retrain the cheapest committed runs from scratch and compare their numbers with the committed ones."""
+    from benchmark.tables import markdown_table
+    from benchmark.verify import verify_results
+    from vidcap_core.errors import VidcapError
+
+    try:
+        table = verify_results(results, cache=cache, runs=runs, jobs=jobs, say=typer.echo)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    typer.echo(markdown_table(table))
+    mismatches = int((~table["match"].astype(bool)).sum())
+    if mismatches:
+        typer.echo(f"{mismatches} number(s) differ from {results}: this code does not reproduce them.", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"all {len(table)} compared numbers of {table['run'].nunique()} run(s) reproduced.")
+
+
+@app.command()
+def rekey(
+    results: Annotated[Path, typer.Option("--results", help="The results folder whose recorded run keys to rewrite.")] = Path("results"),
+    cache: Annotated[Path, typer.Option(help="Cache folder the runs are planned against (only paths: nothing is trained).")] = Path(".cache/vidcap-bench"),
+) -> None:
+    """Rewrite the run keys a results folder records to the keys this code computes for the same runs."""
+    from benchmark.verify import rekey_results
+    from vidcap_core.errors import VidcapError
+
+    try:
+        rekey_results(results, cache, say=typer.echo)
+    except VidcapError as exc:
+        _fail(exc)
+
+
+@app.command()
 def perf(
     out: Annotated[Path, typer.Option("--out", help="Folder for perf.md and perf.json.")] = Path("results"),
     repeats: Annotated[int, typer.Option(help="Repeats per measurement (medians are reported).")] = 5,

@@ -1,24 +1,34 @@
-"""Stable content hashes: what makes a cached dataset, feature set or training run reusable.
+"""Stable keys: what makes a cached dataset, feature set or training run reusable.
 
-A key is the SHA-256 of canonical JSON (sorted keys, no whitespace variance) of everything that can
-change the result, including a digest of the library source that produced it, so results from
-edited code are never mistaken for results of the current code.
+A key is the SHA-256 of canonical JSON (sorted keys, no whitespace variance) of what determines the
+numbers: the configuration without paths, the identity of the inputs, the declared numerics version
+of each stage that computes them (`vidcap_core.numerics`), and the environment that changes floats
+(torch's minor version, the device with the instruction set its kernels use, torch's CPU thread count for
+training). Never a hash of the
+source: a refactor keeps every cached result, and a change that moves a number bumps its stage's
+version (the golden-number tests in tests/golden/ say which).
+
+The commit that produced an artefact (`describe_commit`) is recorded next to it for information only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import vidcap_core
+from vidcap_core.numerics import versions
 
 KEY_LENGTH = 16  # hex digits: 64 bits, far beyond the few hundred runs a cache holds
-BENCH_SCHEMA = 1  # bump when the benchmark changes how it trains or evaluates a run
-LIBRARY_ROOT = Path(vidcap_core.__file__).resolve().parent
+BENCH_SCHEMA = 2  # bump when the benchmark changes how it trains or evaluates a run (2: numerics-versioned keys)
+# Benchmark runs always train on one torch CPU thread, whatever --jobs says: the thread count changes the
+# floats of a CPU step (reduction order), so it is part of the key, and a fixed one keeps --jobs 1 and
+# --jobs 2 (and any core count) on the same keys and numbers.
+BENCH_TORCH_THREADS = 1
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def canonical_json(value: Any) -> str:
@@ -29,29 +39,59 @@ def stable_hash(value: Any, length: int = KEY_LENGTH) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
 
 
+def minor_version(version: str) -> str:
+    """'2.14.1+cu128' -> '2.14': patch releases do not change kernels' arithmetic; minor ones may."""
+    return ".".join(version.split("+")[0].split(".")[:2])
+
+
 @lru_cache(maxsize=None)
-def source_digest(packages: tuple[str, ...]) -> str:
-    """SHA-256 over the .py files of these vidcap_core sub-packages (paths and contents, sorted)."""
-    digest = hashlib.sha256()
-    for path in sorted(_python_files(packages)):
-        digest.update(str(path.relative_to(LIBRARY_ROOT)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:KEY_LENGTH]
+def torch_version() -> str:
+    import torch
+
+    return minor_version(torch.__version__)
 
 
-def _python_files(packages: Iterable[str]) -> list[Path]:
-    files: list[Path] = []
-    for package in packages:
-        target = LIBRARY_ROOT / package
-        if target.is_dir():
-            files.extend(target.rglob("*.py"))
-        elif target.with_suffix(".py").is_file():
-            files.append(target.with_suffix(".py"))
-    return files
+@lru_cache(maxsize=None)
+def encoder_version() -> str:
+    """PyAV's version: it bundles the FFmpeg and libx264 that write SynthClips' bytes."""
+    import av
+
+    return minor_version(av.__version__)
 
 
-# Which library code each cached artefact depends on.
-SYNTH_CODE = ("synth", "video")
-FEATURE_CODE = ("features", "video", "data")
-TRAINING_CODE = ("data", "features", "models", "decoding", "text", "training", "evaluation", "pipeline",
-                 "checkpoint", "synth")
+@lru_cache(maxsize=None)
+def device_kind(preference: str | None = "auto") -> str:
+    """What `preference` resolves to on this machine (vidcap_core.devices), with what decides its
+    kernels' rounding: 'cpu:AVX2' / 'cpu:AVX512' (the instruction set torch's CPU kernels dispatch to)
+    or 'cuda:<GPU name>'. The same run on an AVX2 and an AVX512 machine differs in the last bits of a
+    step, and a recurrent run amplifies that into other numbers after a few thousand steps (measured:
+    the committed S2VT-RNN runs of the length suite, trained on another CPU, end 500 steps apart here)."""
+    import torch
+
+    from vidcap_core.devices import pick_device
+
+    device = pick_device(preference)
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"{device.type}:{torch.backends.cpu.get_cpu_capability()}"
+
+
+def dataset_key_material(stages: tuple[str, ...]) -> dict[str, Any]:
+    return {"numerics": versions(stages), "encoder": encoder_version()}
+
+
+def compute_key_material(stages: tuple[str, ...], device: str | None = "auto") -> dict[str, Any]:
+    """The numerics versions of `stages` and the environment a float computation ran in."""
+    return {"numerics": versions(stages), "torch": torch_version(), "device": device_kind(device)}
+
+
+@lru_cache(maxsize=None)
+def describe_commit() -> str | None:
+    """`git describe --always --dirty` of the checkout the benchmark runs from; None outside git.
+    Recorded in spec.json and bench_run.json for information: keys never read it."""
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None

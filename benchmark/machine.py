@@ -23,13 +23,14 @@ class MachineInfo:
     python: str
     java: str
     versions: dict[str, str]
+    cpu_capability: str = "unknown"  # the instruction set torch's CPU kernels use (AVX2, AVX512...): part of run keys
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def markdown(self) -> str:
         lines = [
-            f"- CPU: {self.cpu_model}, {self.cores} core(s) available",
+            f"- CPU: {self.cpu_model}, {self.cores} core(s) available, torch kernels {self.cpu_capability}",
             f"- RAM: {self.ram_gib:.1f} GiB",
             f"- GPU: {self.gpu}",
             f"- OS: {self.os}; Python {self.python}; Java: {self.java}",
@@ -103,4 +104,11 @@ def describe_machine() -> MachineInfo:
         python=platform.python_version(),
         java=java_version(),
         versions=library_versions(),
+        cpu_capability=cpu_capability(),
     )
+
+
+def cpu_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()

@@ -16,14 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.identity import (
-    FEATURE_CODE,
-    SYNTH_CODE,
-    source_digest,
-    stable_hash,
-)
+from benchmark.identity import compute_key_material, dataset_key_material, stable_hash
 from vidcap_core.errors import DatasetError, FeatureError
 from vidcap_core.files import atomic_write_text, file_sha256
+from vidcap_core.numerics import DATASET_STAGES, FEATURE_STAGES, backbone_stages
 
 COMPLETE_MARKER = "bench_complete.json"
 ORACLE_BACKBONE = "oracle"  # SynthClips' ground-truth scene state (vidcap_core/features/oracle.py): the ceiling
@@ -56,7 +52,7 @@ class DatasetSource:
     def identity(self) -> dict[str, Any]:
         if self.synth_preset is not None:
             return {"dataset": "synth", "preset": self.synth_preset, "clips": self.synth_clips,
-                    "seed": self.synth_seed, "code": source_digest(SYNTH_CODE)}
+                    "seed": self.synth_seed, **dataset_key_material(DATASET_STAGES)}
         annotations = self.annotations
         return {
             "dataset": self.name,
@@ -90,9 +86,11 @@ class FeatureSource:
         return f"{self.backbone}, {self.num_frames} frames"
 
     def identity(self) -> dict[str, Any]:
+        # extraction runs on the default device (extract_features(device=None))
+        stages = (*FEATURE_STAGES, *backbone_stages(self.backbone))
         return {"dataset": self.dataset.identity(), "backbone": self.backbone, "weights": self.weights_id,
                 "frames": self.num_frames, "frame_size": self.frame_size, "grid": self.grid,
-                "code": source_digest(FEATURE_CODE)}
+                **compute_key_material(stages)}
 
 
 @dataclass

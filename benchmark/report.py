@@ -381,8 +381,10 @@ def build_report(results: Path) -> str:
         "## Cost", "", timing_table(suites), "", budget_text(manifest), "",
         "## Machine and versions", "", machine_text(manifest), "",
         "## Regenerate", "", "From a fresh clone (`make setup` first):", "", commands_text(results, manifest), "",
-        "Runs are cached under `.cache/vidcap-bench/` keyed by a hash of their configuration, data and library "
-        "code, so rerunning skips what is finished and resumes what was interrupted.",
+        "Runs are cached under `.cache/vidcap-bench/` keyed on their configuration, data and features and the "
+        "declared numerics versions of the stages that compute them (`vidcap_core/numerics.py`), so rerunning "
+        "skips what is finished and resumes what was interrupted; `vidcap-bench verify --results results` retrains "
+        "the cheapest runs and compares their numbers with these.",
     ]
     return "\n".join(parts).rstrip() + "\n"
 

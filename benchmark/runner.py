@@ -1,11 +1,14 @@
 """Training runs keyed by their full configuration: skip what is finished, resume what was cut short.
 
 Layout of `<cache>/runs/<key>/`:
-  spec.json        what the key hashes (train config without paths, data + feature identity, code digest)
+  spec.json        what the key hashes (train config without paths, data + feature identity, the numerics
+                   versions of the stages a run uses, torch minor version, device kind, thread count) and,
+                   for information only, the commit that trained it
   train/           the RUN_DIR given to `vidcap_core.training.train` (resumes from its last.pt)
   result.json      written last, atomically: the run is finished once it exists; "result" is the run's
                    RUN_DIR/summary.json (steps, stop reason, best validation, convergence verdict)
-  evals/<name>.json  one `evaluate_run` report (with per-video scores) per split / beam / frame order
+  evals/<name>.json  one `evaluate_run` report (with per-video scores) per split / beam / frame order,
+                   recomputed when the numerics versions of decoding or evaluation it records are not current
 
 A fine-tune stage (SCST, LSTM-GAN: `FinetuneStage`) is a run like any other whose spec names its
 parent run: the parent's key is part of the child's key, the parent is trained first (or taken from
@@ -28,14 +31,16 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmark.identity import BENCH_SCHEMA, TRAINING_CODE, source_digest, stable_hash
+from benchmark.identity import BENCH_SCHEMA, BENCH_TORCH_THREADS, compute_key_material, describe_commit, stable_hash
 from benchmark.prepare import FeatureSource, PrepLog, ensure_features
 from vidcap_core.errors import ConfigError
 from vidcap_core.files import read_jsonl, write_json
+from vidcap_core.numerics import EVALUATION_STAGES, FINETUNE_STAGES, RUN_STAGES, versions
 from vidcap_core.processes import die_with_parent, lifeline
 from vidcap_core.training.config import TrainConfig
 
-# TrainConfig fields that do not change what a run computes (paths are replaced by data identity).
+# TrainConfig fields the key replaces: paths by data identity; the thread count and device by what the run
+# really uses (BENCH_TORCH_THREADS, the device kind "auto" resolves to), in compute_key_material.
 NOT_IN_KEY = frozenset({"root", "features", "annotations", "torch_threads", "device"})
 
 
@@ -64,9 +69,10 @@ class RunSpec:
 
     def key_material(self) -> dict[str, Any]:
         train = {k: v for k, v in self.config.to_dict().items() if k not in NOT_IN_KEY}
+        stages = RUN_STAGES if self.stage is None else FINETUNE_STAGES
         material = {"schema": BENCH_SCHEMA, "train": train, "features": self.features.identity(),
-                    "code": source_digest(TRAINING_CODE)}
-        if self.stage is not None:  # absent for MLE runs: their keys stay what they were
+                    **compute_key_material(stages, self.config.device), "torch_threads": BENCH_TORCH_THREADS}
+        if self.stage is not None:
             material["finetune"] = self.stage.key_material()
         return material
 
@@ -184,17 +190,18 @@ class RunStore:
             gradients=read_jsonl(directory / "train" / "gradients.jsonl"), parent=payload.get("parent"),
         )
 
-    def train(self, spec: RunSpec, threads: int = 0, progress: bool = False) -> RunRecord:
+    def train(self, spec: RunSpec, progress: bool = False) -> RunRecord:
         """Train (or resume) the run and mark it finished; returns its record. A fine-tune trains its
-        parent first when the parent is not finished yet."""
+        parent first when the parent is not finished yet. It trains on BENCH_TORCH_THREADS, as its key says."""
         directory = self.dir(spec)
         directory.mkdir(parents=True, exist_ok=True)
-        write_json(directory / "spec.json", {"label": spec.label, "key": spec.key, **spec.key_material()})
+        write_json(directory / "spec.json", {"label": spec.label, "key": spec.key, **spec.key_material(),
+                                             "commit": describe_commit()})  # the commit: information only
         started = time.perf_counter()
         if spec.stage is None:
-            config, summary, parent = *self._train_mle(spec, threads, progress), None
+            config, summary, parent = *self._train_mle(spec, progress), None
         else:
-            config, summary, parent = self._finetune(spec, threads, progress)
+            config, summary, parent = self._finetune(spec, progress)
         wall = time.perf_counter() - started
         payload = {"label": spec.label, "key": spec.key, "config": config, "result": summary,
                    "wall_seconds": round(wall, 3)}
@@ -205,15 +212,15 @@ class RunStore:
         record.wall_seconds = wall
         return record
 
-    def _train_mle(self, spec: RunSpec, threads: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _train_mle(self, spec: RunSpec, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         """vidcap_core.training.train into `train/` (resumed from its last.pt); (the spec's config, summary)."""
         from vidcap_core.training import train
 
-        config = TrainConfig.from_dict({**spec.config.to_dict(), "torch_threads": threads}, source=spec.title)
+        config = TrainConfig.from_dict({**spec.config.to_dict(), "torch_threads": BENCH_TORCH_THREADS}, source=spec.title)
         result = train(config, self.dir(spec) / "train", resume=True, progress=progress)  # validation needs no Java
         return spec.config.to_dict(), run_summary(result.summary())
 
-    def _finetune(self, spec: RunSpec, threads: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    def _finetune(self, spec: RunSpec, progress: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """The parent (trained now if needed), then `finetune` from its best.pt into `train/` (resumed).
         Returns (the resolved fine-tune TrainConfig, its summary, facts about the parent)."""
         from vidcap_core.training.finetune_config import resolve_finetune
@@ -221,13 +228,13 @@ class RunStore:
 
         assert spec.stage is not None
         parent_spec = spec.stage.parent
-        parent = self.load(parent_spec) if self.is_finished(parent_spec) else self.train(parent_spec, threads, progress)
+        parent = self.load(parent_spec) if self.is_finished(parent_spec) else self.train(parent_spec, progress)
         facts = {"key": parent.key, "label": parent.label, "seed": parent.seed, "converged": parent.converged,
                  "convergence": parent.convergence.get("reason", "no verdict recorded")}
         if parent.best_checkpoint is None:  # diverged before its first validation: recorded, not hidden
             return spec.config.to_dict(), unstarted_summary(parent), facts
         # The parent's run folder gives config.json and best.pt; the spec's config only repeats the parent's model.
-        overrides = {**spec.config.to_dict(), "torch_threads": threads}
+        overrides = {**spec.config.to_dict(), "torch_threads": BENCH_TORCH_THREADS}
         cfg, ft = resolve_finetune(parent.train_dir, spec.stage.method, None, overrides, dict(spec.stage.options))
         result = finetune(cfg, ft, self.dir(spec) / "train", resume=True, progress=progress)
         config = {**cfg.to_dict(), "torch_threads": spec.config.torch_threads}  # how it ran is not what it is
@@ -238,7 +245,8 @@ class RunStore:
         if record.best_checkpoint is None:
             return None
         cached = record.dir / "evals" / f"{request.name}.json"
-        if not cached.is_file():
+        numerics = versions(EVALUATION_STAGES)
+        if not cached.is_file() or json.loads(cached.read_text(encoding="utf-8")).get("numerics") != numerics:
             from vidcap_core.pipeline import evaluate_run
 
             report = evaluate_run(record.train_dir, split=request.split, beam=request.beam,
@@ -246,6 +254,7 @@ class RunStore:
             payload = report.to_dict(per_video=True)
             if record.config["dataset"] == "synth":
                 payload["per_video_semantic"] = per_video_semantic(Path(record.config["root"]), report.predictions_file)
+            payload["numerics"] = numerics
             write_json(cached, payload)  # EvalReport.to_dict is JSON-safe: a NaN semantic slot is null
         payload = json.loads(cached.read_text(encoding="utf-8"))
         semantic = payload.get("semantic")
@@ -355,7 +364,7 @@ class ProgressDisplay:
 
 @dataclass
 class Executor:
-    """Runs the pending specs of a suite, `jobs` at a time (separate processes, one torch thread each)."""
+    """Runs the pending specs of a suite, `jobs` at a time (separate processes), each on BENCH_TORCH_THREADS."""
 
     store: RunStore
     progress: ProgressDisplay
@@ -397,7 +406,7 @@ class Executor:
             if self.jobs == 1 or len(wave) <= 1:
                 for spec in wave:
                     self.progress.started_run(suite, spec, resumed=self.resumable(spec))
-                    records[spec.key] = self.store.train(spec, threads=0, progress=self.train_progress)
+                    records[spec.key] = self.store.train(spec, progress=self.train_progress)
                     self.counted.add(spec.key)
                     self.progress.finished_run(suite, records[spec.key])
             else:
@@ -443,8 +452,8 @@ def training_waves(pending: Sequence[RunSpec]) -> list[list[RunSpec]]:
 
 
 def train_in_worker(store_root: Path, spec: RunSpec) -> RunRecord:
-    """Process-pool entry point: one run on one torch thread."""
-    return RunStore(store_root).train(spec, threads=1, progress=False)
+    """Process-pool entry point: one run on BENCH_TORCH_THREADS torch threads."""
+    return RunStore(store_root).train(spec, progress=False)
 
 
 def count_pending(store: RunStore, specs: Sequence[RunSpec]) -> tuple[int, int]:

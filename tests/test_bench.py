@@ -12,6 +12,7 @@ import io
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ from benchmark.stats import (
     verdict,
 )
 from benchmark.tables import per_seed, run_health, suite_summary
+from benchmark.verify import rekey_results
 from vidcap_core.errors import ConfigError
 from vidcap_core.files import json_safe
 from vidcap_core.training.config import TrainConfig
@@ -250,6 +252,44 @@ def test_run_key_covers_what_changes_results_only(tmp_path):
     assert key != other_weights.key
 
 
+def test_keys_follow_the_declared_numerics_versions_not_the_source(tmp_path, monkeypatch):
+    from vidcap_core import numerics
+
+    spec = make_spec(tmp_path)
+    material = spec.key_material()
+    assert material["numerics"] == {"data": 1, "decoding": 1, "evaluation": 1, "text": 1, "training": 1}
+    assert material["torch"].count(".") == 1 and material["device"].startswith("cpu:") and material["torch_threads"] == 1
+    assert "code" not in material and "code" not in material["features"]  # no source digest anywhere
+    assert material["features"]["numerics"] == {"backbone.synth-cnn": 1, "data": 1, "features": 1, "video": 1}
+    data_key, features_key, run_key = stable_hash(spec.features.dataset.identity()), stable_hash(spec.features.identity()), spec.key
+    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "backbone.oracle", 2)  # another backbone: nothing moves
+    assert (stable_hash(spec.features.identity()), spec.key) == (features_key, run_key)
+    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "training", 2)  # training: the run, not its data or features
+    assert stable_hash(spec.features.identity()) == features_key and spec.key != run_key
+    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "training", 1)
+    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "backbone.synth-cnn", 2)  # the features and every run on them
+    assert stable_hash(spec.features.dataset.identity()) == data_key
+    assert stable_hash(spec.features.identity()) != features_key and spec.key != run_key
+    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "backbone.synth-cnn", 1)
+    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "synth", 2)  # the data, hence everything made from it
+    assert stable_hash(spec.features.dataset.identity()) != data_key and spec.key != run_key
+    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "synth", 1)
+    finetune = finetune_of(spec)
+    before = finetune.key
+    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "finetune", 2)  # fine-tunes only
+    assert spec.key == run_key and finetune.key != before
+
+
+def test_synth_slots_features_depend_on_synth_cnn_too():
+    from vidcap_core.errors import ConfigError
+    from vidcap_core.numerics import backbone_stages
+
+    assert backbone_stages("synth-slots") == ("backbone.synth-cnn", "backbone.synth-slots")
+    assert backbone_stages("resnet152") == ("backbone.resnet",) and backbone_stages("vgg16") == ("backbone.vgg",)
+    with pytest.raises(ConfigError, match="numerics.py"):
+        backbone_stages("clip-vit")
+
+
 def finetune_of(parent: RunSpec, method: str = "scst", **options) -> RunSpec:
     return RunSpec(f"{parent.label}-{method}", parent.config, parent.features,
                    FinetuneStage(parent, method, tuple(sorted(options.items()))))
@@ -258,7 +298,7 @@ def finetune_of(parent: RunSpec, method: str = "scst", **options) -> RunSpec:
 def test_a_finetune_is_keyed_on_its_parent_and_trained_after_it(tmp_path):
     parent = make_spec(tmp_path)
     child = finetune_of(parent, reward="cider")
-    assert "finetune" not in parent.key_material()  # MLE runs keep the keys they had before fine-tune stages
+    assert "finetune" not in parent.key_material()
     assert child.key_material()["finetune"] == {"parent": parent.key, "method": "scst", "options": {"reward": "cider"}}
     assert child.key != parent.key  # same TrainConfig, but a fine-tune of it
     assert child.key == finetune_of(make_spec(tmp_path / "moved"), reward="cider").key  # parent keyed by data identity
@@ -604,12 +644,12 @@ def test_a_finetune_trains_its_parent_first_and_resumes(bench_dirs, tmp_path):
     store = RunStore(tmp_path / "runs")  # empty: neither run exists there
     parent = ctx.spec("s2vt", "lstm", 0, max_steps=10, val_every_steps=5)
     child = ctx.finetune_spec(parent, "scst", "-scst", reward="cider")
-    record = store.train(child, threads=1)
+    record = store.train(child)
     assert store.is_finished(parent) and store.load(parent).best_checkpoint is not None
     assert record.parent["key"] == parent.key and record.result["steps_done"] == 4
     assert record.result["finetune"]["init_sha256"]  # started from the parent's best.pt
     (store.dir(child) / "result.json").unlink()  # as if cut short after its last save
-    again = store.train(child, threads=1)
+    again = store.train(child)
     assert again.result["steps_done"] == 4 and again.result["best_val"] == record.result["best_val"]
     assert again.history == record.history  # no step trained twice
 
@@ -654,6 +694,40 @@ def test_cli_run_and_report(bench_dirs):
     readme.write_text("no markers\n")
     done = runner.invoke(app, ["report", "--results", str(results), "--readme", str(readme)])
     assert done.exit_code == 2 and "claims table" in done.output and readme.read_text() == "no markers\n"
+
+
+def test_verify_retrains_the_cheapest_run_and_finds_the_committed_numbers(bench_dirs, tmp_path):
+    results, *_ = bench_dirs
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    runner = CliRunner()
+    done = runner.invoke(app, ["verify", "--results", str(copy), "--runs", "1", "--cache", str(tmp_path / "fresh")])
+    assert done.exit_code == 0, done.output
+    assert "compared numbers of 1 run(s) reproduced" in done.output
+    assert len(list((tmp_path / "fresh" / "runs").glob("*/result.json"))) == 1  # trained from scratch there
+    # a committed number that this code does not give is reported, and the command fails
+    key = re.search(r"\| ([0-9a-f]{16}) \|", done.output).group(1)
+    for path in copy.glob("*.csv"):
+        table = pd.read_csv(path)
+        if "run_key" in table:
+            table.loc[table["run_key"] == key, "steps"] += 10
+            table.to_csv(path, index=False)
+    done = runner.invoke(app, ["verify", "--results", str(copy), "--runs", "1", "--cache", str(tmp_path / "fresh")])
+    assert done.exit_code == 1 and "differ" in done.output, done.output
+
+
+def test_rekey_rewrites_recorded_keys_to_this_codes_keys(bench_dirs, tmp_path):
+    results, cache, *_ = bench_dirs
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    assert rekey_results(copy, cache, say=lambda _: None) == {}  # keys already current: nothing to do
+    key = read_csv(copy / "cells.csv")[0]["run_key"]
+    stale = "0123456789abcdef"
+    for path in (copy / "cells.csv", copy / "cells.json"):
+        path.write_text(path.read_text().replace(key, stale))
+    assert rekey_results(copy, cache, say=lambda _: None) == {stale: key}
+    assert (copy / "cells.csv").read_text() == (results / "cells.csv").read_text()
+    assert stale not in (copy / "cells.json").read_text()
 
 
 def test_cli_errors_are_clear(tmp_path):

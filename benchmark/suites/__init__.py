@@ -2,7 +2,7 @@
 
 Each suite module has `NAME`, `TITLE`, `plan(ctx) -> list[RunSpec]` (the training runs it needs, for
 the progress display) and `run(ctx) -> SuiteResult`. Runs are shared between suites through their
-config hash: S2VT-LSTM seed 0 is one run whether cells, attention or temporal asks for it.
+key: S2VT-LSTM seed 0 is one run whether cells, attention or temporal asks for it.
 """
 
 from __future__ import annotations
