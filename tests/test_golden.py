@@ -191,7 +191,7 @@ def test_training_loop(tmp_path, arch):
 def test_finetune_scst_steps(tmp_path):
     from vidcap_core.training import train
     from vidcap_core.training.finetune_config import resolve_finetune
-    from vidcap_core.training.policy_gradient import finetune
+    from vidcap_core.training.finetune import finetune
 
     train(toy_config(tmp_path / "data", max_steps=6, val_every_steps=3), tmp_path / "mle", progress=False)
     cfg, ft = resolve_finetune(tmp_path / "mle", "scst", None, {"max_steps": 4, "val_every_steps": 2}, {"reward": "cider"})

@@ -1,4 +1,4 @@
-"""Policy-gradient fine-tuning (training/policy_gradient.py): SCST with both reward sources and the LSTM-GAN.
+"""Policy-gradient fine-tuning (training/finetune.py, policy_gradient.py, scst.py, adversarial.py): SCST with both reward sources and the LSTM-GAN.
 
 Sampling (shapes, determinism, equivalence with step() and greedy), the rewards on hand-made captions
 (and CIDEr-D == pycocoevalcap's on the same document frequencies), the discriminator, both methods
@@ -40,15 +40,9 @@ from vidcap_core.synth.truth import ClipTruth, EventTruth, ObjectTruth
 from vidcap_core.training import train
 from vidcap_core.training.finetune_config import resolve_finetune
 from vidcap_core.training.finetune_config import FinetuneConfig
-from vidcap_core.training.policy_gradient import (
-    COLLAPSE_FRACTION,
-    StepStats,
-    collapse_reason,
-    finetune,
-    leave_one_out_baseline,
-    repeat_clips,
-    saturation_reason,
-)
+from vidcap_core.training.collapse import COLLAPSE_FRACTION, collapse_reason, saturation_reason
+from vidcap_core.training.finetune import finetune
+from vidcap_core.training.policy_gradient import StepStats, leave_one_out_baseline, repeat_clips
 from vidcap_core.training.rewards import CiderDReward, SemanticReward
 
 TIMING_KEYS = ("seconds", "train_seconds", "val_seconds")

@@ -42,7 +42,8 @@ NUMERICS_VERSIONS: dict[str, int] = {
     "backbone.vgg": 1,  # vgg16/19
     # models, losses, batching, the MLE loop, the plateau schedule and model selection (models/, training/)
     "training": 1,
-    # policy-gradient fine-tuning: SCST and the LSTM-GAN, rewards (training/policy_gradient.py, rewards.py)
+    # policy-gradient fine-tuning: SCST and the LSTM-GAN, rewards (training/finetune.py, policy_gradient.py,
+    # scst.py, adversarial.py, collapse.py, rewards.py)
     "finetune": 1,
     # greedy, beam and sampled decoding (decoding/)
     "decoding": 1,
