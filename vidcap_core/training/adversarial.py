@@ -22,11 +22,12 @@ from torch import Tensor
 from vidcap_core.decoding.sampling import sample_captions
 from vidcap_core.errors import ConfigError
 from vidcap_core.features.clips import DISCRIMINATOR_STREAM, FRAMES_STREAM, epoch_rng, frame_order_index
+from vidcap_core.models import repeat_each
 from vidcap_core.models.discriminator import CaptionDiscriminator, DiscriminatorConfig, mean_frame_feature
 from vidcap_core.training.batches import step_position, steps_per_epoch
 from vidcap_core.training.finetune_config import FinetuneConfig
 from vidcap_core.training.loop import TrainingData, mean_or_none
-from vidcap_core.training.policy_gradient import Policy, StepBatch, repeat_clips, step_batch
+from vidcap_core.training.policy_gradient import Policy, StepBatch, step_batch
 
 D_MEASURES = ("d_loss", "d_accuracy", "d_real_prob", "d_fake_prob", "d_mismatched_prob")
 
@@ -51,7 +52,7 @@ class Adversary:
     def rewards(self, batch: StepBatch, tokens: Tensor, per_clip: int) -> Tensor:
         """D's P(real) of each caption (tokens (B * per_clip, L)) of its clip: (B * per_clip,) float32 on the
         CPU, D in eval mode."""
-        video = repeat_clips(mean_frame_feature(batch.feats, batch.mask), per_clip)  # (B per_clip, F)
+        video = repeat_each(mean_frame_feature(batch.feats, batch.mask), per_clip)  # (B per_clip, F)
         was_training = self.discriminator.training
         self.discriminator.eval()
         with torch.no_grad():
@@ -100,7 +101,7 @@ def discriminator_step(adversary: Adversary, batch: StepBatch, sampled: Tensor) 
     mismatched = torch.tensor([batch.video_ids[i] != batch.video_ids[j] for i, j in enumerate(other.tolist())],
                               device=video.device)  # (B,) a different clip, not a repeat of the same one
     real = discriminator(real_tokens, video)  # (B,)
-    fake = discriminator(sampled, repeat_clips(video, sampled.size(0) // B))  # (B K,)
+    fake = discriminator(sampled, repeat_each(video, sampled.size(0) // B))  # (B K,)
     wrong = discriminator(real_tokens, video[other.to(video.device)])[mismatched]  # (M,)
     fakes = [F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))]
     if wrong.numel():

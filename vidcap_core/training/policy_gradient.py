@@ -5,7 +5,8 @@ validation, resume) is training/finetune.py; its stop rules are training/collaps
 
 Each step, for a batch of (clip, reference) pairs in the MLE loop's data order:
 1. G samples K = `samples` captions per clip (decoding/sampling.py: multinomial over `step()` at
-   `temperature`, seeded per step; with G's dropout off unless `sample_dropout`);
+   `temperature`, seeded per step; with G's dropout off unless `sample_dropout`), encoding each clip
+   once and expanding its memory K times (self-critical.pytorch's way);
 2. the reward source learns from the batch (D's updates, adversarial) and scores each sampled caption
    (`RewardSource.rewards`);
 3. the baseline b of each sample: the mean reward of the clip's other K - 1 samples (`baseline`
@@ -144,10 +145,9 @@ def policy_step(policy: Policy, batch: StepBatch, generator: torch.Generator) ->
     finite."""
     cfg, ft, model = policy.cfg, policy.ft, policy.model
     B, K = len(batch.video_ids), ft.samples
-    feats, mask = repeat_clips(batch.feats, K), repeat_clips(batch.mask, K)  # (B K, T, F), (B K, T)
     model.train(ft.sample_dropout)
-    sample = sample_captions(model, feats, mask, generator=generator, max_len=cfg.max_tokens,
-                             temperature=ft.temperature)  # rows b * K .. b * K + K - 1 are clip b's
+    sample = sample_captions(model, batch.feats, batch.mask, generator=generator, max_len=cfg.max_tokens,
+                             temperature=ft.temperature, per_clip=K)  # (B K, L): rows b * K .. b * K + K - 1 clip b's
     model.train()
     greedy = greedy_tokens(model, batch.feats, batch.mask, cfg.max_tokens) if ft.baseline == "greedy" else None
     learned = policy.reward.update(batch, sample.tokens.detach())
@@ -160,7 +160,7 @@ def policy_step(policy: Policy, batch: StepBatch, generator: torch.Generator) ->
         baseline = leave_one_out_baseline(rewards)  # (B, K)
     else:
         baseline = policy.reward.rewards(batch, greedy, 1).unsqueeze(1).expand(B, K)  # (B, K)
-    advantage = (rewards - baseline).reshape(B * K).to(feats.device)  # (B K,)
+    advantage = (rewards - baseline).reshape(B * K).to(batch.feats.device)  # (B K,)
     pg_loss = -(advantage.unsqueeze(1) * sample.logprobs).sum() / sample.mask.sum().clamp(min=1)
     # The MLE loop's own objective: the token NLL plus the arch's auxiliary losses (concepts, consistency).
     objective = training_objective(model, batch.feats, batch.mask, batch.references, batch.clip_ids, cfg,
@@ -192,11 +192,6 @@ def leave_one_out_baseline(rewards: Tensor) -> Tensor:
     clip sum to zero: its better-than-average samples are pushed up, the others down, by as much."""
     K = rewards.size(1)
     return (rewards.sum(dim=1, keepdim=True) - rewards) / (K - 1)  # (B, K)
-
-
-def repeat_clips(values: Tensor, times: int) -> Tensor:
-    """Each clip's row `times` times in a row: (B, ...) -> (B * times, ...)."""
-    return values if times == 1 else values.repeat_interleave(times, dim=0)
 
 
 def refused(reason: str, learned: dict[str, float | None]) -> StepStats:
