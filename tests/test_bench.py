@@ -255,28 +255,36 @@ def test_run_key_covers_what_changes_results_only(tmp_path):
 def test_keys_follow_the_declared_numerics_versions_not_the_source(tmp_path, monkeypatch):
     from vidcap_core import numerics
 
+    declared = dict(numerics.NUMERICS_VERSIONS)
+
+    def bump(stage: str) -> None:
+        monkeypatch.setitem(numerics.NUMERICS_VERSIONS, stage, declared[stage] + 1)
+
+    def restore(stage: str) -> None:
+        monkeypatch.setitem(numerics.NUMERICS_VERSIONS, stage, declared[stage])
+
     spec = make_spec(tmp_path)
     material = spec.key_material()
-    assert material["numerics"] == {"data": 1, "decoding": 1, "evaluation": 1, "text": 1, "training": 1}
+    assert material["numerics"] == {s: declared[s] for s in ("data", "decoding", "evaluation", "text", "training")}
     assert material["torch"].count(".") == 1 and material["device"].startswith("cpu:") and material["torch_threads"] == 1
     assert "code" not in material and "code" not in material["features"]  # no source digest anywhere
-    assert material["features"]["numerics"] == {"backbone.synth-cnn": 1, "data": 1, "features": 1, "video": 1}
+    assert material["features"]["numerics"] == {s: declared[s] for s in ("backbone.synth-cnn", "data", "features", "video")}
     data_key, features_key, run_key = stable_hash(spec.features.dataset.identity()), stable_hash(spec.features.identity()), spec.key
-    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "backbone.oracle", 2)  # another backbone: nothing moves
+    bump("backbone.oracle")  # another backbone: nothing moves
     assert (stable_hash(spec.features.identity()), spec.key) == (features_key, run_key)
-    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "training", 2)  # training: the run, not its data or features
+    bump("training")  # training: the run, not its data or features
     assert stable_hash(spec.features.identity()) == features_key and spec.key != run_key
-    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "training", 1)
-    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "backbone.synth-cnn", 2)  # the features and every run on them
+    restore("training")
+    bump("backbone.synth-cnn")  # the features and every run on them
     assert stable_hash(spec.features.dataset.identity()) == data_key
     assert stable_hash(spec.features.identity()) != features_key and spec.key != run_key
-    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "backbone.synth-cnn", 1)
-    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "synth", 2)  # the data, hence everything made from it
+    restore("backbone.synth-cnn")
+    bump("synth")  # the data, hence everything made from it
     assert stable_hash(spec.features.dataset.identity()) != data_key and spec.key != run_key
-    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "synth", 1)
+    restore("synth")
     finetune = finetune_of(spec)
     before = finetune.key
-    monkeypatch.setitem(numerics.NUMERICS_VERSIONS, "finetune", 2)  # fine-tunes only
+    bump("finetune")  # fine-tunes only
     assert spec.key == run_key and finetune.key != before
 
 
