@@ -23,4 +23,5 @@ Which module runs what:
                   profiles.py quick / full / smoke; machine.py the machine description
   figures.py      matplotlib figures; perf.py `vidcap-bench perf`
   robustness/     `vidcap-bench robustness`: cases, drivers, load_test, report, run
+  ood/            `vidcap-bench ood`: patterns (generated videos), scoring, report
 """
