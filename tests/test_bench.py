@@ -583,7 +583,7 @@ def test_seeds_suite_writes_its_table_finetunes_and_claims(bench_dirs):
                for label in ("attention-lstm-adversarial", "attention-lstm-scst", "attention-lstm-scst-semantic")}
     assert [(m["method"], m["reward"]) for m in methods.values()] == [
         ("adversarial", "discriminator"), ("scst", "cider"), ("scst", "semantic")]
-    for row in rows:  # benchmark.diversity's columns on the run's own test captions
+    for row in rows:  # evaluation.diversity's columns on the run's own test captions
         assert 0 <= float(row["vocabulary"]) and float(row["distinct_captions"]) <= float(row["test_clips"])
     concepts = json.loads((cache / "runs" / by_config["concepts-lstm-input"]["run_key"] / "result.json").read_text())
     consistency = json.loads((cache / "runs" / by_config["attention-lstm-consistency"]["run_key"] / "result.json").read_text())
@@ -660,21 +660,6 @@ def test_a_finetune_trains_its_parent_first_and_resumes(bench_dirs, tmp_path):
     again = store.train(child)
     assert again.result["steps_done"] == 4 and again.result["best_val"] == record.result["best_val"]
     assert again.history == record.history  # no step trained twice
-
-
-def test_diversity_of_hand_made_captions():
-    from benchmark.diversity import caption_diversity, distinct_ratio, ngrams
-
-    found = caption_diversity(["A red circle moves left.", "a red circle moves left", "a blue square", "square"])
-    # tokens: [a red circle moves left] x2, [a blue square], [square]: 14 words, 7 distinct; 10 bigrams, 6 distinct
-    assert (found.captions, found.distinct_captions, found.vocabulary) == (4, 3, 7)
-    assert found.distinct_1 == pytest.approx(7 / 14) and found.distinct_2 == pytest.approx(6 / 10)
-    assert ngrams(["a", "b", "c"], 2) == [("a", "b"), ("b", "c")] and ngrams(["a"], 2) == []
-    assert distinct_ratio([["a", "b"], ["b", "a"]], 2) == 1.0  # n-grams never cross captions
-    same = caption_diversity(["a dog runs"] * 5)
-    assert (same.distinct_captions, same.vocabulary) == (1, 3) and same.distinct_2 == pytest.approx(2 / 10)
-    empty = caption_diversity(["", "one"])
-    assert empty.vocabulary == 1 and empty.distinct_1 == 1.0 and math.isnan(empty.distinct_2)
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -244,7 +244,7 @@ def test_greedy_beam_and_sampled_captions():
 
 def test_metrics_of_fixed_captions(golden_synth):
     from vidcap_core.data import load_dataset
-    from vidcap_core.evaluation import Scorer, paired_bootstrap
+    from vidcap_core.evaluation import Scorer, caption_diversity, paired_bootstrap
     from vidcap_core.evaluation.validation import ValidationScorer
     from vidcap_core.synth import load_ground_truth, score_caption
 
@@ -269,3 +269,4 @@ def test_metrics_of_fixed_captions(golden_synth):
         "bootstrap": {k: getattr(paired_bootstrap(per_video, per_video[::-1], n_resamples=200, seed=1), k)
                       for k in ("mean_a", "mean_b", "ci_low", "ci_high", "p_value")},
     }))
+    check_golden("evaluation", "standard_seed11_diversity", rounded(caption_diversity(predictions.values()).to_dict()))

@@ -1,4 +1,5 @@
-"""Caption metrics: our numbers against pycocoevalcap called directly, sanitising, errors, Java, METEOR guards.
+"""Caption metrics: our numbers against pycocoevalcap called directly, sanitising, errors, Java, METEOR guards;
+caption diversity on hand-made captions.
 
 The METEOR jar loads a 60 MB paraphrase table when it starts (about a minute of CPU), so the module
 shares one Scorer (one METEOR JVM) between its tests; everything else is cheap.
@@ -26,6 +27,7 @@ from vidcap_core.evaluation import (
     sanitize_caption,
     score_captions,
 )
+from vidcap_core.evaluation.diversity import caption_diversity, distinct_ratio, ngrams
 from vidcap_core.evaluation.meteor import MeteorProcess, _Silence, score_line
 
 REFERENCES = {
@@ -299,3 +301,16 @@ def test_check_java_reports_the_version():
 def test_sanitize_caption_collapses_line_breaks_and_meteor_separators():
     assert sanitize_caption(" a\nman\r\n||| is\u2028 here\t") == "a man is here"
     assert sanitize_caption("\n\n") == ""
+
+
+def test_diversity_of_hand_made_captions():
+    found = caption_diversity(["A red circle moves left.", "a red circle moves left", "a blue square", "square"])
+    # tokens: [a red circle moves left] x2, [a blue square], [square]: 14 words, 7 distinct; 10 bigrams, 6 distinct
+    assert (found.captions, found.distinct_captions, found.vocabulary) == (4, 3, 7)
+    assert found.distinct_1 == pytest.approx(7 / 14) and found.distinct_2 == pytest.approx(6 / 10)
+    assert ngrams(["a", "b", "c"], 2) == [("a", "b"), ("b", "c")] and ngrams(["a"], 2) == []
+    assert distinct_ratio([["a", "b"], ["b", "a"]], 2) == 1.0  # n-grams never cross captions
+    same = caption_diversity(["a dog runs"] * 5)
+    assert (same.distinct_captions, same.vocabulary) == (1, 3) and same.distinct_2 == pytest.approx(2 / 10)
+    empty = caption_diversity(["", "one"])
+    assert empty.vocabulary == 1 and empty.distinct_1 == 1.0 and math.isnan(empty.distinct_2)

@@ -47,7 +47,8 @@ NUMERICS_VERSIONS: dict[str, int] = {
     "finetune": 1,
     # greedy, beam and sampled decoding (decoding/)
     "decoding": 1,
-    # caption metrics (pycocoevalcap, CIDEr-D without Java), the semantic checker, bootstraps (evaluation/, synth/checker.py)
+    # caption metrics (pycocoevalcap, CIDEr-D without Java), caption diversity, the semantic checker, bootstraps
+    # (evaluation/, synth/checker.py)
     "evaluation": 1,
 }
 
