@@ -252,6 +252,23 @@ def test_run_key_covers_what_changes_results_only(tmp_path):
     assert key != other_weights.key
 
 
+def test_profiles_are_one_recipe_with_overrides():
+    from benchmark.profiles import FINETUNE_RECIPE, PROFILES, RECIPE, with_overrides
+    from vidcap_core.training import TrainConfig
+
+    def resolved(train: dict) -> dict:
+        return TrainConfig.from_dict({**train, "dataset": "synth", "root": "data", "features": "features"}).to_dict()
+
+    full, quick, smoke = PROFILES["full"], PROFILES["quick"], PROFILES["smoke"]
+    assert full.train == RECIPE and full.finetune_train == FINETUNE_RECIPE
+    assert resolved(quick.train) == {**resolved(full.train), "max_steps": 600}  # a fifth of the steps, nothing else
+    assert quick.finetune_train == {**FINETUNE_RECIPE, "max_steps": 200}
+    assert resolved(smoke.train)["frame_deltas"] == RECIPE["frame_deltas"] and smoke.train["lr"] == RECIPE["lr"]
+    assert resolved(smoke.train)["hidden_size"] == 16 and smoke.finetune_train["max_steps"] == 4
+    with pytest.raises(ConfigError, match="max_step"):
+        with_overrides(RECIPE, max_step=10)  # a typo is refused, not added
+
+
 def test_keys_follow_the_declared_numerics_versions_not_the_source(tmp_path, monkeypatch):
     from vidcap_core import numerics
 
