@@ -13,7 +13,6 @@ Which module runs what:
                   (SuiteResult -> <suite>.csv/.md/.json)
   tables.py       DataFrame tables: seed summaries (groupby), per-seed pivots, markdown, CSV
   stats.py        bootstraps, seed summaries and the verdict rule; claims.py the claims judged
-  diversity.py    how varied a run's captions are (distinct captions, distinct-1/2, vocabulary)
   report.py       REPORT.md from a results folder; best.py the best model and its card;
                   selection.py how the best configuration is chosen on validation (the training
                   loop's selection key); generalise.py the best model on a fresh SynthClips seed;
@@ -23,4 +22,5 @@ Which module runs what:
                   profiles.py quick / full / smoke; machine.py the machine description
   figures.py      matplotlib figures; perf.py `vidcap-bench perf`
   robustness/     `vidcap-bench robustness`: cases, drivers, load_test, report, run
+  ood/            `vidcap-bench ood`: patterns (generated videos), scoring, report
 """

@@ -12,7 +12,7 @@ Layout of `<cache>/runs/<key>/`:
 
 A fine-tune stage (SCST, LSTM-GAN: `FinetuneStage`) is a run like any other whose spec names its
 parent run: the parent's key is part of the child's key, the parent is trained first (or taken from
-the cache), and the child runs `training.policy_gradient.finetune` from the parent's best.pt into its
+the cache), and the child runs `training.finetune.finetune` from the parent's best.pt into its
 own `train/` (resumed from its last.pt). A parent that did not converge is still fine-tuned; the
 child's result.json records the parent's key, label and convergence ("parent"), and its suite rows
 show it (`parent_converged`).
@@ -46,7 +46,7 @@ NOT_IN_KEY = frozenset({"root", "features", "annotations", "torch_threads", "dev
 
 @dataclass(frozen=True)
 class FinetuneStage:
-    """Policy-gradient fine-tuning of the parent run's best.pt (training.policy_gradient.finetune)."""
+    """Policy-gradient fine-tuning of the parent run's best.pt (training.finetune.finetune)."""
 
     parent: RunSpec
     method: str  # "scst" or "adversarial" (FinetuneConfig.method)
@@ -224,7 +224,7 @@ class RunStore:
         """The parent (trained now if needed), then `finetune` from its best.pt into `train/` (resumed).
         Returns (the resolved fine-tune TrainConfig, its summary, facts about the parent)."""
         from vidcap_core.training.finetune_config import resolve_finetune
-        from vidcap_core.training.policy_gradient import finetune, finetune_summary
+        from vidcap_core.training.finetune import finetune, finetune_summary
 
         assert spec.stage is not None
         parent_spec = spec.stage.parent
