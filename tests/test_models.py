@@ -66,6 +66,13 @@ def tiny_batch(seed: int = 1, regions: int | None = None) -> tuple[torch.Tensor,
     return feats, mask, captions
 
 
+def scored(captions: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool: the teacher-forced positions whose input is not PAD, the ones anything reads; teacher
+    forcing may leave the others out (models/step_plan.py)."""
+    steps = (captions != PAD_ID).sum(1, keepdim=True)  # (B, 1)
+    return torch.arange(captions.size(1)).unsqueeze(0) < steps
+
+
 def step_by_step(model: CaptionModel, feats, mask, captions):
     memory = model.encode(feats, mask)
     state = model.init_state(memory)
@@ -140,6 +147,84 @@ def test_recurrent_state_shapes(cell):
     assert out.shape == (3, 7) and torch.equal(rnn.top_hidden(new_state), out)
 
 
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("how", ["sequence", "steps"])
+def test_recurrent_computes_what_the_torch_layer_computes(cell, how):
+    """Recurrent over a whole sequence (GRU and RNN: recurrence.run_sequence) and step by step
+    (recurrence.cell_step) computes what nn.LSTM / nn.GRU / nn.RNN compute on the same weights: outputs,
+    final state and every gradient (float64, two layers)."""
+    torch.manual_seed(0)
+    rnn = Recurrent(cell, input_size=5, hidden_size=7, num_layers=2, dropout=0.0).double()
+    x = torch.randn(3, 6, 5, dtype=torch.float64, requires_grad=True)
+    start = rnn.zero_state(3)
+    start = tuple(torch.randn_like(s) for s in start) if cell == "lstm" else torch.randn_like(start)
+    theirs, theirs_state = rnn.rnn(x, start)
+    if how == "sequence":
+        ours, state = rnn(x, start)
+    else:
+        state, outputs = start, []
+        for t in range(6):
+            out, state = rnn.step(x[:, t], state)
+            outputs.append(out)
+        ours = torch.stack(outputs, 1)  # (B, S, H)
+    flat_theirs = [theirs, *(theirs_state if cell == "lstm" else (theirs_state,))]
+    flat_ours = [ours, *(state if cell == "lstm" else (state,))]
+    for a, b in zip(flat_ours, flat_theirs):
+        assert_close(a, b, rtol=1e-10, atol=1e-12)
+    weights = [torch.randn_like(t) for t in flat_ours]
+    inputs = [x, *rnn.parameters()]
+    grads_ours = torch.autograd.grad(sum((t * w).sum() for t, w in zip(flat_ours, weights)), inputs)
+    grads_theirs = torch.autograd.grad(sum((t * w).sum() for t, w in zip(flat_theirs, weights)), inputs)
+    for a, b in zip(grads_ours, grads_theirs):
+        assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("regions", [None, R])
+@pytest.mark.parametrize("padded", [False, True])
+def test_fused_attention_decoder_gradients_equal_the_step_loop(cell, regions, padded):
+    """The attention decoder's teacher-forced loop written out as one autograd operation
+    (attention_decoder.py) gives the loss and every parameter's gradient that autograd gives through
+    the loop of `step()` (float64, one layer, dropout off)."""
+    model = tiny_model("attention", cell, num_layers=1, frame_deltas=10.0).double().eval()
+    feats, mask, captions = tiny_batch(regions=regions)
+    if not padded:
+        mask = torch.ones_like(mask)
+    feats = feats.double()
+    targets = captions[:, 1:]
+
+    positions = scored(captions)
+
+    def loss_and_grads(logits, alphas):
+        loss = masked_nll(logits[:, :-1], targets) + alphas[positions].square().sum()  # the weights' path too
+        return loss, torch.autograd.grad(loss, list(model.parameters()))
+
+    fused_loss, fused = loss_and_grads(*model(feats, mask, captions))
+    loop_loss, loop = loss_and_grads(*step_by_step(model, feats, mask, captions))
+    assert_close(fused_loss, loop_loss, rtol=1e-10, atol=1e-12)
+    for (name, _), a, b in zip(model.named_parameters(), fused, loop):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("regions", [None, R])
+def test_attention_teacher_forcing_draws_the_step_loops_dropout(cell, regions):
+    """In training mode, with dropout on, the fused teacher-forced attention decoder draws the dropout noise
+    the loop of `step()` draws, in its order (models/attention.py `_step_loop_dropout`): from one seed both
+    give the same logits on every scored position and leave the random stream in the same place."""
+    model = tiny_model("attention", cell, num_layers=1).train()
+    feats, mask, captions = tiny_batch(regions=regions)
+    torch.manual_seed(5)
+    logits, _ = model(feats, mask, captions)
+    after_fused = torch.rand(1)
+    torch.manual_seed(5)
+    ref_logits, _ = step_by_step(model, feats, mask, captions)
+    after_loop = torch.rand(1)
+    positions = scored(captions)
+    assert_close(logits[positions], ref_logits[positions], rtol=1e-5, atol=1e-5)
+    assert torch.equal(after_fused, after_loop)
+
+
 def test_registry_covers_every_arch():
     assert set(ARCHITECTURES) == set(ARCH_NAMES)
     for arch in ARCH_NAMES:
@@ -199,15 +284,17 @@ def test_one_batch_overfits(arch, cell):
 @pytest.mark.parametrize(("arch", "cell"), ALL)
 @pytest.mark.parametrize("regions", [None, R])
 @pytest.mark.parametrize("deltas", DELTAS)
-def test_teacher_forcing_equals_step_by_step(arch, cell, regions, deltas):
-    model = tiny_model(arch, cell, num_layers=2, frame_deltas=deltas).eval()
+@pytest.mark.parametrize("layers", [1, 2])
+def test_teacher_forcing_equals_step_by_step(arch, cell, regions, deltas, layers):
+    model = tiny_model(arch, cell, num_layers=layers, frame_deltas=deltas).eval()
     feats, mask, captions = tiny_batch(regions=regions)
     with torch.no_grad():
         logits, alphas = model(feats, mask, captions)
         ref_logits, ref_alphas = step_by_step(model, feats, mask, captions)
-    assert_close(logits, ref_logits, rtol=1e-5, atol=1e-5)
+    positions = scored(captions)
+    assert_close(logits[positions], ref_logits[positions], rtol=1e-5, atol=1e-5)
     if alphas is not None:
-        assert_close(alphas, ref_alphas, rtol=1e-5, atol=1e-5)
+        assert_close(alphas[positions], ref_alphas[positions], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("arch", "cell"), ALL)
@@ -242,8 +329,9 @@ def test_padded_frames_do_not_change_the_output(arch, cell, deltas):
         logits, _ = model(feats, mask, captions)
         noisy_logits, _ = model(noisy, mask, captions)
         alone, _ = model(feats[1:2, :4], None, captions[1:2])  # the clip by itself, real frames only
-    assert_close(logits, noisy_logits, rtol=1e-5, atol=1e-5)
-    assert_close(logits[1:2], alone, rtol=1e-5, atol=1e-5)
+    positions = scored(captions)
+    assert_close(logits[positions], noisy_logits[positions], rtol=1e-5, atol=1e-5)
+    assert_close(logits[1:2][positions[1:2]], alone[positions[1:2]], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
@@ -254,10 +342,11 @@ def test_attention_weights_sum_to_one_and_are_zero_on_padding(cell, regions):
     with torch.no_grad():
         _, alphas = model(feats, mask, captions)  # (B, L, N)
     per_frame = regions or 1
-    assert_close(alphas.sum(-1), torch.ones(B, L))
+    positions = scored(captions)  # steps whose input is PAD are not computed: their weights are 0
+    assert_close(alphas.sum(-1), positions.double())
     assert torch.all(alphas[1, :, 4 * per_frame :] == 0.0)  # clip 1: frames 4, 5 are padding
-    assert torch.all(alphas[1, :, : 4 * per_frame] > 0.0)
-    assert torch.all(alphas[0] > 0.0)
+    assert torch.all(alphas[1, positions[1], : 4 * per_frame] > 0.0)
+    assert torch.all(alphas[0, positions[0]] > 0.0)
 
 
 def test_soft_attention_returns_context_as_weighted_sum():

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidcap_core.models.attention_decoder import teacher_forced_attention
 from vidcap_core.models.base import CaptionModel, Memory
-from vidcap_core.models.cells import Recurrent, State
+from vidcap_core.models.cells import Recurrent, State, select_state
 from vidcap_core.models.config import ModelConfig
 from vidcap_core.models.joint_embedding import JointEmbedding, caption_word_mask
 from vidcap_core.models.soft_attention import SoftAttention
+from vidcap_core.models.step_plan import StepPlan
 
 
 class AttentionCaptioner(CaptionModel):
@@ -55,11 +58,75 @@ class AttentionCaptioner(CaptionModel):
         return memory.initial_state
 
     def step(self, tokens: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, Tensor]:
+        words = self.dropout(self.embed(tokens))  # (B, E)
+        out, state, alpha = self._attend_and_step(self._project_words(words), state, memory)  # (B, H)
+        return self.classifier(self.dropout(out)), state, alpha  # (B, V)
+
+    def _project_words(self, words: Tensor) -> Tensor:
+        """The word part of the decoder's input projection, bias included: (B, [L,] E) -> (B, [L,] G H).
+
+        The decoder reads [word embedding, context]; the word half does not depend on the step before,
+        so teacher forcing projects every step's word in one product."""
+        weights = self.decoder.layer_weights(0)
+        return F.linear(words, weights.w_ih[:, : self.config.embed_size], weights.b_ih)
+
+    def _attend_and_step(self, projected_words: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, Tensor]:
+        """Attend with the previous top hidden state, then one decoder step: projected_words (B, G H) ->
+        output (B, H), state, alpha (B, N)."""
         query = self.decoder.top_hidden(state)  # (B, H)
         context, alpha = self.attention(query, memory.slots, memory.slots_proj, memory.mask)  # (B, H), (B, N)
-        words = self.dropout(self.embed(tokens))  # (B, E)
-        out, state = self.decoder.step(torch.cat([words, context], dim=-1), state)  # (B, E + H) -> (B, H)
-        return self.classifier(self.dropout(out)), state, alpha  # (B, V)
+        w_context = self.decoder.layer_weights(0).w_ih[:, self.config.embed_size :]  # (G H, H)
+        projected = torch.addmm(projected_words, context, w_context.t())  # (B, G H)
+        out, state = self.decoder.step_projected(projected, state)  # (B, H)
+        return out, state, alpha
+
+    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory, plan: StepPlan
+                        ) -> tuple[Tensor, Tensor] | None:
+        """For one recurrent layer, the loop of `step()` over the steps `plan` needs (rows sorted by caption
+        length) as one autograd operation (attention_decoder.py), with what does not depend on the step
+        before taken out of it (the word projections before it, the classifier after it: one product each);
+        equal to looping `step()` on those steps (tested). Deeper decoders loop over `step()` (None)."""
+        if self.decoder.num_layers != 1:
+            return None  # nn.LSTM's between-layer dropout draws per call: only the loop keeps its random stream
+        B, L = captions.shape
+        word_noise, output_noise = self._step_loop_dropout(B, L, memory.slots)
+        words = self.embed(captions)  # (B, L, E)
+        if word_noise is not None:
+            words = words * word_noise
+        projected_words = self._project_words(words.index_select(0, plan.order))  # (B, L, G H), plan order
+        memory = memory.select(plan.order)
+        state = select_state(state, plan.order)
+        outputs, alphas = self._fused_loop(projected_words, state, memory, plan)  # (B, L, H), (B, L, N)
+        outputs = outputs.index_select(0, plan.restore)  # batch order
+        if output_noise is not None:
+            outputs = outputs * output_noise
+        return self.classifier(outputs), alphas.index_select(0, plan.restore)  # (B, L, V), (B, L, N)
+
+    def _step_loop_dropout(self, B: int, L: int, like: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The dropout noise the loop of `step()` draws, in its order (step t: its words (B, E), then its
+        output (B, H)), as nn.Dropout makes it on a CPU (Bernoulli(1 - p) / (1 - p)), so teacher forcing
+        consumes the random stream as the loop does and seeded runs keep their numbers:
+        (B, L, E), (B, L, H), or None, None when dropout is off."""
+        p = self.dropout.p
+        if not self.training or p == 0.0:
+            return None, None
+        keep = 1.0 - p
+        E, H = self.config.embed_size, self.config.hidden_size
+        word_noise, output_noise = [], []
+        for _ in range(L):
+            word_noise.append(like.new_empty(B, E).bernoulli_(keep).div_(keep))
+            output_noise.append(like.new_empty(B, H).bernoulli_(keep).div_(keep))
+        return torch.stack(word_noise, 1), torch.stack(output_noise, 1)
+
+    def _fused_loop(self, projected_words: Tensor, state: State, memory: Memory, plan: StepPlan
+                    ) -> tuple[Tensor, Tensor]:
+        h0, c0 = state if self.decoder.is_lstm else (state, None)  # (1, B, H)
+        weights = self.decoder.layer_weights(0)
+        mask = None if bool(memory.mask.all()) else memory.mask
+        return teacher_forced_attention(
+            self.config.cell, projected_words, memory.slots, memory.slots_proj, mask, h0[0],
+            None if c0 is None else c0[0], self.attention.query_proj.weight, self.attention.score.weight,
+            weights.w_ih[:, self.config.embed_size :], weights.w_hh, weights.b_hh, plan.active)
 
     def auxiliary_outputs(self, memory: Memory, captions: Tensor) -> dict[str, Tensor]:
         if self.joint is None:

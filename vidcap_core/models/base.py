@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from vidcap_core.errors import FeatureError
-from vidcap_core.models.cells import State, select_state
+from vidcap_core.models.cells import State, map_state, select_state
 from vidcap_core.models.config import PAD_ID, ModelConfig
+from vidcap_core.models.step_plan import StepPlan
 
 
 @dataclass
@@ -44,6 +45,20 @@ class Memory:
             else:
                 changes[f.name] = value.index_select(0, index)
         return replace(self, **changes)
+
+    def head(self, rows: int) -> Memory:
+        """The first `rows` clips of the batch, as views (teacher forcing's shrinking prefixes, step_plan.py)."""
+        changes: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                changes[f.name] = state_prefix(value, rows) if f.name == "initial_state" else value[:rows]
+        return replace(self, **changes)
+
+
+def state_prefix(state: State, rows: int) -> State:
+    """The first `rows` rows of a decoder state (batch on dim 1), contiguous for torch's recurrent layers."""
+    return map_state(lambda t: t[:, :rows].contiguous(), state)
 
 
 def repeat_each(values: Tensor, times: int) -> Tensor:
@@ -122,9 +137,9 @@ class CaptionModel(nn.Module, ABC):
         B, L = captions.shape
         state = self.init_state(memory)
         if sampling_prob <= 0.0:
-            fast = self._teacher_forced(captions, state, memory)
+            fast = self._teacher_forced(captions, state, memory, StepPlan.of(captions))
             if fast is not None:
-                return fast, None
+                return fast
         step_logits: list[Tensor] = []
         step_alphas: list[Tensor | None] = []
         tokens = captions[:, 0]  # (B,)
@@ -142,8 +157,11 @@ class CaptionModel(nn.Module, ABC):
         alphas = None if step_alphas[0] is None else torch.stack(step_alphas, dim=1)  # (B, L, N)
         return logits, alphas
 
-    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory) -> Tensor | None:
-        """Optional whole-sequence fast path equal to looping `step()`; None = use the loop."""
+    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory, plan: StepPlan
+                        ) -> tuple[Tensor, Tensor | None] | None:
+        """Optional fast path equal to looping `step()` (tested) on every step a loss reads: logits (B, L, V)
+        and attention weights (B, L, N) or None; None = use the loop. It may leave out the steps `plan`
+        does not need (those whose input is PAD): their logits are the classifier's bias, their weights 0."""
         return None
 
     # -- helpers for beam search and for sampling several captions per clip -----------

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vidcap_core.models.base import CaptionModel, Memory
-from vidcap_core.models.cells import Recurrent, State
+from vidcap_core.models.base import CaptionModel, Memory, state_prefix
+from vidcap_core.models.cells import Recurrent, State, select_state
 from vidcap_core.models.config import ModelConfig
+from vidcap_core.models.step_plan import StepPlan, assemble_steps, recurrent_segments
 
 
 class MeanPoolCaptioner(CaptionModel):
@@ -41,10 +42,18 @@ class MeanPoolCaptioner(CaptionModel):
         out, state = self.decoder.step(torch.cat([words, memory.video], dim=-1), state)  # (B, 2E) -> (B, H)
         return self.classifier(self.dropout(out)), state, None  # (B, V)
 
-    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory) -> Tensor:
-        """All L steps in one recurrent call; equal to looping `step()` (tested)."""
+    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory, plan: StepPlan) -> tuple[Tensor, None]:
+        """The steps `plan` needs, in a few recurrent calls over shrinking prefixes of the rows sorted by
+        caption length; equal to looping `step()` on them (tested)."""
         B, L = captions.shape
-        words = self.dropout(self.embed(captions))  # (B, L, E)
-        video = memory.video.unsqueeze(1).expand(B, L, -1)  # (B, L, E)
-        out, _ = self.decoder(torch.cat([words, video], dim=-1), state)  # (B, L, H)
-        return self.classifier(self.dropout(out))  # (B, L, V)
+        words = self.dropout(self.embed(captions)).index_select(0, plan.order)  # (B, L, E): dropout in batch order, rows in plan order
+        video = memory.video.index_select(0, plan.order).unsqueeze(1).expand(B, L, -1)  # (B, L, E)
+        inputs = torch.cat([words, video], dim=-1)  # (B, L, 2E)
+        state = select_state(state, plan.order)
+        parts = []
+        for segment in recurrent_segments(plan, self.decoder.num_layers, B, L):
+            out, state = self.decoder(inputs[: segment.rows, segment.start : segment.stop],
+                                      state_prefix(state, segment.rows))  # (rows, steps, H)
+            parts.append((segment, out))
+        outputs = assemble_steps(parts, B, L, plan.restore)  # (B, L, H) batch order, zeros where no step was needed
+        return self.classifier(self.dropout(outputs)), None  # (B, L, V)

@@ -7,9 +7,10 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from vidcap_core.models.base import CaptionModel, Memory
-from vidcap_core.models.cells import Recurrent, State
+from vidcap_core.models.base import CaptionModel, Memory, state_prefix
+from vidcap_core.models.cells import Recurrent, State, select_state
 from vidcap_core.models.config import ModelConfig
+from vidcap_core.models.step_plan import StepPlan, assemble_steps, recurrent_segments
 
 
 class S2VTCaptioner(CaptionModel):
@@ -75,11 +76,21 @@ class S2VTCaptioner(CaptionModel):
         out, word_state = self.word_rnn.step(self._word_input(video_out, words, memory), word_state)  # (B, H)
         return self.classifier(self.dropout(out)), (video_state, word_state), None  # (B, V)
 
-    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory) -> Tensor:
-        """All L steps in one call per layer; equal to looping `step()` (tested)."""
-        video_state, word_state = state
-        words = self.dropout(self.embed(captions))  # (B, L, E)
-        pad_frames = words.new_zeros(words.shape)  # (B, L, E)
-        video_out, _ = self.video_rnn(pad_frames, video_state)  # (B, L, H)
-        out, _ = self.word_rnn(self._word_input(video_out, words, memory), word_state)  # (B, L, H)
-        return self.classifier(self.dropout(out))  # (B, L, V)
+    def _teacher_forced(self, captions: Tensor, state: State, memory: Memory, plan: StepPlan) -> tuple[Tensor, None]:
+        """The steps `plan` needs, in one call per layer for each of a few shrinking prefixes of the rows
+        sorted by caption length; equal to looping `step()` on them (tested)."""
+        B, L = captions.shape
+        words = self.dropout(self.embed(captions)).index_select(0, plan.order)  # (B, L, E): dropout in batch order, rows in plan order
+        memory = memory.select(plan.order)
+        video_state, word_state = select_state(state, plan.order)
+        parts = []
+        for segment in recurrent_segments(plan, self.word_rnn.num_layers, B, L):
+            rows = segment.rows
+            step_words = words[:rows, segment.start : segment.stop]  # (rows, steps, E)
+            video_out, video_state = self.video_rnn(step_words.new_zeros(step_words.shape),
+                                                    state_prefix(video_state, rows))  # pad frames -> (rows, steps, H)
+            word_input = self._word_input(video_out, step_words, memory.head(rows))
+            out, word_state = self.word_rnn(word_input, state_prefix(word_state, rows))  # (rows, steps, H)
+            parts.append((segment, out))
+        outputs = assemble_steps(parts, B, L, plan.restore)  # (B, L, H) batch order, zeros where no step was needed
+        return self.classifier(self.dropout(outputs)), None  # (B, L, V)

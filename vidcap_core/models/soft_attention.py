@@ -29,8 +29,19 @@ class SoftAttention(nn.Module):
         `mask` must have at least one valid slot.
         """
         hidden = torch.tanh(projected + self.query_proj(query).unsqueeze(1))  # (B, N, A)
-        scores = self.score(hidden).squeeze(-1)  # (B, N)
-        scores = scores.masked_fill(~mask, float("-inf"))
-        alpha = torch.softmax(scores, dim=-1)  # (B, N), rows sum to 1
+        alpha = attention_weights(hidden, self.score.weight, mask)  # (B, N), rows sum to 1
         context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)  # (B, 1, N) @ (B, N, M) -> (B, M)
         return context, alpha
+
+
+def attention_weights(hidden: Tensor, score_weight: Tensor, mask: Tensor | None) -> Tensor:
+    """hidden (B, N, A) = tanh(W_m m + W_q q), score_weight (1, A) = w^T, mask (B, N) bool or None (all
+    valid) -> softmax over the slots of w^T hidden, masked slots exactly 0: alpha (B, N).
+
+    Shared by `SoftAttention.forward` and the teacher-forced attention decoder (attention_decoder.py),
+    which must compute the same numbers."""
+    B, N, A = hidden.shape
+    scores = torch.mv(hidden.reshape(B * N, A), score_weight.view(A)).view(B, N)  # (B, N)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)
