@@ -152,6 +152,30 @@ def perf(
     typer.echo(f"wrote {path}")
 
 
+@app.command("perf-training")
+def perf_training(
+    base: Annotated[Optional[str], typer.Option("--base", help="A git revision to time side by side with this checkout (e.g. main, HEAD~3).")] = None,
+    case: Annotated[Optional[list[str]], typer.Option("--case", help="Architecture to time (repeatable), e.g. attention-lstm-regions; default: every one the full profile trains.")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Turns per revision and architecture.")] = 5,
+    steps: Annotated[int, typer.Option(min=1, help="Timed steps per turn.")] = 2,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the report to this file (default: print it).")] = None,
+) -> None:
+    """Time a training step of every full-profile architecture against the machine's matmul throughput and, with --base, against another revision, side by side."""
+    from benchmark.perf_training import TrainingPerfOptions, run_training_perf
+    from vidcap_core.files import atomic_write_text
+
+    try:
+        report = run_training_perf(TrainingPerfOptions(base=base, repeats=repeats, steps=steps, cases=tuple(case or ())))
+    except (ValueError, RuntimeError) as exc:
+        _fail(exc)
+        return
+    if out is None:
+        typer.echo(report)
+    else:
+        atomic_write_text(out, report)
+        typer.echo(f"wrote {out}")
+
+
 @app.command()
 def robustness(
     out: Annotated[Path, typer.Option("--out", help="Folder for robustness.md and robustness.json.")] = Path("results"),
