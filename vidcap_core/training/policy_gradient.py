@@ -87,6 +87,7 @@ from vidcap_core.models import EOS_ID, PAD_ID, CaptionModel
 from vidcap_core.models.discriminator import CaptionDiscriminator, DiscriminatorConfig, mean_frame_feature
 from vidcap_core.runs import RunDir
 from vidcap_core.training.batches import epoch_caption_order, step_position, steps_per_epoch
+from vidcap_core.training.board import Board, NoBoard, open_board
 from vidcap_core.training.config import TrainConfig
 from vidcap_core.training.convergence import PlateauSchedule, warmup_factor
 from vidcap_core.training.finetune_config import FinetuneConfig, finetune_file, read_finetune_config
@@ -176,6 +177,7 @@ class Policy:
     text_reward: TextReward | None = None  # scst
     adversary: Adversary | None = None  # adversarial
     params: list[nn.Parameter] = field(default_factory=list)
+    board: Board = field(default_factory=NoBoard)  # TensorBoard events in RUN_DIR (training/board.py)
 
 
 def finetune(cfg: TrainConfig, ft: FinetuneConfig, out: Path, resume: bool = True, progress: bool = True) -> TrainResult:
@@ -213,10 +215,14 @@ def run_finetune(cfg: TrainConfig, ft: FinetuneConfig, run: RunDir, resume: bool
     write_json(run.vocab, data.vocab.to_dict())
     trim_logs(run, state.steps_done)
     schedule = plateau_schedule(cfg, data.synth)
-    if not progress_state.started:
-        start_run(policy, run, schedule, state, progress_state)
-    while state.stop_reason is None:
-        finetune_interval(policy, run, schedule, state, progress_state, progress)
+    policy.board = open_board(run, cfg, data, state.steps_done)
+    try:
+        if not progress_state.started:
+            start_run(policy, run, schedule, state, progress_state)
+        while state.stop_reason is None:
+            finetune_interval(policy, run, schedule, state, progress_state, progress)
+    finally:
+        policy.board.close()
     if run.best.is_file():  # the demo's out-of-distribution flag, as the MLE loop writes it
         calibrate_best(run, data, cfg)
     result = finish(run, state, data, cfg)
@@ -333,6 +339,7 @@ def start_run(policy: Policy, run: RunDir, schedule: PlateauSchedule, state: Run
     row["best_step"] = state.best_step
     row["seconds"] = round(time.perf_counter() - started, 3)
     append_jsonl(run.log, json_safe(row))
+    policy.board.log(row, policy.model)
     save_finetune_last(policy, run, state, progress_state)
 
 
@@ -413,6 +420,7 @@ def finetune_interval(policy: Policy, run: RunDir, schedule: PlateauSchedule, st
     row["train_seconds"] = round(train_seconds, 3)
     row["seconds"] = round(time.perf_counter() - started, 3)
     append_jsonl(run.log, json_safe(row))
+    policy.board.log(row, policy.model)
     save_finetune_last(policy, run, state, progress_state)
 
 
