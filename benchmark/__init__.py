@@ -6,7 +6,8 @@ Which module runs what:
                   export the best model, append to bench_run.json (`run_benchmark(BenchOptions)`)
   runner/         the training runs: spec.py (RunSpec and its key on config, data and numerics versions),
                   records.py, store.py (RunStore: the cache of runs, cached evaluations), progress.py,
-                  executor.py (Executor: trains what is missing, in parallel with --jobs)
+                  executor.py (Executor: trains what is missing, in parallel with --jobs),
+                  ray_executor.py (RayExecutor: the same runs as Ray tasks, --executor ray; docs/ray.md)
   suites/         one module per comparison (cells, attention, temporal, gradients, backbone, length,
                   seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
                   context.py (BenchContext), groups.py (train and evaluate seeds of a config),

@@ -2,13 +2,15 @@
 
 Modules by job: spec.py (RunSpec, FinetuneStage, EvalRequest: what a run is and its key), records.py
 (RunRecord, EvalRecord), store.py (RunStore: the cache folder of runs, training one, cached evaluations),
-progress.py (ProgressDisplay), executor.py (Executor: trains what a suite needs, --jobs at a time).
+progress.py (ProgressDisplay), executor.py (Executor: trains what a suite needs, --jobs at a time),
+ray_executor.py (RayExecutor: the same runs as Ray tasks, `--executor ray`; imported only then: Ray is optional).
 
 Layout of `<cache>/runs/<key>/`:
   spec.json        what the key hashes (train config without paths, data + feature identity, the numerics
                    versions of the stages a run uses, torch minor version, device kind, thread count) and,
                    for information only, the commit that trained it
-  train/           the RUN_DIR given to `vidcap_core.training.train` (resumes from its last.pt)
+  train/           the RUN_DIR given to `vidcap_core.training.train` (resumes from its last.pt), with its
+                   TensorBoard event files (`tensorboard --logdir <cache>/runs` shows every run)
   result.json      written last, atomically: the run is finished once it exists; "result" is the run's
                    RUN_DIR/summary.json (steps, stop reason, best validation, convergence verdict)
   evals/<name>.json  one `evaluate_run` report (with per-video scores) per split / beam / frame order,

@@ -59,14 +59,7 @@ class Executor:
         for source in {spec.features.dir: spec.features for spec in pending}.values():
             ensure_features(source, seeds=self.seeds, log=self.prep, say=self.progress.say)
         for wave in training_waves(pending):  # parents before their fine-tunes
-            if self.jobs == 1 or len(wave) <= 1:
-                for spec in wave:
-                    self.progress.started_run(suite, spec, resumed=self.resumable(spec))
-                    records[spec.key] = self.store.train(spec, progress=self.train_progress)
-                    self.counted.add(spec.key)
-                    self.progress.finished_run(suite, records[spec.key])
-            else:
-                records.update(self._parallel(suite, wave))
+            records.update(self.train_wave(suite, wave))
         counts = self.tally.setdefault(suite, [0, 0])
         counts[0] += len(pending)
         counts[1] += len(unique) - len(pending)
@@ -76,6 +69,22 @@ class Executor:
 
     def resumable(self, spec: RunSpec) -> bool:
         return (self.store.dir(spec) / "train" / "last.pt").is_file()
+
+    def train_wave(self, suite: str, wave: Sequence[RunSpec]) -> dict[str, RunRecord]:
+        """Train runs none of which is another's parent, by key: here one at a time, or `jobs` at a time in
+        worker processes. Another executor (ray_executor.RayExecutor) overrides this and `close`."""
+        if self.jobs > 1 and len(wave) > 1:
+            return self._parallel(suite, wave)
+        records: dict[str, RunRecord] = {}
+        for spec in wave:
+            self.progress.started_run(suite, spec, resumed=self.resumable(spec))
+            records[spec.key] = self.store.train(spec, progress=self.train_progress)
+            self.counted.add(spec.key)
+            self.progress.finished_run(suite, records[spec.key])
+        return records
+
+    def close(self) -> None:
+        """Release what the executor holds once the invocation is over (nothing here)."""
 
     def _parallel(self, suite: str, pending: Sequence[RunSpec]) -> dict[str, RunRecord]:
         records: dict[str, RunRecord] = {}
