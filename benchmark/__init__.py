@@ -4,8 +4,10 @@ Which module runs what:
   cli.py          the Typer app `vidcap-bench` (run, report, verify, rekey, perf, robustness, ood): parses, calls, prints
   invocation.py   one `vidcap-bench run`: prepare data, plan every suite's runs, run the suites,
                   export the best model, append to bench_run.json (`run_benchmark(BenchOptions)`)
-  runner.py       one training run at a time: RunStore (runs keyed on config, data and numerics versions, cached
-                  evaluations) and Executor (trains what is missing, in parallel with --jobs)
+  runner/         the training runs: spec.py (RunSpec and its key on config, data and numerics versions),
+                  records.py, store.py (RunStore: the cache of runs, cached evaluations), progress.py,
+                  executor.py (Executor: trains what is missing, in parallel with --jobs),
+                  ray_executor.py (RayExecutor: the same runs as Ray tasks, --executor ray; docs/ray.md)
   suites/         one module per comparison (cells, attention, temporal, gradients, backbone, length,
                   seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
                   context.py (BenchContext), groups.py (train and evaluate seeds of a config),
