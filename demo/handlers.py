@@ -12,10 +12,12 @@ the tests all go through them.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -349,7 +351,8 @@ class DemoHandlers:
 
 class PreviewFolder:
     """Where previews are written: a temporary folder of this process (Gradio serves files from the
-    system's temp folder), keeping the newest PREVIEWS_KEPT files."""
+    system's temp folder), keeping the newest PREVIEWS_KEPT files; removed when this object is
+    collected or the process exits."""
 
     def __init__(self) -> None:
         self._folder: Path | None = None
@@ -359,6 +362,7 @@ class PreviewFolder:
         with self._lock:
             if self._folder is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="vidcap-demo-previews-"))
+                weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
             kept = sorted(self._folder.glob(f"*{suffix}"), key=lambda p: p.stat().st_mtime)
             for old in kept[: max(0, len(kept) - PREVIEWS_KEPT + 1)]:
                 old.unlink(missing_ok=True)
