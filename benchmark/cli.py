@@ -206,5 +206,22 @@ def ood(
     typer.echo(f"wrote {path} and {path.with_suffix('.json')}")
 
 
+@app.command("index")
+def index_command(
+    results: Annotated[Path, typer.Option("--results", help="The folder `vidcap-bench run --out` wrote.")] = Path("results"),
+) -> None:
+    """Add titles, Compare-view columns, data and features to checkpoints/index.json from what the folder
+    holds (an index written before those fields existed); trains and evaluates nothing."""
+    from benchmark.checkpoint_index import refresh_index
+    from vidcap_core.errors import VidcapError
+
+    try:
+        path = refresh_index(results)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
+
+
 def main() -> None:
     app()
