@@ -298,6 +298,7 @@ def test_best_exports_the_seeds_suite_checkpoints_for_the_demo(bench_dirs, tmp_p
     """Own results folder: other tests rerun `--suite cells` into the shared one, which rewrites its index."""
     _, cache, *_ = bench_dirs
     from benchmark.best import export_best
+    from benchmark.checkpoint_index import describe
     from benchmark.invocation import build_context
     from benchmark.suites import seeds
 
@@ -311,8 +312,10 @@ def test_best_exports_the_seeds_suite_checkpoints_for_the_demo(bench_dirs, tmp_p
     assert choice is not None and choice.label in ("s2vt-lstm", "attention-lstm")  # only the grid is ranked
     index = json.loads((out / "checkpoints" / "index.json").read_text())
     assert set(index) == set(SEEDS_CONFIGS)
-    for label in SEEDS_CONFIGS:  # under the suite's labels, which the demo's compare view knows
+    for label in SEEDS_CONFIGS:  # under the suite's labels, with the title and column the demo's Compare view shows
         assert index[label]["ranked"] is (label in grid_labels()) and (out / "checkpoints" / f"{label}.pt").is_file()
+        assert {key: index[label][key] for key in ("title", "compare_column")} == describe(label)
+        assert index[label]["data"].startswith("SynthClips") and index[label]["features"]
     assert index["attention-lstm-scst"]["parent"] == "attention-lstm" and index["attention-lstm-scst"]["parent_converged"] is False
     assert "parent" not in index["concepts-lstm"]
 

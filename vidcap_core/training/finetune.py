@@ -33,6 +33,7 @@ from vidcap_core.models import CaptionModel
 from vidcap_core.runs import RunDir
 from vidcap_core.training.adversarial import Adversary, build_adversary, pretrain_discriminator
 from vidcap_core.training.batches import epoch_caption_order, step_position
+from vidcap_core.training.board import Board, open_board
 from vidcap_core.training.collapse import collapse_reason, saturation_reason
 from vidcap_core.training.config import TrainConfig
 from vidcap_core.training.convergence import PlateauSchedule, warmup_factor
@@ -99,10 +100,14 @@ def run_finetune(cfg: TrainConfig, ft: FinetuneConfig, run: RunDir, resume: bool
     write_json(run.vocab, data.vocab.to_dict())
     trim_logs(run, state.steps_done)
     schedule = plateau_schedule(cfg, data.synth)
-    if not progress_state.started:
-        start_run(policy, run, schedule, state, progress_state)
-    while state.stop_reason is None:
-        finetune_interval(policy, run, schedule, state, progress_state, progress)
+    board = open_board(run, cfg, data, state.steps_done)  # TensorBoard events in RUN_DIR
+    try:
+        if not progress_state.started:
+            start_run(policy, run, schedule, state, progress_state, board)
+        while state.stop_reason is None:
+            finetune_interval(policy, run, schedule, state, progress_state, progress, board)
+    finally:
+        board.close()
     if run.best.is_file():  # the demo's out-of-distribution flag, as the MLE loop writes it
         calibrate_best(run, data, cfg)
     result = finish(run, state, data, cfg)
@@ -171,8 +176,8 @@ def save_finetune_last(policy: Policy, run: RunDir, state: RunState, progress_st
 
 
 def start_run(policy: Policy, run: RunDir, schedule: PlateauSchedule, state: RunState,
-              progress_state: FinetuneState) -> None:
-    """Step 0: pretrain D (adversarial), validate the starting model, log, save last.pt."""
+              progress_state: FinetuneState, board: Board) -> None:
+    """Step 0: pretrain D (adversarial), validate the starting model, log (log.jsonl, `board`), save last.pt."""
     started = time.perf_counter()
     row: dict[str, Any] = {"step": 0, "epoch": 0.0, "phase": "start", "method": policy.ft.method, "train_loss": None,
                            "diverged": False, "diverged_reason": None, "val": None}
@@ -189,12 +194,14 @@ def start_run(policy: Policy, run: RunDir, schedule: PlateauSchedule, state: Run
     row["best_step"] = state.best_step
     row["seconds"] = round(time.perf_counter() - started, 3)
     append_jsonl(run.log, json_safe(row))
+    board.log(row, policy.model)
     save_finetune_last(policy, run, state, progress_state)
 
 
 def finetune_interval(policy: Policy, run: RunDir, schedule: PlateauSchedule, state: RunState,
-                      progress_state: FinetuneState, progress: bool) -> None:
-    """`val_every_steps` steps, then validate (select, schedule, collapse check), log, save last.pt."""
+                      progress_state: FinetuneState, progress: bool, board: Board) -> None:
+    """`val_every_steps` steps, then validate (select, schedule, collapse check), log (log.jsonl, `board`),
+    save last.pt."""
     cfg = policy.cfg
     started = time.perf_counter()
     first = state.steps_done
@@ -234,6 +241,7 @@ def finetune_interval(policy: Policy, run: RunDir, schedule: PlateauSchedule, st
     row["train_seconds"] = round(train_seconds, 3)
     row["seconds"] = round(time.perf_counter() - started, 3)
     append_jsonl(run.log, json_safe(row))
+    board.log(row, policy.model)
     save_finetune_last(policy, run, state, progress_state)
 
 

@@ -101,13 +101,15 @@ class IsolatedDecoder:
         except Exception:  # interpreter shutdown: modules may already be gone
             pass
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         """Spawn every child now (a server calls this at startup, so the first request does not
-        wait for a child to start)."""
+        wait for a child to start). `wait` False returns at once: the children import their decoders
+        while the caller does other work (`vidcap caption` loads torch meanwhile), and the first
+        request waits for its child to be ready, as it would for a fresh one."""
         with self._lock:
             missing = self._slots_total - len(self._idle) - len(self._busy)
         fresh = [_Worker(*self._functions) for _ in range(max(0, missing))]
-        for worker in fresh:
+        for worker in fresh if wait else []:
             worker.wait_ready(STARTUP_TIMEOUT_S)
         with self._lock:
             if self._closed:
