@@ -1,7 +1,7 @@
 """generate_synthclips: render, encode and annotate a SynthClips dataset on disk.
 
 Layout of `out_dir`:
-  videos/video<i>.mp4     H.264 (libx264, yuv420p) written with PyAV
+  videos/video<i>.mp4     H.264 (libx264, yuv420p) written by synth/x264.py's write_h264_mp4
   videodatainfo.json      MSR-VTT format: info, videos (with split train/validate/test), sentences
   ground_truth.json       per video id: objects, events in order, frames, split, held-out flag
   synth.json              preset, seed, every generation parameter, version; written last
@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from vidcap_core.synth.config import SynthConfig, resolve_config
 from vidcap_core.synth.plan import ClipPlan, heldout_combinations, plan_for_split
 from vidcap_core.synth.render import render_clip
 from vidcap_core.synth.truth import ClipTruth, truth_from_plan
-from vidcap_core.synth.x264 import deterministic_x264_options
+from vidcap_core.synth.x264 import deterministic_x264_options, write_h264_mp4
 
 ANNOTATION_NAME = "videodatainfo.json"
 GROUND_TRUTH_NAME = "ground_truth.json"
@@ -103,24 +103,11 @@ def build_clip(cfg: SynthConfig, seed: int, index: int, split: str, want_heldout
 
 def write_video(frames: np.ndarray, path: Path, fps: int, crf: int = 18) -> None:
     """Encode (T, H, W, 3) uint8 RGB frames as H.264 yuv420p mp4 at `path`, atomically."""
-    import av  # heavy; only encoding needs it
-
-    _, height, width, _ = frames.shape  # (T, H, W, 3)
-
-    def encode(handle: BinaryIO) -> None:
-        with av.open(handle, mode="w", format="mp4") as container:
-            # deterministic_x264_options: without it about 1 encode in 200 came out as a second bitstream (issue #14)
-            options = {"crf": str(crf), "preset": "veryfast", **deterministic_x264_options()}
-            stream = container.add_stream("libx264", rate=fps, options=options)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            # One encoder thread: the worker processes already use the cores, and x264's
-            # per-clip thread start-up costs more than it saves on 64x64 frames.
-            stream.codec_context.thread_count = 1
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-            container.mux(stream.encode(None))
-
-    atomic_write(path, encode)
+    # deterministic_x264_options: without it about 1 encode in 200 came out as a second bitstream (issue #14).
+    # One encoder thread: the worker processes already use the cores, and x264's per-clip thread start-up
+    # costs more than it saves on 64x64 frames.
+    options = {"crf": str(crf), "preset": "veryfast", **deterministic_x264_options()}
+    atomic_write(path, lambda handle: write_h264_mp4(handle, frames, fps, options))
 
 
 def _run_job(job: _Job) -> _JobResult:
