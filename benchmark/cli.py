@@ -37,10 +37,11 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def run(
-    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, cells, attention, temporal, gradients, backbone, length, beam.")],
+    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, cells, attention, data, temporal, gradients, backbone, length, seeds, beam.")],
     out: Annotated[Path, typer.Option("--out", help="Results folder: <suite>.csv/.md/.json, figures/, best/, checkpoints/.")] = Path("results"),
-    profile: Annotated[ProfileChoice, typer.Option(help="quick (a short look, 1 seed, nothing converges), full (the committed results: 3000 clips, 1 seed, runs to a plateau), smoke (tests only).")] = ProfileChoice.quick,
-    seeds: Annotated[Optional[int], typer.Option(help="Seeds per configuration (default: the profile's).")] = None,
+    profile: Annotated[ProfileChoice, typer.Option(help="quick (a short look, 1 seed, nothing converges), full (the committed results: standard preset, 3 seeds where a claim compares, runs to a plateau), smoke (tests only).")] = ProfileChoice.quick,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds of every configuration (default: the profile's: more for those a claim compares).")] = None,
+    claim_seeds: Annotated[Optional[int], typer.Option(help="Seeds of each configuration a claim compares (default: --seeds, else the profile's).")] = None,
     dataset: Annotated[Optional[DatasetChoice], typer.Option(help="Real dataset to use instead of SynthClips (needs --root and --backbone).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Root folder of the real dataset.")] = None,
     annotations: Annotated[Optional[Path], typer.Option(help="Annotation file, when not found under --root.")] = None,
@@ -58,7 +59,7 @@ def run(
 
     try:
         options = BenchOptions(
-            suites=suite, profile=profile.value, out=out, seeds=seeds,
+            suites=suite, profile=profile.value, out=out, seeds=seeds, claim_seeds=claim_seeds,
             dataset=None if dataset is None else dataset.value, root=root, annotations=annotations, backbone=backbone,
             weights=weights, max_videos=parse_max_videos(max_videos), cache=cache, jobs=jobs, max_steps=max_steps,
             command=shlex.join(["vidcap-bench", *sys.argv[1:]]) if Path(sys.argv[0]).name == "vidcap-bench" else "",

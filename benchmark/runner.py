@@ -133,8 +133,21 @@ class RunRecord:
 
     @property
     def convergence(self) -> dict[str, Any]:
-        """The run's convergence verdict (vidcap_core.training.convergence): converged, reason, rule..."""
-        return dict(self.result.get("convergence") or {})
+        """The run's convergence verdict (vidcap_core.training.convergence): converged, reason, rule, and its
+        training status (added here for runs trained before the loop recorded it)."""
+        verdict = dict(self.result.get("convergence") or {})
+        if "status" not in verdict:
+            from vidcap_core.training.convergence import TRAINED_STATUSES, training_status
+
+            verdict["status"] = training_status({"stop_reason": self.result.get("stop_reason"), **verdict})
+            verdict["trained"] = verdict["status"] in TRAINED_STATUSES
+        return verdict
+
+    @property
+    def trained(self) -> bool:
+        """Trained to completion (convergence.training_status): converged, stopped by its schedule, fell off
+        its plateau or diverged; False for a run whose budget ran out while it was still improving."""
+        return bool(self.convergence.get("trained"))
 
     @property
     def converged(self) -> bool:
@@ -276,7 +289,7 @@ def unstarted_summary(parent: RunRecord) -> dict[str, Any]:
     """The summary of a fine-tune whose parent left no best.pt: no step taken, diverged, not converged."""
     reason = f"its parent run {parent.key} ({parent.label}) has no best.pt to start from (it diverged at once)"
     return {"steps_done": 0, "best_step": None, "best_val": None, "stop_reason": "diverged", "diverged": True,
-            "convergence": {"converged": False, "reason": reason}}
+            "convergence": {"converged": False, "reason": reason, "stop_reason": "diverged"}}
 
 
 def per_video_semantic(root: Path, predictions_file: Path) -> dict[str, dict[str, float | None]]:
