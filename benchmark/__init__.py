@@ -6,7 +6,7 @@ Which module runs what:
                   export the best model, append to bench_run.json (`run_benchmark(BenchOptions)`)
   runner.py       one training run at a time: RunStore (runs keyed on config, data and numerics versions, cached
                   evaluations) and Executor (trains what is missing, in parallel with --jobs)
-  suites/         one module per comparison (cells, attention, temporal, gradients, backbone, length,
+  suites/         one module per comparison (cells, attention, data, temporal, gradients, backbone, length,
                   seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
                   context.py (BenchContext), groups.py (train and evaluate seeds of a config),
                   rows.py (one row per run), compare.py (paired comparisons), results.py
@@ -20,7 +20,8 @@ Which module runs what:
                   demo_examples.py the best model on the demo's bundled examples
   prepare.py      SynthClips and features for the runs; identity.py the keys (numerics versions,
                   torch, device, threads); verify.py `verify` and `rekey` of a results folder;
-                  profiles.py quick / full / smoke; machine.py the machine description
+                  profiles.py quick / full / smoke; machine.py the machine description; cost.py
+                  `estimate` (a profile's cost from a results folder's measured runs)
   figures.py      matplotlib figures; perf.py `vidcap-bench perf`
   robustness/     `vidcap-bench robustness`: cases, drivers, load_test, report, run
 """

@@ -77,6 +77,42 @@ def run(
 
 
 @app.command()
+def estimate(
+    suite: Annotated[list[str], typer.Option("--suite", help="Suite to cost (repeatable), as for `run`.")] = ["all"],
+    profile: Annotated[ProfileChoice, typer.Option(help="The profile to cost.")] = ProfileChoice.full,
+    results: Annotated[Path, typer.Option("--results", help="A results folder whose runs (suite CSVs: steps, train_seconds) the estimate is measured on.")] = Path("results"),
+    speedup: Annotated[float, typer.Option(help="How many times faster a training step is now than in --results (2: twice as fast).")] = 1.0,
+    jobs: Annotated[int, typer.Option(min=1, help="Training runs at once, as `run --jobs`.")] = 2,
+    seeds: Annotated[Optional[int], typer.Option(help="As `run --seeds`.")] = None,
+    claim_seeds: Annotated[Optional[int], typer.Option(help="As `run --claim-seeds`.")] = None,
+    runs: Annotated[bool, typer.Option("--runs/--no-runs", help="Also list every configuration's runs.")] = True,
+) -> None:
+    """Estimate a `run` from an empty cache: every planned run costed on the measured runs of --results (nothing is trained)."""
+    import tempfile
+
+    from benchmark.cost import config_frame, estimate as estimate_cost
+    from benchmark.invocation import BenchOptions
+    from benchmark.tables import markdown_table
+    from vidcap_core.errors import VidcapError
+
+    try:
+        with tempfile.TemporaryDirectory() as empty:
+            options = BenchOptions(suites=suite, profile=profile.value, seeds=seeds, claim_seeds=claim_seeds,
+                                   jobs=jobs, cache=Path(empty))
+            planned, totals = estimate_cost(options, results, speedup)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    if runs:
+        typer.echo(markdown_table(config_frame(planned).round(2)))
+        typer.echo("")
+    typer.echo(markdown_table(totals.round(1)))
+    total = totals.iloc[-1]
+    typer.echo(f"\n{profile.value}: {int(total['runs'])} runs, about {total['wall minutes']:.0f} min with --jobs {jobs} "
+               f"at {speedup:g} x the measured step speed (measured on {results}).")
+
+
+@app.command()
 def report(
     results: Annotated[Path, typer.Option("--results", help="The folder `vidcap-bench run --out` wrote.")] = Path("results"),
     readme: Annotated[Optional[Path], typer.Option(help="Also copy the claims table into this README, between its claims-table markers.")] = None,

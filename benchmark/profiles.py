@@ -146,11 +146,37 @@ PROFILES: dict[str, Profile] = {
         # hold ~90% of the gain. The semantic reward kept val exact within 0.490-0.507 for 900 steps while its
         # training reward rose 0.86 -> 0.91, and the LSTM-GAN within 0.480-0.500 over 400: no budget helps them.
         finetune_train=dict(max_steps=400, val_every_steps=100, warmup_steps=20),
-        # Issue #21: 3 seeds for every configuration a claim compares; S2VT-LSTM was still improving at 4000 steps
-        # (plateau at 3100, best at 3900 of 4000, on both features), so S2VT gets 8000; 4 x the training clips
-        # (oracle slots, attention-LSTM: test exact 0.735 with 2100 training clips, 0.962 with 8400: issue #21).
+        # Issue #21: every claim judged, in <= 90 min on this 2-core machine with --jobs 2 once steps are ~2 x faster
+        # than in results/ (this round's training-speed issue). Estimated with `vidcap-bench estimate --profile full
+        # --results results --speedup 2` (benchmark/cost.py: each planned run costed on the committed run of its
+        # configuration, suites in order, two runs at a time, plus data, features and evaluations at rates measured
+        # in results/logs; checked against the committed invocation: its six suites estimated 47.5 min at today's
+        # speed against 47.9 min logged in results/logs/full_profile_part1.log).
+        # - seeds: 3 for each of the 17 configurations a claim compares (benchmark.claims.claim_configurations; the
+        #   per-run claims, vanishing / exploding gradients, attention faster, GAN diversity, need them), 1 for the 30
+        #   others (S2VT-GRU, attention-RNN and -GRU, each on both features; frame attention trained shuffled, the GRU
+        #   without clipping, random features, the 12 runs of the length suite, SCST with the semantic reward, mean-pool
+        #   RNN and GRU, the data curve's 6 points off the main size): 51 + 30 = 81 runs; REPORT.md lists both groups.
+        # - steps: S2VT 8000 (S2VT-LSTM was still improving at 4000 on both features: plateau at step 3100, best at
+        #   3900, val exact 0.187 / 0.233; S2VT-GRU and -RNN stopped on their plateau at 1700-3100 and the schedule stops
+        #   them as before); attention, mean pooling and concepts keep 4000 (stopped on their plateau at 1300-3300).
+        #   To confirm: S2VT-LSTM's learning curve up to 8000 steps (its plateau must come by step 5600 to converge).
+        # - data: 4 x the standard preset's training clips, provisional, from issue #21's measurement (oracle object
+        #   slots, attention-LSTM: test exact 0.735 with 2100 training clips, 0.962 with 8400 at the same steps); the
+        #   `data` suite's curve at 1, 2, 4 and 8 x decides it (write the numbers here when it is measured).
+        # - cost at 2 x today's step speed: 81 runs, 95.7 min (training 70.9, data and features 10.4, evaluations and
+        #   bootstraps 14.4) when every S2VT-LSTM run spends its whole 8000 steps, an upper bound: each 1000 steps its
+        #   nine runs (LSTM, oracle, no clipping; 3 seeds) stop earlier saves about 2 min. At today's speed 167 min,
+        #   at 1.5 x 119, at 2.5 x 82; one seed everywhere would be 57.7 min at 2 x.
+        # - if the measured time is over 90 min, the trades, least harm first (estimated totals at 2 x, upper bound):
+        #   1. the runs without clipping at 4000 steps (uncomment config_max_steps below): 92.0 min; the exploding
+        #      claim reads their largest gradient norm (needs_convergence=False), no verdict needs them trained out;
+        #   2. and the data curve at 1, 4 and 8 x (data_multipliers=(1, 4, 8)): 88.6 min;
+        #   3. S2VT at 6000 steps instead of 8000: 91.2 min alone, but S2VT-LSTM may then be undertrained again;
+        #   4. the main set at 1 x: 92.9 min (it saves feature extraction only) and costs the decoders their data.
         claim_seeds=3,
         arch_max_steps={"s2vt": 8000},
+        # config_max_steps={"s2vt-lstm-noclip": 4000, "s2vt-rnn-noclip": 4000, "s2vt-gru-noclip": 4000},  # trade 1
         train_multiplier=4,
         data_multipliers=(1, 2, 4, 8),
     ),
