@@ -126,7 +126,8 @@ def run(ctx: BenchContext) -> SuiteResult:
         f"{main} x (`train_multiplier` in benchmark/profiles.py), chosen from this curve.",
         markdown_table(summary),
         figure_link(figure.name, "test exact accuracy against training clips"),
-        f"Preparation cost in this invocation (seconds; 0 = cached): {cost_text(prep_seconds(ctx, found))}.",
+        "Preparation in this invocation, seconds (0: cached, or made by an earlier suite; a grown set links the "
+        f"clips and features a finished sibling set shares with it): {cost_text(prep_seconds(ctx, found))}.",
     ])
     facts: dict[str, Any] = {"multipliers": multipliers, "train_clips": {str(m): n for m, n in clips.items()},
                              "main_multiplier": main, "curve": curve_points(table), "prep_seconds": prep_seconds(ctx, found)}
