@@ -226,21 +226,23 @@ def shared_videos(source: DatasetSource, folder: Path) -> list[tuple[Path, Path]
     return pairs
 
 
-def shared_features(source: FeatureSource, records: list) -> list[tuple[Path, Path]]:
-    """(sibling's file, this cache's file) of every per-clip feature file that a finished cache of a grown
-    sibling dataset (same backbone, weights, frames, size) holds for a clip of `records` (the same file in
-    both sets): the bytes that sibling's extraction wrote."""
+def shared_features(source: FeatureSource, records: list) -> dict[str, list[tuple[Path, Path]]]:
+    """{video id: [(sibling's file, this cache's file)]} for every clip of `records` whose feature files (the
+    vector, and the grid when the cache keeps grids) a finished cache of a grown sibling dataset (same backbone,
+    weights, frames, size) holds: the same clip in both sets, so the bytes that sibling's extraction wrote."""
     if source.dataset.synth_preset is None:
-        return []
+        return {}
     from vidcap_core.features.store import feature_path, grid_path
 
-    pairs = []
+    found: dict[str, list[tuple[Path, Path]]] = {}
     for sibling in grown_siblings(source.dir, source.identity()):
-        for video in (r.video_id for r in records):
-            pairs.append((feature_path(sibling, video), feature_path(source.dir, video)))
+        for video in (r.video_id for r in records if r.video_id not in found):
+            pairs = [(feature_path(sibling, video), feature_path(source.dir, video))]
             if source.grid:
                 pairs.append((grid_path(sibling, video), grid_path(source.dir, video)))
-    return pairs
+            if all(theirs.is_file() for theirs, _ in pairs):
+                found[video] = pairs
+    return found
 
 
 def ensure_dataset(source: DatasetSource, log: PrepLog | None = None, say=print) -> None:
@@ -287,13 +289,17 @@ def ensure_features(source: FeatureSource, seeds: tuple[int, ...] = (0,), log: P
     data = source.dataset
     records = records_to_extract(data, seeds)
     started = time.perf_counter()
-    linked = link_shared_clips(shared_features(source, records))
-    if linked:
-        say(f"linked {linked} feature files of clips shared with a finished set grown from the same preset and seed")
-    say(f"extracting {source.label} features of {len(records)} clips of {data.label} ...")
-    summary = extract_features(records, source.backbone, source.dir, num_frames=source.num_frames,
+    shared = shared_features(source, records)
+    own = [r for r in records if r.video_id not in shared]
+    say(f"extracting {source.label} features of {len(own)} clips of {data.label}"
+        + (f" ({len(shared)} more shared with a finished set grown from the same preset and seed: linked)" if shared else "")
+        + " ...")
+    # The shared clips are linked after the extraction: it sweeps each clip's interrupted writes with a listing
+    # of the folder, which a folder already holding thousands of linked files makes quadratic.
+    summary = extract_features(own or records[:1], source.backbone, source.dir, num_frames=source.num_frames,
                                frame_size=source.frame_size, weights=source.weights, grid=source.grid,
                                progress=progress)
+    link_shared_clips([pair for pairs in shared.values() for pair in pairs])
     if summary.failed:
         first = next(iter(summary.failed.items()))
         say(f"warning: {len(summary.failed)} clip(s) could not be read and have no features (e.g. {first[0]}: {first[1]})")

@@ -63,9 +63,19 @@ def test_the_curve_is_measured_on_the_same_test_clips(data_run):
 def test_a_grown_set_links_the_clips_it_shares_instead_of_making_them_again(data_run):
     _, cache, log = data_run
     small, grown = synth_source(cache, "tiny", None), synth_source(cache, "tiny", None, train_multiplier=2)
-    assert "linked 24 clips shared" in log and "linked 48 feature files" in log  # 24 clips: vector + grid
+    assert "linked 24 clips shared" in log
+    assert log.count("24 more shared with a finished set grown from the same preset and seed: linked") == 2  # both features
     for i in (0, 5, 23):
         assert (grown.root / "videos" / f"video{i}.mp4").stat().st_ino == (small.root / "videos" / f"video{i}.mp4").stat().st_ino
+    ctx = build_context(BenchOptions(suites=["data"], profile="smoke", cache=cache))
+    found = data.sources(ctx)
+    from vidcap_core.features.store import FeatureStore, feature_path, grid_path
+
+    for features in ("learned", "oracle"):
+        small_dir, grown_dir = found[(features, 1)].dir, found[(features, 2)].dir
+        for path in (feature_path, grid_path):
+            assert path(grown_dir, "video3").stat().st_ino == path(small_dir, "video3").stat().st_ino
+        assert len(FeatureStore(grown_dir).video_ids()) == 41  # 24 linked + 17 extracted, one cache
     assert json.loads((grown.root / "synth.json").read_text(encoding="utf-8"))["train_multiplier"] == 2
 
 
