@@ -450,11 +450,17 @@ def generalisation_text(results: Path) -> str:
 
 
 def config_seed_groups(suites: dict[str, dict[str, Any]]) -> dict[tuple[int, ...], list[str]]:
-    """{seeds: training configurations (run labels) with exactly those seeds}, over every suite's runs."""
+    """{seeds: training configurations (run labels) with exactly those seeds}, over every suite's runs; a run
+    shared between suites (one key) counts under the label of the first suite that used it."""
     seeds: dict[str, set[int]] = {}
+    seen: set[str] = set()
     for run in all_runs(suites):
-        if run.get("run_label") and run.get("seed") is not None:
-            seeds.setdefault(run["run_label"], set()).add(int(run["seed"]))
+        key = run.get("run_key")
+        if not run.get("run_label") or run.get("seed") is None or (key is not None and key in seen):
+            continue
+        if key is not None:
+            seen.add(key)
+        seeds.setdefault(run["run_label"], set()).add(int(run["seed"]))
     groups: dict[tuple[int, ...], list[str]] = {}
     for label, found in seeds.items():
         groups.setdefault(tuple(sorted(found)), []).append(label)
