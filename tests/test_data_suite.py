@@ -80,11 +80,14 @@ def test_a_grown_set_links_the_clips_it_shares_instead_of_making_them_again(data
 
 
 def test_runs_at_the_main_size_are_the_attention_suites_runs(tmp_path):
-    ctx = build_context(BenchOptions(suites=["data"], profile="smoke", cache=tmp_path / "cache"))
+    ctx = build_context(BenchOptions(suites=["data"], profile="smoke", claim_seeds=2, cache=tmp_path / "cache"))
     planned = data.groups(ctx)
     shared = attention.groups(ctx)
-    assert planned["attention-lstm-regions-1x"][0].key == shared["attention-lstm-regions"][0].key
-    assert planned["attention-lstm-regions-oracle-1x"][0].key == shared["attention-lstm-regions-oracle"][0].key
+    for features in ("", "-oracle"):  # the main size's point is the attention suite's run, under its label
+        point, run = planned[f"attention-lstm-regions{features}-1x"], shared[f"attention-lstm-regions{features}"]
+        assert [(s.key, s.label) for s in point] == [(run[0].key, run[0].label)]  # one seed: no claim reads the curve
+    assert len(shared["attention-lstm-regions"]) == 2  # the attention suite's claim seeds
+    assert [s.label for s in planned["attention-lstm-regions-2x"]] == ["attention-lstm-regions-2x"]
     assert planned["attention-lstm-regions-2x"][0].key != shared["attention-lstm-regions"][0].key
     assert all(spec.config.regions for specs in planned.values() for spec in specs)
 

@@ -40,9 +40,15 @@ EXACT_COLUMNS = ("sem_exact", "sem_exact_in", "sem_exact_heldout")  # all test c
 
 
 def label_of(features: str, multiplier: int) -> str:
-    """attention-lstm-regions-4x (learned features) or attention-lstm-regions-oracle-4x."""
-    oracle = ORACLE_SUFFIX if features == ORACLE else ""
-    return f"{ARCH}-{CELL}{REGIONS_SUFFIX}{oracle}-{multiplier}x"
+    """The curve's name for a point: attention-lstm-regions-4x (learned features), attention-lstm-regions-oracle-4x."""
+    return f"{run_label_of(features)}-{multiplier}x"
+
+
+def run_label_of(features: str, multiplier: int | None = None) -> str:
+    """The training configuration of a point: at the profile's main size (`multiplier` None) the attention
+    suite's own label (attention-lstm-regions[-oracle], the same runs), else the point's name."""
+    base = f"{ARCH}-{CELL}{REGIONS_SUFFIX}{ORACLE_SUFFIX if features == ORACLE else ''}"
+    return base if multiplier is None else f"{base}-{multiplier}x"
 
 
 def sources(ctx: BenchContext) -> dict[tuple[str, int], FeatureSource]:
@@ -64,10 +70,14 @@ def sources(ctx: BenchContext) -> dict[tuple[str, int], FeatureSource]:
 
 
 def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
+    """{point name: its runs}, one seed each (`BenchContext.seeds`: no claim reads the curve); the point at the
+    main size is the attention suite's run under its own label, so every suite sees that run under one name."""
     out = {}
     for (features, multiplier), source in sources(ctx).items():
-        suffix = label_of(features, multiplier).removeprefix(f"{ARCH}-{CELL}")
-        out[label_of(features, multiplier)] = ctx.grid(ARCH, CELL, features=source, suffix=suffix, regions=True)
+        main = multiplier == ctx.profile.train_multiplier
+        label = run_label_of(features, None if main else multiplier)
+        out[label_of(features, multiplier)] = ctx.grid(ARCH, CELL, seeds=ctx.seeds, features=source,
+                                                       suffix=label.removeprefix(f"{ARCH}-{CELL}"), regions=True)
     return out
 
 
@@ -101,8 +111,8 @@ def run(ctx: BenchContext) -> SuiteResult:
     rows = []
     for (features, multiplier), source in found.items():
         group = trained[label_of(features, multiplier)]
-        rows += [dict(row, features=features, multiplier=multiplier, train_clips=clips[multiplier])
-                 for row in rows_of(NAME, group)]
+        rows += [dict(row, config=label_of(features, multiplier), features=features, multiplier=multiplier,
+                      train_clips=clips[multiplier]) for row in rows_of(NAME, group)]
     table = pd.DataFrame(rows)
     multipliers = sorted({m for _, m in found})
     comparisons = {}
@@ -110,7 +120,8 @@ def run(ctx: BenchContext) -> SuiteResult:
         smallest = trained[label_of(features, multipliers[0])]
         for multiplier in multipliers[1:]:
             larger = trained[label_of(features, multiplier)]
-            comparisons.update(compare_configs(ctx, larger.label, larger, smallest.label, smallest, ["sem_exact", "CIDEr"]))
+            comparisons.update(compare_configs(ctx, label_of(features, multiplier), larger,
+                                               label_of(features, multipliers[0]), smallest, ["sem_exact", "CIDEr"]))
     figure = curve_figure(ctx, table, multipliers, clips)
     columns = [*EXACT_COLUMNS, "CIDEr", "val_exact", "steps", "train_seconds"]
     summary = suite_summary(table.sort_values(["features", "multiplier"], kind="stable"), ["features", "train_clips"], columns)
