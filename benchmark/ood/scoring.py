@@ -20,7 +20,10 @@ from vidcap_core.errors import CheckpointError, DatasetError, VidcapError
 DEFAULT_PRESET, DEFAULT_SEED = "standard", 0  # what `vidcap-bench run` trains on when no model card says otherwise
 MODEL_CARD = "MODEL_CARD.md"
 # the model card's data line, as benchmark.prepare.DatasetSource.label writes it for generated SynthClips
-CARD_DATASET = re.compile(r"^- Dataset: SynthClips (?P<preset>[\w-]+)(?:, (?P<clips>\d+) clips)? \(seed (?P<seed>\d+)\)\s*$",
+# A set grown to N x its training clips ("..., 4 x its training clips (val and test unchanged) (seed 0)") has the
+# preset's own test clips, so the preset's set is the one to score.
+CARD_DATASET = re.compile(r"^- Dataset: SynthClips (?P<preset>[\w-]+)(?:, (?P<clips>\d+) clips)?"
+                          r"(?:, \d+ x its training clips \(val and test unchanged\))? \(seed (?P<seed>\d+)\)\s*$",
                           re.MULTILINE)
 
 # set names, in report order

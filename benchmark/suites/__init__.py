@@ -16,6 +16,7 @@ from benchmark.suites import (
     backbone,
     beam,
     cells,
+    data,
     gradients,
     length,
     seeds,
@@ -35,6 +36,6 @@ class Suite:
 
 SUITES: dict[str, Suite] = {
     module.NAME: Suite(module.NAME, module.TITLE, module.plan, module.run)
-    for module in (cells, attention, temporal, gradients, backbone, length, seeds, beam)
+    for module in (cells, attention, data, temporal, gradients, backbone, length, seeds, beam)
 }
 SUITE_NAMES: tuple[str, ...] = tuple(SUITES)

@@ -95,7 +95,7 @@ class SynthClipsPlans:
     """Every clip plan of one generated SynthClips folder, rebuilt from its recorded parameters."""
 
     def __init__(self, root: Path) -> None:
-        from vidcap_core.synth.generator import assign_splits
+        from vidcap_core.synth.generator import grown_roles
 
         self.root = Path(root)
         info_path, truth_path = self.root / SYNTH_INFO, self.root / GROUND_TRUTH
@@ -105,13 +105,14 @@ class SynthClipsPlans:
             info = json.loads(info_path.read_text(encoding="utf-8"))
             self.cfg = config_from_json(info["config"])
             self.seed = int(info["seed"])
+            self.train_multiplier = int(info.get("train_multiplier", 1))  # a set grown with val and test fixed
             self.truths: dict[str, Any] = json.loads(truth_path.read_text(encoding="utf-8"))["clips"]
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise FeatureError(
                 f"cannot read SynthClips parameters in {self.root} ({type(exc).__name__}: {exc}); "
                 f"regenerate the folder with `vidcap data synth --out {self.root}`"
             ) from exc
-        self.roles = assign_splits(self.cfg, self.seed)
+        self.roles = grown_roles(self.cfg, self.seed, self.train_multiplier)
 
     def plan(self, video_id: str) -> ClipPlan:
         """The plan clip `video_id` was rendered from; FeatureError if it is not this folder's clip
