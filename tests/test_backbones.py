@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from vidcap_core.errors import FeatureError
 from vidcap_core.features.backbones import (
     BACKBONES,
-    SYNTH_CNN_WEIGHTS,
     TORCHVISION_BACKBONES,
     SynthCNN,
     build_backbone,
     expected_torchvision_path,
     torchvision_weight_files,
 )
+from vidcap_core.options import SYNTH_CNN_WEIGHTS
 
 TORCHVISION_NAMES = sorted(TORCHVISION_BACKBONES)
 

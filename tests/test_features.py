@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from vidcap_core.data.records import VideoRecord
 from vidcap_core.errors import ConfigError, FeatureError
 from vidcap_core.features.backbones import build_backbone
-from vidcap_core.features.extract import extract_features, parse_shard, shard_records
+from vidcap_core.features.extract import extract_features
+from vidcap_core.features.jobs import parse_shard, shard_records
 from vidcap_core.features.store import FeatureStore
 from vidcap_core.video import read_frames
 

@@ -43,7 +43,8 @@ def features(
     """Extract frame features of a dataset's videos into a resumable on-disk cache."""
     from vidcap_core.data import load_dataset, parse_max_videos
     from vidcap_core.errors import FeatureError
-    from vidcap_core.features.extract import extract_features, parse_shard
+    from vidcap_core.features.extract import extract_features
+    from vidcap_core.features.jobs import parse_shard
 
     try:
         if backbone == "oracle" and dataset != "synth":

@@ -1,6 +1,6 @@
 """Object slots from synth-cnn's region perception: one slot per object, tracked through the clip.
 
-synth-cnn perceives a frame as a 4x4 grid of regions (features/backbones.py): each region says
+synth-cnn perceives a frame as a 4x4 grid of regions (features/backbones/synth_cnn.py): each region says
 whether an object's centre lies in it and, if so, its shape, colour, size, angle and (x, y) in the
 frame. A grid region is a place, not an object: an object that crosses a region boundary moves
 its description into another region, so a decoder attending over regions loses the object's
