@@ -5,7 +5,7 @@ synth-cnn's global vector is its frame totals then its R regions' perception (F 
 synth-slots works per clip: after the frames are encoded, `clip_features` turns the clip's region
 grids into object slots (T, K, S) that follow each object from frame to frame. The weights are the
 committed `vidcap_core/assets/synth_cnn.safetensors` (trained by `vidcap pretrain-cnn`,
-vidcap_core/features/pretrain.py) or a file given with `weights=`.
+vidcap_core/perception/pretrain.py) or a file given with `weights=`.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class SynthCNN(Backbone):
     Four conv blocks take the 64x64 frame (plus two coordinate channels) to a 4x4 grid of
     R = 16 regions; a 3x3 context layer lets each region see its neighbours (an object's centre
     lies in one region, its body spills into the next); a 1x1 convolution gives each region a
-    D-dim code, and a 1x1 head reads the code as REGION_HEADS, trained (features/pretrain.py) to
+    D-dim code, and a 1x1 head reads the code as REGION_HEADS, trained (perception/pretrain.py) to
     say whether an object's centre lies in the region, its shape, colour, size, exact position
     inside the region and its angle modulo the shape's symmetry.
 
