@@ -6,8 +6,8 @@ Which module runs what:
                   export the best model, append to bench_run.json (`run_benchmark(BenchOptions)`)
   runner.py       one training run at a time: RunStore (runs keyed on config, data and numerics versions, cached
                   evaluations) and Executor (trains what is missing, in parallel with --jobs)
-  suites/         one module per comparison (cells, attention, temporal, gradients, backbone, length,
-                  seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
+  suites/         one module per comparison (perception, cells, attention, temporal, gradients, backbone,
+                  length, seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
                   context.py (BenchContext), groups.py (train and evaluate seeds of a config),
                   rows.py (one row per run), compare.py (paired comparisons), results.py
                   (SuiteResult -> <suite>.csv/.md/.json)

@@ -37,7 +37,7 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def run(
-    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, cells, attention, temporal, gradients, backbone, length, beam.")],
+    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, perception, cells, attention, temporal, gradients, backbone, length, seeds, beam.")],
     out: Annotated[Path, typer.Option("--out", help="Results folder: <suite>.csv/.md/.json, figures/, best/, checkpoints/.")] = Path("results"),
     profile: Annotated[ProfileChoice, typer.Option(help="quick (a short look, 1 seed, nothing converges), full (the committed results: 3000 clips, 1 seed, runs to a plateau), smoke (tests only).")] = ProfileChoice.quick,
     seeds: Annotated[Optional[int], typer.Option(help="Seeds per configuration (default: the profile's).")] = None,

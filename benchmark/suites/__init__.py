@@ -18,6 +18,7 @@ from benchmark.suites import (
     cells,
     gradients,
     length,
+    perception,
     seeds,
     temporal,
 )
@@ -35,6 +36,6 @@ class Suite:
 
 SUITES: dict[str, Suite] = {
     module.NAME: Suite(module.NAME, module.TITLE, module.plan, module.run)
-    for module in (cells, attention, temporal, gradients, backbone, length, seeds, beam)
+    for module in (perception, cells, attention, temporal, gradients, backbone, length, seeds, beam)
 }
 SUITE_NAMES: tuple[str, ...] = tuple(SUITES)

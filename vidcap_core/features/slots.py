@@ -66,6 +66,8 @@ PERCEPTION_FIELDS: tuple[str, ...] = (
 )
 SLOT_FIELDS: tuple[str, ...] = (*PERCEPTION_FIELDS, "vx", "vy")
 SLOT_DIM = len(SLOT_FIELDS)  # 21: the grid's channels without the region-relative offset, and a velocity
+CONFIDENCE_FIELD = "p"  # the field that says a slot holds an object in a frame (0: empty)
+SCALED_BY_CONFIDENCE = True  # every other field is stored times p
 _KEEP = np.r_[_P, np.arange(_ATTRIBUTES.start, _ATTRIBUTES.stop), np.arange(_ANGLE.start, _XY.stop)]
 
 
