@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.checkpoint_index import describe
 from benchmark.demo_examples import demo_examples_section, score_demo_examples
 from benchmark.runner import EvalRecord, RunRecord
 from benchmark.selection import (
@@ -93,7 +94,8 @@ def export_best(ctx: BenchContext, command: str) -> Choice | None:
 
 def export_per_config(ctx: BenchContext, groups: dict[str, list[RunRecord]], ranked: set[str]) -> None:
     """checkpoints/<label>.pt (best seed of each configuration) and checkpoints/index.json; `ranked`: the
-    labels the selection rule chose `best` among (index.json's "ranked")."""
+    labels the selection rule chose `best` among (index.json's "ranked"). Each entry also says what the
+    checkpoint is for the demo (benchmark.checkpoint_index: title, compare_column, data, features)."""
     index: dict[str, Any] = {}
     for label, records in sorted(groups.items()):
         record = best_of(records)
@@ -102,7 +104,8 @@ def export_per_config(ctx: BenchContext, groups: dict[str, list[RunRecord]], ran
         size = record.best_checkpoint.stat().st_size
         entry: dict[str, Any] = {"seed": record.seed, "val_CIDEr": val_cider(record), "bytes": size, "run_key": record.key,
                                  **{f"val_{name}": value for name, value in selection_values(record).items()},
-                                 "converged": record.converged, "ranked": label in ranked}
+                                 "converged": record.converged, "ranked": label in ranked, **describe(label),
+                                 "data": ctx.main.dataset.label, "features": ctx.source_of(record).label}
         if record.parent is not None:  # a fine-tune: the run it started from
             entry.update(parent=record.parent.get("label"), parent_converged=record.parent_converged)
         if size <= MAX_CHECKPOINT_BYTES:

@@ -23,6 +23,11 @@ class ProfileChoice(str, Enum):
     smoke = "smoke"
 
 
+class ExecutorChoice(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class DatasetChoice(str, Enum):
     synth = "synth"
     msvd = "msvd"
@@ -49,6 +54,8 @@ def run(
     max_videos: Annotated[Optional[str], typer.Option(help="Trim the real dataset: videos per split (50) or a fraction (0.1).")] = None,
     cache: Annotated[Path, typer.Option(help="Where generated data, features and training runs are cached.")] = Path(".cache/vidcap-bench"),
     jobs: Annotated[int, typer.Option(help="Training runs at once (separate processes, one thread each).")] = 1,
+    executor: Annotated[ExecutorChoice, typer.Option(help="Where runs train: local (this machine, --jobs at a time) or ray (one Ray task per run; pip install 'vidcap[ray]'; docs/ray.md).")] = ExecutorChoice.local,
+    address: Annotated[Optional[str], typer.Option(help="--executor ray: the cluster, auto (the one `ray start` runs here) or HOST:PORT of its head; default: a Ray instance started for this run.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Override the profile's step budget per run (a multiple of its val_every_steps).")] = None,
 ) -> None:
     """Train (or reuse) every run the suites need, evaluate, and write tables, figures and the best model."""
@@ -61,6 +68,7 @@ def run(
             suites=suite, profile=profile.value, out=out, seeds=seeds,
             dataset=None if dataset is None else dataset.value, root=root, annotations=annotations, backbone=backbone,
             weights=weights, max_videos=parse_max_videos(max_videos), cache=cache, jobs=jobs, max_steps=max_steps,
+            executor=executor.value, address=address,
             command=shlex.join(["vidcap-bench", *sys.argv[1:]]) if Path(sys.argv[0]).name == "vidcap-bench" else "",
         )
         options.resolved_suites()
@@ -196,6 +204,23 @@ def ood(
         _fail(exc)
         return
     typer.echo(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+@app.command("index")
+def index_command(
+    results: Annotated[Path, typer.Option("--results", help="The folder `vidcap-bench run --out` wrote.")] = Path("results"),
+) -> None:
+    """Add titles, Compare-view columns, data and features to checkpoints/index.json from what the folder
+    holds (an index written before those fields existed); trains and evaluates nothing."""
+    from benchmark.checkpoint_index import refresh_index
+    from vidcap_core.errors import VidcapError
+
+    try:
+        path = refresh_index(results)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """The demo's bundled examples captioned by the exported best model, as the demo page captions them
-(beam DEFAULT_BEAM, n-gram block DEMO_NO_REPEAT_NGRAM), with the semantic checker's verdict.
+(the READABLE decoding preset of vidcap_core.options: beam 3, no repeated 3-gram), with the semantic
+checker's verdict.
 
 Issue #11 asks that the demo's best model state every event of its bundled examples exactly; this is
 where that is measured, for the model card (`results/best/MODEL_CARD.md`) and `summary.json`. The
@@ -16,20 +17,20 @@ from typing import Any
 def score_demo_examples(checkpoint: Path, folder: Path) -> dict[str, Any]:
     """Caption each shown example with `checkpoint`; {"beam", "no_repeat_ngram", "shown", "exact",
     "examples": [{"video_id", "caption", "exact", "references"}]}."""
-    from demo.app import DEFAULT_BEAM
     from demo.examples import ensure_examples, load_examples
-    from demo.handlers import DEMO_NO_REPEAT_NGRAM
+    from vidcap_core.options import READABLE
     from vidcap_core.pipeline import Captioner
     from vidcap_core.synth.checker import score_caption
 
     captioner = Captioner.from_checkpoint(Path(checkpoint), device="cpu")
     rows = []
     for example in load_examples(ensure_examples(Path(folder))):
-        result = captioner.caption(example.path, beam=DEFAULT_BEAM, no_repeat_ngram=DEMO_NO_REPEAT_NGRAM)
+        result = captioner.caption(example.path, beam=READABLE.beam, no_repeat_ngram=READABLE.no_repeat_ngram,
+                                   length_penalty=READABLE.length_penalty)
         exact = score_caption(result.caption, example.truth)["exact"] == 1.0
         rows.append({"video_id": example.video_id, "caption": result.caption, "exact": bool(exact),
                      "references": list(example.references[:3])})
-    return {"beam": DEFAULT_BEAM, "no_repeat_ngram": DEMO_NO_REPEAT_NGRAM, "shown": len(rows),
+    return {"beam": READABLE.beam, "no_repeat_ngram": READABLE.no_repeat_ngram, "shown": len(rows),
             "exact": sum(row["exact"] for row in rows), "examples": rows}
 
 

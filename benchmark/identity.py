@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +30,8 @@ BENCH_SCHEMA = 2  # bump when the benchmark changes how it trains or evaluates a
 # --jobs 2 (and any core count) on the same keys and numbers.
 BENCH_TORCH_THREADS = 1
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The commit of the process that planned the runs, given to Ray workers, which run a copy of its code outside git
+COMMIT_VARIABLE = "VIDCAP_BENCH_COMMIT"
 
 
 def canonical_json(value: Any) -> str:
@@ -88,7 +91,10 @@ def compute_key_material(stages: tuple[str, ...], device: str | None = "auto") -
 @lru_cache(maxsize=None)
 def describe_commit() -> str | None:
     """`git describe --always --dirty` of the checkout the benchmark runs from; None outside git.
-    Recorded in spec.json and bench_run.json for information: keys never read it."""
+    Recorded in spec.json and bench_run.json for information: keys never read it. A Ray worker reads the
+    planning process's from COMMIT_VARIABLE."""
+    if os.environ.get(COMMIT_VARIABLE):
+        return os.environ[COMMIT_VARIABLE]
     try:
         done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True,
                               text=True, timeout=10, check=False)

@@ -33,6 +33,7 @@ from vidcap_core.errors import ConfigError
 from vidcap_core.files import write_json
 
 REAL_DATASETS = ("msvd", "msrvtt", "csv")
+EXECUTORS = ("local", "ray")
 MANIFEST = "bench_run.json"
 
 
@@ -53,6 +54,8 @@ class BenchOptions:
     max_videos: int | float | None = None
     cache: Path = DEFAULT_CACHE
     jobs: int = 1
+    executor: str = "local"  # "local" (this machine, --jobs at a time) or "ray" (runner/ray_executor.py)
+    address: str | None = None  # --executor ray: None = a Ray instance started here, "auto", or a head's HOST:PORT
     max_steps: int | None = None  # override the profile's step budget (a multiple of its val_every_steps)
     command: str = ""  # the command line, recorded for the report and the model card
     generalise: bool = True  # after the export: caption a fresh SynthClips test set (benchmark.generalise)
@@ -79,6 +82,13 @@ class BenchOptions:
             raise ConfigError(f"--seeds {self.seeds} must be at least 1.")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"--max-steps {self.max_steps} must be at least 1.")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"--executor {self.executor!r} is not valid; choose {' or '.join(EXECUTORS)}.")
+        if self.address is not None and self.executor != "ray":
+            raise ConfigError("--address applies to --executor ray.")
+        if self.jobs != 1 and self.executor != "local":
+            raise ConfigError(f"--jobs {self.jobs} applies to --executor local; with --executor {self.executor} the "
+                              "cluster's CPUs decide how many runs train at once.")
 
 
 @dataclass
@@ -117,11 +127,20 @@ def build_context(options: BenchOptions, stream: TextIO | None = None) -> BenchC
     main, length, alternatives = sources(options, profile)
     store = RunStore(Path(options.cache) / "runs")
     progress = ProgressDisplay(total=0, to_train=0, jobs=options.jobs, stream=stream)
-    executor = Executor(store, progress, jobs=options.jobs, seeds=seeds)
+    executor = make_executor(options, store, progress, seeds)
     overrides = {"max_steps": options.max_steps} if options.max_steps is not None else {}
     oracle = oracle_source(options, profile)
     return BenchContext(profile, seeds, Path(options.out), main, length, alternatives, store, executor, overrides,
                         oracle=oracle, objects=objects_source(Path(options.cache), main))
+
+
+def make_executor(options: BenchOptions, store: RunStore, progress: ProgressDisplay, seeds: tuple[int, ...]) -> Executor:
+    """What trains the runs: this machine's processes, or a Ray cluster's (Ray imported only then)."""
+    if options.executor == "ray":
+        from benchmark.runner.ray_executor import RayExecutor
+
+        return RayExecutor(store, progress, seeds=seeds, address=options.address)
+    return Executor(store, progress, jobs=options.jobs, seeds=seeds)
 
 
 def objects_source(cache: Path, main: FeatureSource) -> FeatureSource | None:
@@ -193,6 +212,8 @@ def default_command(options: BenchOptions) -> str:
         parts.append(f"--max-steps {options.max_steps}")
     if options.jobs != 1:
         parts.append(f"--jobs {options.jobs}")
+    if options.executor != "local":
+        parts.append(f"--executor {options.executor}" + (f" --address {options.address}" if options.address else ""))
     parts.append(f"--out {options.out}")
     return " ".join(parts)
 
@@ -211,6 +232,7 @@ def write_manifest(ctx: BenchContext, options: BenchOptions, names: list[str], t
         "dataset": ctx.main.dataset.label,
         "features": ctx.main.label,
         "jobs": options.jobs,
+        "executor": options.executor,
         "suite_seconds": {k: round(v, 2) for k, v in timings.items()},
         "prep_seconds": {k: round(v, 2) for k, v in ctx.executor.prep.seconds.items()},
         "wall_seconds": round(wall, 2),

@@ -3,8 +3,10 @@
 Every ratio (chosen decode path vs the reference path and decord, batched vs clip-by-clip beam
 search) is measured side by side in the same invocation, alternating the contenders inside each
 repeat so drift hits both alike. The report also gives the latencies a user sees (`Captioner.caption`
-of the 10 s clip, the first `/caption` request of a freshly started demo, click to caption in a real
-browser, measured by tests/test_demo_browser.py), the decode floor they are compared with, the
+of the 10 s clip, the first `/caption` request of a freshly started demo, then `/caption` at the page's
+beam size on a SynthClips clip, the real camera clip of ../shared/videos and a 10 s 1280x720 clip, and
+click to caption in a real browser on the same three, measured by tests/test_demo_browser.py), the
+decode floor they are compared with, the
 load average before and after, and a warning when other work shared the machine: two runs are
 comparable only when neither warns. "Other work" is the CPU time the machine spent outside this
 run's own process tree (`OwnWork`: vidcap-bench perf, the demo it starts, their children), so the
@@ -37,9 +39,11 @@ from benchmark.prepare import DEFAULT_CACHE, ensure_dataset, synth_source
 from benchmark.tables import fmt, markdown_table
 from vidcap_core.files import atomic_write_text as write_text
 from vidcap_core.files import write_json
+from vidcap_core.options import READABLE
 
 PERF_FRAMES = 32  # frames sampled per clip, as in the benchmark's features
 CLIP_480P = (480, 854)  # (H, W)
+CLIP_720P = (720, 1280)  # (H, W): a phone or laptop camera's video
 SHARED_CAMERA_CLIP = Path(__file__).resolve().parents[2] / "shared" / "videos" / "flipping_a_pancake.mkv"  # read there
 CLIP_SECONDS, CLIP_FPS = 10, 30
 BUSY_LOAD_PER_CORE = 0.5  # other work keeping more than cores x this busy on average shared the run
@@ -121,22 +125,30 @@ def side_by_side(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tu
 # ----------------------------------------------------------------------------- inputs
 
 
-def write_480p_clip(path: Path, seconds: int = CLIP_SECONDS, fps: int = CLIP_FPS) -> Path:
-    """A 10 s 854x480 H.264 clip: a textured background with a square moving across it (PyAV)."""
+def write_test_clip(path: Path, size: tuple[int, int] = CLIP_480P, seconds: int = CLIP_SECONDS,
+                    fps: int = CLIP_FPS) -> Path:
+    """A `seconds` long (H, W) H.264 clip: a textured background with a red square (H / 6 wide) moving
+    across it (PyAV). At 854x480 it is byte for byte the clip this benchmark has always timed."""
     from benchmark.robustness.cases import encode_h264
 
-    H, W = CLIP_480P
+    H, W = size
+    side = round(80 * H / 480)
     rng = np.random.default_rng(0)
     background = (rng.integers(0, 60, size=(H, W, 3)) + np.linspace(0, 120, W)[None, :, None]).astype(np.uint8)
 
     def frames():
         for i in range(seconds * fps):
             frame = background.copy()
-            x = int((W - 80) * i / (seconds * fps))
-            frame[200:280, x:x + 80] = (220, 40, 40)
+            x = int((W - side) * i / (seconds * fps))
+            frame[H // 2 - side // 2:H // 2 - side // 2 + side, x:x + side] = (220, 40, 40)
             yield frame
 
     return encode_h264(path, frames(), fps, options={"preset": "veryfast", "crf": "23"})
+
+
+def write_480p_clip(path: Path, seconds: int = CLIP_SECONDS, fps: int = CLIP_FPS) -> Path:
+    """The 10 s 854x480 clip (`write_test_clip` at CLIP_480P)."""
+    return write_test_clip(path, CLIP_480P, seconds, fps)
 
 
 def load_model_for_latency(checkpoint: Path | None, scratch: Path) -> tuple[Path, str]:
@@ -367,10 +379,11 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout_s: float) ->
 
 
 def measure_first_request(results_dir: Path, examples: Path, clip: Path, repeats: int, results: PerfResults,
-                          own: OwnWork | None = None) -> None:
+                          own: OwnWork | None = None, page_clips: dict[str, Path] | None = None) -> None:
     """Start the real demo (`vidcap-demo` in a subprocess on 127.0.0.1), wait until it serves, then
-    time its first `/caption` request through gradio_client, and `repeats` more after it. `own`
-    counts the demo's decoder children, which its stop orphans, as this run's work."""
+    time its first `/caption` request through gradio_client, and `repeats` more after it; then
+    `repeats` requests (after one untimed) at the page's beam size for each of `page_clips` (label ->
+    file). `own` counts the demo's decoder children, which its stop orphans, as this run's work."""
     from gradio_client import Client, handle_file
 
     port = free_port()
@@ -382,15 +395,17 @@ def measure_first_request(results_dir: Path, examples: Path, clip: Path, repeats
         try:
             start_s = wait_until_serving(url, process, DEMO_START_TIMEOUT_S)
             client = Client(url, verbose=False)
-            request = (handle_file(str(clip)), "best", 1, 0)
 
-            def caption() -> None:
-                answer = client.predict(*request, api_name="/caption")
+            def caption(path: Path, beam: int = 1) -> None:
+                answer = client.predict(handle_file(str(path)), "best", beam, 0, api_name="/caption")
                 if "error" in answer:
-                    raise RuntimeError(f"the demo answered an error: {answer['error']}")
+                    raise RuntimeError(f"the demo answered an error on {path.name}: {answer['error']}")
 
-            first = time_it(caption, 1, warmup=0)
-            later = time_it(caption, repeats, warmup=0)
+            first = time_it(lambda: caption(clip), 1, warmup=0)
+            later = time_it(lambda: caption(clip), repeats, warmup=0)
+            # the page's beam size (its first call untimed: a new file's first upload, the model's beam-3 path)
+            per_clip = {label: time_it(lambda: caption(path, READABLE.beam), repeats)
+                        for label, path in (page_clips or {}).items()}
         except Exception as exc:
             process.terminate()
             _, stderr = process.communicate(timeout=30)
@@ -402,6 +417,9 @@ def measure_first_request(results_dir: Path, examples: Path, clip: Path, repeats
     results.latency.append(latency_row("first `/caption` request after the demo started (gradio_client, "
                                        "the 10 s clip, upload included)", first, "<= 1 s"))
     results.latency.append(latency_row("later `/caption` requests (same)", later, "as fast as the first"))
+    for label, seconds in per_clip.items():
+        results.latency.append(latency_row(f"`/caption` at the page's beam {READABLE.beam}, {label} (gradio_client, "
+                                           "upload included)", seconds, "<= 1 s"))
     results.notes.append(f"The demo took {start_s:.1f} s from start to serving (models loaded, decoder children "
                          "started and one example captioned before it serves).")
 
@@ -414,16 +432,18 @@ def serving_folder(model: Path, folder: Path) -> Path:
 
 
 def read_browser_measurement(out: Path, results: PerfResults) -> None:
-    """Click to caption in Chromium, as tests/test_demo_browser.py measured it (not asserted there)."""
+    """Click to caption in Chromium, per clip, as tests/test_demo_browser.py measured it (not asserted
+    there). A file from before the per-clip times ({"clip", "click_to_caption_s"}) is one clip."""
     path = out / BROWSER_RESULT
     if not path.is_file():
         results.notes.append(f"Click to caption in a real browser: not measured; run `VIDCAP_PERF_BROWSER={path} "
                              "pytest tests/test_demo_browser.py` (needs `make browser`), then this command again.")
         return
     measured = json.loads(path.read_text())
-    results.latency.append(latency_row(f"click to caption in Chromium ({measured['clip']}; measured by "
-                                       f"tests/test_demo_browser.py at {measured['measured_at']})",
-                                       measured["click_to_caption_s"], "<= 1 s"))
+    for clip in measured.get("clips") or [measured]:
+        results.latency.append(latency_row(f"click to caption in Chromium ({clip['clip']}; measured by "
+                                           f"tests/test_demo_browser.py at {measured['measured_at']})",
+                                           clip["click_to_caption_s"], "<= 1 s"))
 
 
 def _proc_stat_fields(pid: int) -> list[str] | None:
@@ -607,6 +627,10 @@ def run_perf(options: PerfOptions) -> Path:
     with tempfile.TemporaryDirectory(prefix="vidcap-perf-") as scratch:
         scratch_dir = Path(scratch)
         clip = write_480p_clip(scratch_dir / "clip_480p_10s.mp4")
+        page_clips = {f"SynthClips clip ({synth_clip.name}, 64x64)": synth_clip}
+        if SHARED_CAMERA_CLIP.is_file():
+            page_clips[f"real camera clip ({SHARED_CAMERA_CLIP.name}, 426x240)"] = SHARED_CAMERA_CLIP
+        page_clips["10 s 1280x720 H.264"] = write_test_clip(scratch_dir / "clip_720p_10s.mp4", CLIP_720P)
         model_path, model_note = load_model_for_latency(checkpoint, scratch_dir)
         results.notes.append(f"Latency model: {model_note}; inputs for decoding benchmarks are random features of its size.")
         kinds = {"10 s 854x480 H.264": clip, f"SynthClips clip ({synth_clip.name}, 64x64)": synth_clip}
@@ -619,7 +643,7 @@ def run_perf(options: PerfOptions) -> Path:
         measure_decoding(model_path, options.repeats, results)
         measure_end_to_end(model_path, clip, options.repeats, results)
         served = out if model_path == checkpoint else serving_folder(model_path, scratch_dir / "served")
-        measure_first_request(served, tiny.root, clip, options.repeats, results, own)
+        measure_first_request(served, tiny.root, clip, options.repeats, results, own, page_clips)
         results.ratios["`Captioner.caption` / decode floor (medians)"] = results.e2e["total_ms"] / 1000 / floor.median
     read_browser_measurement(out, results)
     results.load = load_summary(load_before, os.getloadavg(), available_cores(), own.other_cores())

@@ -6,6 +6,8 @@ proves the pipeline runs end to end and its numbers mean nothing.
 
 Training uses the step-budget recipe (vidcap_core/training: max_steps, val_every_steps, warmup_steps,
 the plateau schedule); `max_caption_words` is left to the data (None: the longest training caption).
+There is one recipe, `RECIPE` (and `FINETUNE_RECIPE` for the fine-tunes), measured for `full`; every
+profile is that recipe with its overrides (`with_overrides`), so a change to the recipe reaches all of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,22 @@ from typing import Any, Literal
 from vidcap_core.errors import ConfigError
 
 ProfileName = Literal["smoke", "quick", "full"]
+
+# TrainConfig fields of every run: the recipe measured for the full profile (why each value, at `full` below).
+RECIPE: dict[str, Any] = dict(embed_size=64, hidden_size=128, attention_size=64, max_steps=4000, val_every_steps=100,
+                              warmup_steps=100, batch_size=64, lr=3e-3, dropout=0.3, min_count=2, plateau_patience=3,
+                              probe_batch=16, frame_deltas=10.0)
+# TrainConfig overrides of a fine-tune (SCST, LSTM-GAN) of a converged run; its LR is the parent's x FINETUNE_LR_FACTOR.
+FINETUNE_RECIPE: dict[str, Any] = dict(max_steps=400, val_every_steps=100, warmup_steps=20)
+
+
+def with_overrides(recipe: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """`recipe` with some of its values replaced; ConfigError for a field the recipe does not set (a typo
+    would otherwise add a setting silently)."""
+    unknown = sorted(set(overrides) - set(recipe))
+    if unknown:
+        raise ConfigError(f"override(s) {', '.join(unknown)} are not fields of the recipe ({', '.join(recipe)})")
+    return {**recipe, **overrides}
 
 
 @dataclass(frozen=True)
@@ -56,12 +74,12 @@ PROFILES: dict[str, Profile] = {
         length_frames=(4, 8),
         beams=(1, 2),
         resamples=1000,
-        # 20 steps validated twice: enough for every file, table and verdict path to run; never converges
-        train=dict(embed_size=16, hidden_size=16, attention_size=16, max_steps=20, val_every_steps=10,
-                   warmup_steps=5, batch_size=16, lr=3e-3, dropout=0.0, min_count=1, plateau_patience=None,
-                   probe_batch=4),
+        # tiny models, 20 steps validated twice: enough for every file, table and verdict path to run; never converges
+        train=with_overrides(RECIPE, embed_size=16, hidden_size=16, attention_size=16, max_steps=20, val_every_steps=10,
+                             warmup_steps=5, batch_size=16, dropout=0.0, min_count=1, plateau_patience=None,
+                             probe_batch=4),
         # fine-tunes: 4 steps validated once, D pretrained on a fifth of the training pairs
-        finetune_train=dict(max_steps=4, val_every_steps=4, warmup_steps=1),
+        finetune_train=with_overrides(FINETUNE_RECIPE, max_steps=4, val_every_steps=4, warmup_steps=1),
         finetune=dict(d_pretrain_epochs=0.2, d_embed_size=16, d_filters=8, d_video_size=16, d_hidden_size=16),
     ),
     "quick": Profile(
@@ -79,11 +97,9 @@ PROFILES: dict[str, Profile] = {
         resamples=1000,
         # the full profile's recipe on a fifth of its data and steps: every path runs, nothing converges
         # (600 clips overfit: see `full`); for a look at the tables, not for claims
-        train=dict(embed_size=64, hidden_size=128, attention_size=64, max_steps=600, val_every_steps=100,
-                   warmup_steps=100, batch_size=64, lr=3e-3, dropout=0.3, min_count=2, plateau_patience=3,
-                   probe_batch=16, frame_deltas=10.0),
+        train=with_overrides(RECIPE, max_steps=600),
         # fine-tunes: 200 steps validated every 100, at a tenth of the parent's LR (not measured to converge)
-        finetune_train=dict(max_steps=200, val_every_steps=100, warmup_steps=20),
+        finetune_train=with_overrides(FINETUNE_RECIPE, max_steps=200),
     ),
     "full": Profile(
         name="full",
@@ -113,9 +129,7 @@ PROFILES: dict[str, Profile] = {
         length_frames=(8, 16, 32, 64),
         beams=(1, 2, 3, 5, 10),
         resamples=1000,
-        train=dict(embed_size=64, hidden_size=128, attention_size=64, max_steps=4000, val_every_steps=100,
-                   warmup_steps=100, batch_size=64, lr=3e-3, dropout=0.3, min_count=2, plateau_patience=3,
-                   probe_batch=16, frame_deltas=10.0),
+        train=RECIPE,
         # fine-tunes (SCST, LSTM-GAN) start from a converged MLE model at a tenth of its LR: 400 steps,
         # validated every 100, under the main recipe's plateau schedule. Measured (issue #13; parent attention-LSTM
         # on synth-cnn: val exact 0.500 / CIDEr-D 2.528, test 2.276; K = 5 samples per clip at temperature 0.5,
@@ -124,7 +138,7 @@ PROFILES: dict[str, Profile] = {
         # it reached 2.680 at 800 (the schedule cut the LR at 300 and 600 and stopped it at 900), so 400 steps
         # hold ~90% of the gain. The semantic reward kept val exact within 0.490-0.507 for 900 steps while its
         # training reward rose 0.86 -> 0.91, and the LSTM-GAN within 0.480-0.500 over 400: no budget helps them.
-        finetune_train=dict(max_steps=400, val_every_steps=100, warmup_steps=20),
+        finetune_train=FINETUNE_RECIPE,
     ),
 }
 

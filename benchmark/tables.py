@@ -21,7 +21,7 @@ import pandas as pd
 NOT_AVAILABLE = "n/a"
 CSV_FLOAT_FORMAT = "%.6g"
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
-# The counts a suite row holds (benchmark/suites/rows.py, benchmark/diversity.py), named because a row
+# The counts a suite row holds (benchmark/suites/rows.py, vidcap_core/evaluation/diversity.py), named because a row
 # without one (a run without an evaluation) turns the whole column into floats.
 COUNT_COLUMNS = frozenset({"steps", "best_step", "test_clips", "distinct_captions", "distinct_references",
                            "clips_in", "clips_heldout", "vocabulary"})

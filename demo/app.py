@@ -3,22 +3,26 @@
 (decoder children started, every served model loaded and run once on an example), so the page is
 ready when it is served and the first request is as fast as the tenth.
 
-Page: a video (upload, or a bundled SynthClips example with its references), the model, beam
-size and frame count; a Caption tab (caption, beam hypotheses, frame strip, attention heatmap
-and per-word most-attended frame, timings, the semantic checker's verdict on examples) and a
-Compare tab (RNN, LSTM and attention checkpoints side by side, then each surveyed system whose
-checkpoint is served: concepts, semantic consistency, the SCST / LSTM-GAN fine-tunes). API: `/caption`.
+Page, top to bottom: what the selected model can describe, in plain words (details in a fold); the
+upload (a video file), the **Caption** button right under it (in view without scrolling at 1280x800
+and 760 px wide), the message and the caption, then a preview the browser can play whatever the
+upload's codec (an H.264 proxy of the frames the model samples: no "video not playable" error for a
+file the model reads); beside it the bundled SynthClips examples with their references, the model,
+beam size and frame count. Below: a Caption tab (beam hypotheses, frame strip, attention heatmap and
+per-word most-attended frame, timings, the semantic checker's verdict on examples) and a Compare tab
+(the checkpoints results/checkpoints/index.json lists for it, side by side, wrapping). API: `/caption`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from demo.cards import CompareColumn, compare_columns
 from demo.examples import (
     DEFAULT_EXAMPLES_DIR,
     ExampleSet,
@@ -27,8 +31,8 @@ from demo.examples import (
 )
 from demo.handlers import (
     BEST_MODEL,
-    COMPARE_MODELS,
-    CREATE_SURVEYED,
+    CREATE_CHECKPOINTS,
+    VIDEO_KINDS,
     VIDEO_SUFFIXES,
     Captioned,
     DemoHandlers,
@@ -36,22 +40,26 @@ from demo.handlers import (
     Failed,
     ModelCache,
     Outcome,
-    compare_columns,
+    Preview,
     find_checkpoints,
 )
 from demo.render import (
-    attended_rows,
+    COMPARE_HEATMAP_WIDTH_PX,
+    attended_html,
     attention_heatmap,
+    caption_text,
     compare_markdown,
+    details_markdown,
     error_markdown,
     example_markdown,
     frame_strip,
-    hypotheses_rows,
+    hypotheses_html,
     ood_markdown,
     scope_markdown,
     timings_markdown,
-    verdict_rows,
+    verdict_html,
 )
+from vidcap_core.options import READABLE
 from vidcap_core.video import IsolatedDecoder
 
 log = logging.getLogger("vidcap-demo")
@@ -59,12 +67,18 @@ log = logging.getLogger("vidcap-demo")
 CONCURRENCY_LIMIT = 2  # captions computed at once; the rest wait in the queue
 QUEUE_MAX_SIZE = 16  # waiting requests beyond this are told the queue is full
 UPLOAD_HARD_CAP = 2.0  # Gradio refuses uploads over this many times the limit before they reach the disk
-DEFAULT_BEAM = 3
+COMPARE_COLUMN_MIN_PX = 340  # Compare columns wrap onto new rows rather than shrink below this
 CSS = """
 .vidcap-error { padding: 0.6em 0.9em; border-radius: 6px; background: #fff4e5; color: #7a4100;
                 border: 1px solid #f0b35b; }
 .vidcap-warning { padding: 0.7em 0.9em; border-radius: 6px; background: #fdecea; color: #8a1c12;
                   border: 2px solid #e0564a; font-size: 1.05em; }
+/* Tables of the Caption tab: as wide as their column at most, cells wrap, headers stay whole. */
+.vidcap-table { width: 100%; border-collapse: collapse; table-layout: auto; }
+.vidcap-table th, .vidcap-table td { padding: 4px 8px; text-align: left; vertical-align: top;
+                                     white-space: normal; overflow-wrap: anywhere; border-bottom: 1px solid #ddd; }
+.vidcap-table th { white-space: nowrap; }
+.vidcap-label { font-weight: 600; margin: 0.6em 0 0.2em; }
 /* The frame strip shows every sampled frame at once: as many columns of at least 120 px (room for the
    '#12 · 0.7 s' label) as the page is wide, wrapping into rows, and as tall as its rows. Gradio's
    gallery keeps `columns` columns of at least 100 px and caps its height at 55vh, so 32 frames
@@ -74,11 +88,10 @@ CSS = """
 """
 INTRO = (
     "# vidcap: caption a video\n"
-    "Upload a video ({suffixes}) or pick a SynthClips example, choose a model, then **Caption**. "
-    "Attention models also show which frames each word looked at. **Compare** runs the same clip "
-    "through the RNN, LSTM and attention checkpoints (and the surveyed systems' when served). Runs on CPU, "
-    "offline; API: `/caption`."
+    "Upload a video or pick a SynthClips example, then press **Caption**. **Compare** runs the same clip through "
+    "several models. Runs on CPU, offline; API: `/caption`."
 )
+PREVIEW_LABEL = "Preview: the frames the model reads, at their pace in the video"
 
 __all__ = ["DemoLimits", "build_app", "launch_app"]
 
@@ -106,58 +119,65 @@ def build_app(
     # Probing and decoding run in child processes: a decoder crash on an upload fails that request only.
     handlers = DemoHandlers(models, limits, examples, IsolatedDecoder(workers=CONCURRENCY_LIMIT))
     default = default_model or (BEST_MODEL if BEST_MODEL in models.names else models.names[0])
+    columns = compare_columns(models.checkpoints)
     if warm_up:
         for line in handlers.warm_up():
             log.info("warm-up: %s", line)
 
     with gr.Blocks(title="vidcap demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
-        gr.Markdown(INTRO.format(suffixes=", ".join(s[1:] for s in VIDEO_SUFFIXES)))
+        gr.Markdown(INTRO, elem_id="intro")
         scope = gr.Markdown(scope_markdown(models.scope(default)), elem_id="model-scope")
+        with gr.Accordion("About this model: training data, features, vocabulary, the out-of-distribution check",
+                          open=False, elem_id="model-details"):
+            details = gr.Markdown(details_markdown(models.scope(default)))
         with gr.Row():
-            with gr.Column(scale=3):
-                video = gr.Video(label="Video", sources=["upload"], height=280, elem_id="video")
+            with gr.Column(scale=3, min_width=300):
+                video = gr.File(label=f"Video ({VIDEO_KINDS})", file_types=list(VIDEO_SUFFIXES), type="filepath",
+                                height=110, elem_id="video")
+                caption_button = gr.Button("Caption", variant="primary", elem_id="caption-button")
+                message = gr.HTML(elem_id="message", min_height=0)
+                caption = gr.Textbox(label="Caption", interactive=False, elem_id="caption")
+                preview = gr.Video(label=PREVIEW_LABEL, interactive=False, visible=False, height=240, loop=True,
+                                   elem_id="preview")
+            with gr.Column(scale=2, min_width=260):
+                if len(examples):  # labelled by a reference caption: a table of paths would be cut off
+                    gr.Examples(examples=[[str(e.path)] for e in examples], inputs=[video],
+                                example_labels=[f"{e.video_id}: {e.references[0]}" for e in examples],
+                                label="SynthClips examples (click one)")
                 references = gr.Textbox(label="Reference captions (SynthClips examples)", lines=3,
                                         interactive=False, elem_id="references")
-                if len(examples):
-                    gr.Examples(examples=[[str(e.path), e.references_text()] for e in examples],
-                                inputs=[video, references], label="SynthClips examples (click one)")
-            with gr.Column(scale=2):
                 model = gr.Dropdown(choices=models.names, value=default, label="Model",
                                     info="best = chosen on validation by vidcap-bench", elem_id="model")
-                beam = gr.Slider(1, limits.max_beam, value=min(DEFAULT_BEAM, limits.max_beam), step=1,
+                beam = gr.Slider(1, limits.max_beam, value=min(READABLE.beam, limits.max_beam), step=1,
                                  label="Beam size", info="1 = greedy; top hypotheses need 2 or more")
                 frames = gr.Slider(0, limits.max_frames, value=0, step=1, label="Frames",
                                    info="sampled evenly; 0 = as many as the model was trained on", elem_id="frames")
         with gr.Tabs():
-            with gr.Tab("Caption"):
-                caption_button = gr.Button("Caption", variant="primary", elem_id="caption-button")
-                message = gr.Markdown(elem_id="message")
-                caption = gr.Textbox(label="Caption", interactive=False, elem_id="caption")
+            with gr.Tab("Caption details"):
                 timings = gr.Markdown(elem_id="timings")
-                hypotheses = gr.Dataframe(headers=["rank", "caption", "score"], label="Top beam hypotheses",
-                                          interactive=False, wrap=True)
+                hypotheses = gr.HTML(elem_id="hypotheses-box")
                 strip = gr.Gallery(label="Sampled frames (every frame the model saw, in order)", columns=8,
                                    height="auto", object_fit="contain", allow_preview=True, elem_id="frame-strip")
                 heatmap = gr.Image(type="numpy", visible=False, interactive=False, show_label=False,
                                    elem_id="heatmap")  # its title is drawn in the picture, not under a label
-                attended = gr.Dataframe(headers=["word", "frame it looked at most", "weight"], visible=False,
-                                        label="Per word", interactive=False)
+                attended = gr.HTML(elem_id="attended-box")
                 example_info = gr.Markdown()
-                verdict = gr.Dataframe(headers=["slot", "verdict", "checks"], label="Semantic checker vs ground truth",
-                                       visible=False, interactive=False)
+                verdict = gr.HTML(elem_id="verdict-box")
             with gr.Tab("Compare"):
                 compare_button = gr.Button("Compare the models", variant="primary", elem_id="compare-button")
-                compare_note = gr.Markdown(missing_note(models.names))
+                compare_note = gr.Markdown(compare_note_markdown(columns))
                 compare_outputs: list[gr.components.Component] = []
-                with gr.Row():
-                    for name, title in compare_columns(models.names).items():
-                        with gr.Column():
-                            gr.Markdown(f"### {title}\n`{name}`")
+                with gr.Row(elem_id="compare-columns"):
+                    for column in columns:
+                        with gr.Column(min_width=COMPARE_COLUMN_MIN_PX, elem_classes=["compare-column"]):
+                            gr.Markdown(f"### {column.title}\n`{column.name}`")
                             compare_outputs += [
                                 gr.Textbox(label="Caption", interactive=False),
                                 gr.Markdown(),
-                                gr.Image(label="Attention", type="numpy", visible=False, interactive=False),
+                                gr.Image(label="Attention", type="numpy", visible=False, interactive=False,
+                                         elem_classes=["compare-heatmap"]),
                             ]
+        api_video = gr.File(visible=False)  # the API's input: any file name, so a bad one gets {"error"}
         api_result = gr.JSON(visible=False, label="caption_result")
         api_trigger = gr.Button(visible=False)
 
@@ -168,15 +188,16 @@ def build_app(
         compare_button.click(guarded(lambda *a: compare_page(handlers.compare(*a)), 1 + len(compare_outputs)),
                              inputs=[video, beam, frames], outputs=[compare_note, *compare_outputs],
                              api_name="compare_page", api_visibility="undocumented")
-        api_trigger.click(guarded_json(handlers.caption_video), inputs=[video, model, beam, frames],
+        video.change(guarded(lambda *a: preview_page(handlers.preview(*a) if a[0] else None), 3),
+                     inputs=[video, model, frames], outputs=[message, preview, references], api_visibility="private")
+        api_trigger.click(guarded_json(handlers.caption_video), inputs=[api_video, model, beam, frames],
                           outputs=api_result, api_name="caption",
                           api_description="Caption a video: (video file, model name, beam size, frames; 0 = the "
                                           "model's own count) -> {caption, hypotheses, attention, timings_ms, ood: "
                                           "{score, threshold, flagged}} or {error}. ood.flagged: the video looks "
                                           "unlike the training data, so the caption is probably wrong.")
-        model.change(lambda name: scope_markdown(models.scope(name)), inputs=model, outputs=scope,
-                     api_visibility="private")
-        video.upload(lambda: "", outputs=references, api_visibility="private")
+        model.change(lambda name: (scope_markdown(models.scope(name)), details_markdown(models.scope(name))),
+                     inputs=model, outputs=[scope, details], api_visibility="private")
     app.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
     return app
 
@@ -198,35 +219,48 @@ def launch_app(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860,
                       max_file_size=f"{int(limits.max_upload_mb * UPLOAD_HARD_CAP)}mb", footer_links=["api"])
 
 
-def missing_note(names: Sequence[str]) -> str:
-    missing = [name for name in COMPARE_MODELS if name not in names]
+def compare_note_markdown(columns: list[CompareColumn]) -> str:
+    """Above the Compare columns: what they show, or which have no checkpoint and how to make them."""
+    missing = [column for column in columns if column.missing is not None]
     if not missing:
-        return ("Same clip, same beam size and frame count, through each model; the surveyed systems' checkpoints "
-                f"(`{CREATE_SURVEYED}`) add a column each when served.")
-    files = ", ".join(f"results/checkpoints/{name}.pt" for name in missing)
-    return error_markdown(f"Missing checkpoints: {files}. `vidcap-bench run --suite cells --out results` writes them; "
-                          f"the other columns still work (`{CREATE_SURVEYED}` adds the surveyed systems').")
+        return "Same clip, same beam size and frame count, through each model below."
+    names = ", ".join(f"{column.title} ({column.missing})" for column in missing)
+    return error_markdown(f"No checkpoint for: {names}. `{CREATE_CHECKPOINTS}` writes the grid's; the other columns "
+                          "still work.")
+
+
+def preview_page(outcome: Preview | Failed | None) -> tuple[Any, Any, str]:
+    """preview() -> (message, preview, references): the playable preview (and an example's reference
+    captions), or the one message saying why the file cannot be read (no preview then, so the browser
+    never shows an error of its own); all empty when the upload was cleared."""
+    hidden = gr.update(value=None, visible=False)
+    if outcome is None:
+        return "", hidden, ""
+    if isinstance(outcome, Failed):
+        return error_markdown(outcome.message), hidden, ""
+    references = "" if outcome.example is None else outcome.example.references_text()
+    return "", gr.update(value=str(outcome.path), visible=True), references
 
 
 def caption_page(outcome: Outcome, models: ModelCache | None = None) -> tuple[Any, ...]:
     """Handler result -> values of (message, caption, timings, hypotheses, strip, heatmap, attended,
     example_info, verdict). The message warns when the video looks unlike the training data (and,
-    given `models`, says what that data was)."""
+    given `models`, says what the model can describe)."""
     if isinstance(outcome, Failed):
         hidden = gr.update(value=None, visible=False)
-        return (error_markdown(outcome.message), "", "", [], [], hidden, hidden, "", hidden)
+        return (error_markdown(outcome.message), "", "", "", [], hidden, "", "", "")
     picture = attention_heatmap(outcome)
     has_attention = picture is not None
     return (
         ood_markdown(outcome, models.scope(outcome.model) if models is not None and outcome.ood else None),
-        outcome.caption,
+        caption_text(outcome),
         timings_markdown(outcome),
-        hypotheses_rows(outcome),
+        hypotheses_html(outcome),
         frame_strip(outcome),
         gr.update(value=picture, visible=has_attention),
-        gr.update(value=attended_rows(outcome) if has_attention else None, visible=has_attention),
+        attended_html(outcome) if has_attention else "",
         example_markdown(outcome),
-        gr.update(value=verdict_rows(outcome) or None, visible=outcome.verdict is not None),
+        verdict_html(outcome),
     )
 
 
@@ -235,8 +269,9 @@ def compare_page(outcomes: dict[str, Outcome]) -> tuple[Any, ...]:
     values: list[Any] = [gr.update()]
     for outcome in outcomes.values():
         if isinstance(outcome, Captioned):
-            picture = attention_heatmap(outcome)
-            values += [outcome.caption, compare_markdown(outcome), gr.update(value=picture, visible=picture is not None)]
+            picture = attention_heatmap(outcome, COMPARE_HEATMAP_WIDTH_PX)
+            values += [caption_text(outcome), compare_markdown(outcome),
+                       gr.update(value=picture, visible=picture is not None)]
         else:
             values += ["", compare_markdown(outcome), gr.update(value=None, visible=False)]
     return tuple(values)

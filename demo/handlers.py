@@ -1,9 +1,10 @@
 """What the demo does, as plain functions with no Gradio in them: check an upload against the
-demo's limits, caption it with a lazily loaded, cached Captioner, compare the RNN, LSTM and
-attention checkpoints on it (and the surveyed systems' when served: concepts, semantic consistency,
-the SCST and LSTM-GAN fine-tunes), and turn every VidcapError into a message for people.
+demo's limits, make a preview the browser can play of what the model reads, caption it with a lazily
+loaded, cached Captioner, compare the checkpoints the benchmark lists for the Compare view on it
+(demo/cards.py: titles and order come from results/, not from here), and turn every VidcapError into
+a message for people.
 
-`DemoHandlers.caption_video` and `DemoHandlers.compare` never raise on bad input: they return a
+`DemoHandlers.caption_video`, `.preview` and `.compare` never raise on bad input: they return a
 `Failed` whose `message` names the file and says what to do. The page, the `/caption` API and
 the tests all go through them.
 """
@@ -11,17 +12,22 @@ the tests all go through them.
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Iterable
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from demo.cards import compare_columns, model_card
 from demo.examples import Example, ExampleSet
 from vidcap_core.errors import ConfigError, VidcapError, VideoReadError
+from vidcap_core.options import READABLE
 
 if TYPE_CHECKING:  # torch-heavy: imported when the first model loads, not at startup
     from vidcap_core.pipeline import Captioner
@@ -30,36 +36,15 @@ if TYPE_CHECKING:  # torch-heavy: imported when the first model loads, not at st
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma", ".aiff")
 BEST_MODEL = "best"
-# The report's comparison: checkpoint name under results/checkpoints -> column title. Always columns
-# of the compare view (a missing checkpoint is named in its column).
-COMPARE_MODELS: dict[str, str] = {
-    "s2vt-rnn": "RNN (S2VT)",
-    "s2vt-lstm": "LSTM (S2VT)",
-    "attention-lstm": "Attention (LSTM)",
-}
-# Attention over the objects of each frame (vidcap train --regions on synth-slots object slots; vidcap-bench's
-# attention suite): a column when served.
-REGION_MODELS: dict[str, str] = {"attention-lstm-regions": "Attention over objects (LSTM)"}
-# The surveyed systems, as vidcap-bench's `seeds` suite exports them (benchmark/suites/seeds.py labels):
-# a column of the compare view each when its checkpoint is served, after the report's three.
-SURVEYED_MODELS: dict[str, str] = {
-    "concepts-lstm": "Concepts init (LSTM) [1]",
-    "concepts-lstm-input": "Concepts as input (LSTM) [1]",
-    "attention-lstm-consistency": "Attention + consistency [4]",
-    "attention-lstm-adversarial": "LSTM-GAN fine-tune [2]",
-    "attention-lstm-scst": "SCST fine-tune (CIDEr-D)",
-    "attention-lstm-scst-semantic": "SCST fine-tune (semantic)",
-}
-CREATE_SURVEYED = "vidcap-bench run --suite seeds --out results"
 CREATE_CHECKPOINTS = "vidcap-bench run --suite cells --out results"
 BYTES_PER_MB = 1024 * 1024
-MODEL_CARD = "MODEL_CARD.md"  # written next to results/best/model.pt by vidcap-bench
-DEMO_NO_REPEAT_NGRAM = 3  # the demo's n-gram repetition block (vidcap caption defaults to 0 = off)
 VIDEO_KINDS = ", ".join(s[1:] for s in VIDEO_SUFFIXES)
 # One message for every audio-only upload (an .mp3, or an .mp4 that holds only sound), page and API alike.
 AUDIO_ONLY = ("{name} holds sound only; this demo captions what it sees, so it needs a video track: "
               "upload a video file (" + VIDEO_KINDS + ").")
 NO_VIDEO = "No video given: upload a video file (" + VIDEO_KINDS + ") or pick an example."
+PREVIEW_SIDE = 256  # px, the preview's longer side: the model's own frames are often 64 px
+PREVIEWS_KEPT = 64  # preview files kept on disk (Gradio copies each one into its cache when it is shown)
 
 
 @dataclass(frozen=True)
@@ -77,14 +62,6 @@ class DemoLimits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"DemoLimits.{name}={value!r} must be a positive number.")
-
-
-def compare_columns(served: Iterable[str]) -> dict[str, str]:
-    """The compare view's columns (name -> title): the report's three always, then attention over
-    regions and every surveyed model whose checkpoint is among `served`."""
-    names = set(served)
-    optional = {**REGION_MODELS, **SURVEYED_MODELS}
-    return {**COMPARE_MODELS, **{name: title for name, title in optional.items() if name in names}}
 
 
 def find_checkpoints(results: Path) -> dict[str, Path]:
@@ -132,41 +109,33 @@ class ModelCache:
 
 @dataclass(frozen=True)
 class ModelScope:
-    """What a served model knows, for the page: from its checkpoint and, when there is one, the
-    MODEL_CARD.md next to it (its `## Data` section)."""
+    """What a served model knows, for the page: from its checkpoint and the benchmark's JSON card next to
+    it (demo/cards.py; {} for a checkpoint without one)."""
 
     name: str
-    data_lines: list[str]  # the card's Data bullets, or what the checkpoint alone says
-    data_summary: str  # one phrase for warnings, e.g. "SynthClips standard, 600 clips (seed 0)"
+    title: str  # the card's title, else the name
+    plain: str  # what it can describe, in plain words (Captioner.scope)
+    card: dict[str, Any]
     backbone: str
+    weights: str  # the backbone's weights id (committed synth-cnn sha256:...)
     num_frames: int
     frame_size: tuple[int, int]
     vocabulary: list[str]  # the words it can say (special tokens left out)
     ood_threshold: float | None  # None when the checkpoint has no OOD calibration
 
+    @property
+    def data_summary(self) -> str:
+        """The training data in one phrase, e.g. "SynthClips standard (seed 0)"; "" when not recorded."""
+        return str(self.card.get("data") or "")
+
     @classmethod
     def of(cls, name: str, checkpoint: Path, captioner: Captioner) -> ModelScope:
-        data_lines = model_card_data(checkpoint.parent / MODEL_CARD)
-        summary = next((line.split(":", 1)[1].strip() for line in data_lines if line.startswith("Dataset:")), "")
-        if not data_lines:
-            data_lines = [f"No model card next to {checkpoint.name}: its training data is not recorded beyond the "
-                          "features and vocabulary below."]
+        card = model_card(checkpoint)
         words = [w for w in captioner.vocab.tokens if not (w.startswith("<") and w.endswith(">"))]
-        return cls(name, data_lines, summary, str(captioner.preprocessing.get("backbone")), captioner.num_frames,
-                   captioner.frame_size, words, None if captioner.ood is None else captioner.ood.threshold)
-
-
-def model_card_data(card: Path) -> list[str]:
-    """The bullets of the `## Data` section of a model card (vidcap-bench's MODEL_CARD.md); [] without one."""
-    if not card.is_file():
-        return []
-    lines, inside = [], False
-    for line in card.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("## "):
-            inside = line.strip() == "## Data"
-        elif inside and line.startswith("- "):
-            lines.append(line[2:].strip())
-    return lines
+        facts = captioner.preprocessing
+        return cls(name, str(card.get("title") or name), captioner.scope, card, str(facts.get("backbone")),
+                   str(facts.get("weights") or "n/a"), captioner.num_frames, captioner.frame_size, words,
+                   None if captioner.ood is None else captioner.ood.threshold)
 
 
 @dataclass
@@ -186,6 +155,7 @@ class Captioned:
     example: Example | None = None  # set when the clip is one of the bundled SynthClips examples
     verdict: dict[str, float | None] | None = None  # semantic checker per slot (None = does not apply)
     ood: dict[str, Any] | None = None  # {score, threshold, flagged}: unlike the training data? None = not calibrated
+    ended: bool = True  # False: no hypothesis finished its sentence before the length limit; `caption` is cut
 
     @property
     def words(self) -> list[str]:
@@ -204,6 +174,7 @@ class Captioned:
             "model": self.model,
             "caption": self.caption,
             "score": round(self.score, 5),
+            "ended": self.ended,
             "hypotheses": [{"caption": text, "score": round(score, 5)} for text, score in self.hypotheses],
             "attention": None if self.attention is None else np.round(self.attention.astype(np.float64), 5).tolist(),
             "most_attended": [{"word": w, "frame": t, "source_frame": self.frame_indices[t], "weight": round(a, 5)}
@@ -231,6 +202,16 @@ Outcome = Captioned | Failed
 
 
 @dataclass
+class Preview:
+    """An H.264 mp4 of the frames the model samples, for the browser to play (any upload's codec)."""
+
+    path: Path
+    frames: int
+    fps: int
+    example: Example | None = None  # set when the upload is one of the bundled SynthClips examples
+
+
+@dataclass
 class CheckedVideo:
     path: Path
     info: VideoInfo
@@ -247,8 +228,9 @@ class DemoHandlers:
     # Where probing and decoding run: None = in this process; the served app passes an
     # IsolatedDecoder, so a decoder that crashes on an upload costs that request, not the server.
     decoder: IsolatedDecoder | None = None
-    # Captions never repeat a 3-word phrase here (issue #12: no runaway output); 0 turns it off.
-    no_repeat_ngram: int = DEMO_NO_REPEAT_NGRAM
+    # The READABLE preset's repetition block (vidcap caption's default too); the beam size is the page's control.
+    no_repeat_ngram: int = READABLE.no_repeat_ngram
+    previews: PreviewFolder = field(default_factory=lambda: PreviewFolder())
 
     def caption_video(self, path: str | Path | None, model_name: str, beam: int = 1, frames: int = 0) -> Outcome:
         """Caption one video with `model_name`; `frames` 0 means as many frames as the model was trained on."""
@@ -259,20 +241,43 @@ class DemoHandlers:
         except VidcapError as exc:
             return Failed(friendly_message(exc, path), model_name)
 
+    def preview(self, path: str | Path | None, model_name: str, frames: int = 0) -> Preview | Failed:
+        """An H.264 mp4 (PREVIEW_SIDE px) of the frames `model_name` samples from the upload, cropped as
+        the model crops them, at their pace in the video: a preview every browser plays, whatever the
+        upload's codec (10-bit HEVC, AV1 in MKV...), and the check that the model can read the file."""
+        from vidcap_core.synth.generator import write_video
+        from vidcap_core.video import read_frames
+
+        try:
+            _, frames = self.check_controls(1, frames)
+            video = check_upload(path, self.limits, self.decoder)
+            captioner = self.models.get(model_name)
+            count = frames or captioner.num_frames
+            read = read_frames if self.decoder is None else self.decoder.read
+            pictures = read(video.path, count, preview_size(captioner.frame_size))  # (T, H, W, 3) uint8
+            fps = preview_fps(count, video.info.duration_s)
+            target = self.previews.new_file(".mp4")
+            write_video(pictures, target, fps)
+        except VidcapError as exc:
+            return Failed(friendly_message(exc, path), model_name)
+        return Preview(target, count, fps, self.examples.match(video.path))
+
     def compare(self, path: str | Path | None, beam: int = 1, frames: int = 0) -> dict[str, Outcome]:
-        """The clip through every compare column (`compare_columns`): the report's three models (a Failed
-        naming a missing one) and each served surveyed model, in column order."""
-        columns = compare_columns(self.models.names)
+        """The clip through every column of the Compare view (demo.cards.compare_columns, from the
+        benchmark's index.json), in column order; a column without a served checkpoint gets a Failed
+        saying why."""
+        columns = compare_columns(self.models.checkpoints)
         try:
             beam, frames = self.check_controls(beam, frames)
             video = check_upload(path, self.limits, self.decoder)
         except VidcapError as exc:
-            return {name: Failed(friendly_message(exc, path), name) for name in columns}
+            return {column.name: Failed(friendly_message(exc, path), column.name) for column in columns}
         outcomes: dict[str, Outcome] = {}
-        for name in columns:
-            if name not in self.models.checkpoints:
-                outcomes[name] = Failed(f"No {name} checkpoint is served (results/checkpoints/{name}.pt is missing); "
-                                        f"`{CREATE_CHECKPOINTS}` writes it.", name)
+        for column in columns:
+            name = column.name
+            if column.missing is not None:
+                outcomes[name] = Failed(f"No checkpoint served for this column ({column.missing}); "
+                                        f"`{CREATE_CHECKPOINTS}` writes the grid's.", name)
                 continue
             try:
                 outcomes[name] = self.run(video, name, beam, frames)
@@ -340,7 +345,42 @@ class DemoHandlers:
             example=example,
             verdict=None if example is None else semantic_verdict(result.caption, example),
             ood=result.ood,
+            ended=result.ended,
         )
+
+
+class PreviewFolder:
+    """Where previews are written: a temporary folder of this process (Gradio serves files from the
+    system's temp folder), keeping the newest PREVIEWS_KEPT files; removed when this object is
+    collected or the process exits."""
+
+    def __init__(self) -> None:
+        self._folder: Path | None = None
+        self._lock = threading.Lock()
+
+    def new_file(self, suffix: str) -> Path:
+        with self._lock:
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="vidcap-demo-previews-"))
+                weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
+            kept = sorted(self._folder.glob(f"*{suffix}"), key=lambda p: p.stat().st_mtime)
+            for old in kept[: max(0, len(kept) - PREVIEWS_KEPT + 1)]:
+                old.unlink(missing_ok=True)
+            return self._folder / f"{uuid.uuid4().hex}{suffix}"
+
+
+def preview_size(frame_size: tuple[int, int]) -> tuple[int, int]:
+    """The model's frame (H, W) scaled so its longer side is PREVIEW_SIDE, both even (H.264 yuv420p)."""
+    height, width = frame_size
+    scale = PREVIEW_SIDE / max(height, width)
+    return max(2, 2 * round(height * scale / 2)), max(2, 2 * round(width * scale / 2))
+
+
+def preview_fps(frames: int, duration_s: float) -> int:
+    """Frames per second that show `frames` sampled frames over the video's duration (1 to 30)."""
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        return 8
+    return int(min(30, max(1, round(frames / duration_s))))
 
 
 def whole_number(what: str, value: int | float | str) -> int:

@@ -2,7 +2,8 @@
 decoder's spawned child process (which imports this module by name), never in the test process.
 
 A file whose name starts with `segfault` makes the child die of a real SIGSEGV (faulthandler's
-deliberate null-pointer read); one starting with `hang` makes it sleep past any time limit.
+deliberate null-pointer read); one starting with `hang` makes it sleep past any time limit, after
+recording its pid under `hang.arrivals/` next to the file (so a test can wait until the hang began).
 One starting with `rendezvous` is decoded only once RENDEZVOUS_PARTIES such reads, in different
 processes, are in flight at the same time (each records its pid under `rendezvous.arrivals/`
 next to the file, then waits for the others): a decoder that runs those reads one after another
@@ -31,6 +32,11 @@ def rendezvous_arrivals(video: Path) -> Path:
     return Path(video).parent / "rendezvous.arrivals"
 
 
+def hang_arrivals(video: Path) -> Path:
+    """The folder where reads of `hang*` files next to `video` record their pids before they hang."""
+    return Path(video).parent / "hang.arrivals"
+
+
 def wait_for_the_other_reads(path: Path) -> None:
     """Record this process's arrival, then wait (with no deadline of its own) until every party arrived."""
     arrivals = rendezvous_arrivals(path)
@@ -46,6 +52,8 @@ def fail_like_native_code(path: Path) -> None:
         faulthandler.disable()  # keep the child's fatal-error dump out of the test output
         faulthandler._sigsegv()
     if name.startswith("hang"):
+        hang_arrivals(path).mkdir(exist_ok=True)
+        (hang_arrivals(path) / f"{name}.{os.getpid()}").touch()
         time.sleep(HANG_SECONDS)
     if name.startswith("rendezvous"):
         wait_for_the_other_reads(path)

@@ -283,6 +283,7 @@ def test_a_concepts_checkpoint_captions_a_video(tmp_path):
     captioner = Captioner.from_checkpoint(checkpoint, device="cpu")
     result = captioner.caption(video, beam=2, n_best=2)
     assert result.attention is None  # no attention in this arch
-    assert len(result.hypotheses) == 2 and result.caption == result.hypotheses[0][0]
+    assert 1 <= len(result.hypotheses) <= 2 and (result.ended or len(result.hypotheses) == 1)  # cut ones left out
+    assert result.caption == result.hypotheses[0][0]
     assert set(result.caption.split()) <= {"a", "red", "circle", "moves", "<unk>"}
     assert captioner.caption(video).caption == captioner.caption(video, beam=1).caption

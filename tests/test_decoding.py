@@ -221,10 +221,21 @@ def test_eos_first_gives_empty_captions_and_no_eos_cuts_at_max_len():
     eager = tiny_model("meanpool", "lstm", eos_bias=1e4)
     assert [h.tokens for h in best_of_each(greedy_decode(eager, feats, mask))] == [[], [], []]
     assert [h[0].tokens for h in beam_search(eager, feats, mask, beam_size=3)] == [[], [], []]
+    assert all(h.ended for h in best_of_each(greedy_decode(eager, feats, mask)))
     never = tiny_model("meanpool", "lstm", eos_bias=-1e4)
     assert all(len(h.tokens) == 5 for h in best_of_each(greedy_decode(never, feats, mask, max_len=5)))
+    assert not any(h.ended for h in best_of_each(greedy_decode(never, feats, mask, max_len=5)))  # cut, not ended
     for hyps in beam_search(never, feats, mask, beam_size=3, max_len=5, n_best=3):
-        assert len(hyps) == 3 and all(len(h.tokens) == 5 for h in hyps)
+        assert len(hyps) == 3 and all(len(h.tokens) == 5 and not h.ended for h in hyps)
+
+
+def test_ended_says_whether_a_hypothesis_emitted_eos():
+    """`ended`: EOS emitted before max_len (tokens shorter than max_len); False exactly for the cut ones."""
+    feats, mask = tiny_inputs(batch=6)
+    for arch, cell in ALL:
+        model = tiny_model(arch, cell, eos_bias=EOS_BIAS)
+        for hyps in [*greedy_decode(model, feats, mask), *beam_search(model, feats, mask, beam_size=3, n_best=3)]:
+            assert all(h.ended == (len(h.tokens) < model.config.max_tokens) for h in hyps)
 
 
 def test_decoding_runs_in_eval_mode_and_restores_the_mode():

@@ -110,7 +110,7 @@ def test_train_evaluate_caption_through_the_cli(synth_run):
     if SHARED_VIDEOS.is_dir():
         videos += [SHARED_VIDEOS / "corrupted.mp4", SHARED_VIDEOS / "flipping_a_pancake.mkv"]
     result = CliRunner().invoke(cli_app(), ["caption", *map(str, videos), "--checkpoint", str(run / "best.pt"),
-                                            "--format", "json"])
+                                            "--format", "json", "--beam", "1"])  # greedy: 40 steps, beam 3 may say nothing
     assert result.exit_code == 0, result.output  # every file judged, even the unreadable one
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["path"] for line in lines] == [str(v) for v in videos]

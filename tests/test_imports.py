@@ -2,7 +2,8 @@
 imports it back, counting imports inside functions (which hide a circle from Python until the call).
 
 The graph is read from the source (ast), so it sees every `import` statement wherever it stands; a
-submodule importing its own package's `__init__` is not an edge (Python loads the package first anyway).
+submodule importing its own package's `__init__` is not an edge (Python loads the package first anyway),
+nor is an import under `if TYPE_CHECKING:` (annotations only: it never runs).
 """
 
 from __future__ import annotations
@@ -29,10 +30,31 @@ def module_files() -> dict[str, Path]:
     return out
 
 
+def is_type_checking(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:` or `if typing.TYPE_CHECKING:`."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of the tree except those inside an `if TYPE_CHECKING:` body (its else branch runs)."""
+    found: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if is_type_checking(node):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def imported_names(module: str, path: Path) -> set[str]:
     """Every dotted name an import statement of the module names (`from a import b` names a and a.b)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -102,6 +124,12 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_checker_finds_a_circle_hidden_in_a_function():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_imports_for_annotations_only_are_not_edges():
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\nelse:\n    import b\ndef f():\n    import c\n")
+    imported = {alias.name for node in runtime_nodes(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert imported == {"b", "c"}
 
 
 def test_vidcap_core_has_no_import_circle():

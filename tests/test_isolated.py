@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from decoder_faults import faulty_probe, faulty_read, rendezvous_arrivals
+from decoder_faults import faulty_probe, faulty_read, hang_arrivals, rendezvous_arrivals
 from vidcap_core.errors import ConfigError, VideoReadError
 from vidcap_core.video import IsolatedDecoder, probe_video, read_frames
 
@@ -158,7 +158,11 @@ def test_children_die_with_a_killed_parent(clips, tmp_path):
                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     children = [int(parent.stdout.readline()), *map(int, parent.stdout.readline().split())]
     assert len(children) == 3 and all(pid_alive(child) for child in children)
-    time.sleep(0.5)  # let the hang request reach the busy child
+    hanging = hang_arrivals(clips["hang"]) / f"{clips['hang'].name}.{children[2]}"
+    deadline = time.monotonic() + 60
+    while not hanging.exists():  # the busy child is inside the hang, not between requests
+        assert time.monotonic() < deadline, "the hang request never reached the busy child"
+        time.sleep(0.02)
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(timeout=30)
     deadline = time.monotonic() + 30
@@ -168,15 +172,32 @@ def test_children_die_with_a_killed_parent(clips, tmp_path):
 
 
 def run_in_thread_that_ends(fn):
-    """fn() in a new thread, joined before returning: that thread no longer exists afterwards."""
+    """fn() in a new thread, returned once that thread no longer exists in the kernel either (its
+    /proc/self/task entry is gone): by then the kernel has finished its exit, and any PR_SET_PDEATHSIG
+    signal to the children it spawned has been sent (the thread's exit sends it before the entry goes)."""
     import threading
 
     box = {}
     thread = threading.Thread(target=lambda: box.update(result=fn()))
     thread.start()
-    thread.join()
-    assert not thread.is_alive()
+    thread.join()  # the Python thread is done; the OS thread may still be exiting
+    task = Path(f"/proc/self/task/{thread.native_id}")
+    deadline = time.monotonic() + 30
+    while task.exists():
+        assert time.monotonic() < deadline, f"thread {thread.native_id} still exists 30 s after it was joined"
+        time.sleep(0.01)
     return box["result"]
+
+
+def assert_alive_and_not_killed(pid: int) -> None:
+    """`pid` runs (not a zombie) and no SIGKILL is pending for it: none was sent to it, not just none
+    that has landed yet."""
+    assert pid_alive(pid), f"process {pid} is gone"
+    kill_bit = 1 << (signal.SIGKILL - 1)
+    for status in [Path(f"/proc/{pid}/status"), *Path(f"/proc/{pid}/task").glob("*/status")]:
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        for pending in ("SigPnd", "ShdPnd"):
+            assert not int(fields[pending], 16) & kill_bit, f"SIGKILL pending for process {pid} ({status})"
 
 
 def test_children_outlive_the_thread_that_spawned_them(clips):
@@ -185,8 +206,9 @@ def test_children_outlive_the_thread_that_spawned_them(clips):
     with IsolatedDecoder(workers=2) as decoder:
         decoder_start = run_in_thread_that_ends(lambda: (decoder.start(), decoder.pids)[1])
         first = run_in_thread_that_ends(lambda: decoder.read(clips["good"], NUM_FRAMES, 32))
-        time.sleep(1.0)  # PR_SET_PDEATHSIG's SIGKILL would have landed by now
-        assert decoder.pids == decoder_start and len(decoder_start) == 2  # the same children, alive
+        assert decoder.pids == decoder_start and len(decoder_start) == 2  # the same children...
+        for child in decoder_start:  # ...alive, with no death signal on its way from the threads' exits
+            assert_alive_and_not_killed(child)
         again = run_in_thread_that_ends(lambda: decoder.read(clips["good"], NUM_FRAMES, 32))
         np.testing.assert_array_equal(again, first)
         assert decoder.pids == decoder_start
@@ -201,7 +223,7 @@ def test_benchmark_pool_workers_outlive_the_thread_that_spawned_them():
     with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=die_with_parent,
                              initargs=(lifeline(),)) as pool:
         worker = run_in_thread_that_ends(lambda: pool.submit(os.getpid).result(timeout=120))
-        time.sleep(1.0)
+        assert_alive_and_not_killed(worker)  # the spawning thread has exited: no death signal was sent
         assert run_in_thread_that_ends(lambda: pool.submit(os.getpid).result(timeout=120)) == worker
 
 

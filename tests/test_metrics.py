@@ -1,4 +1,5 @@
-"""Caption metrics: our numbers against pycocoevalcap called directly, sanitising, errors, Java, METEOR guards.
+"""Caption metrics: our numbers against pycocoevalcap called directly, sanitising, errors, Java, METEOR guards;
+caption diversity on hand-made captions.
 
 The METEOR jar loads a 60 MB paraphrase table when it starts (about a minute of CPU), so the module
 shares one Scorer (one METEOR JVM) between its tests; everything else is cheap.
@@ -26,7 +27,8 @@ from vidcap_core.evaluation import (
     sanitize_caption,
     score_captions,
 )
-from vidcap_core.evaluation.meteor import MeteorProcess, _Silence, score_line
+from vidcap_core.evaluation.diversity import caption_diversity, distinct_ratio, ngrams
+from vidcap_core.evaluation.meteor import STALL_CPU_SHARE, MeteorProcess, _cpu_seconds, _Silence, score_line
 
 REFERENCES = {
     "video0": ["A man is playing a guitar.", "A man plays the guitar on stage.", "Someone is strumming a guitar."],
@@ -173,17 +175,42 @@ def test_meteor_timeout_kills_the_process_instead_of_hanging():
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc for CPU accounting")
 def test_hang_detector_tells_a_stuck_process_from_a_busy_one():
-    idle = subprocess.Popen(["sleep", "60"])  # like a JVM waiting for a line that never comes
+    """The detector's verdicts are checked once what they judge has happened: the idle process is called stuck
+    only after `stall_s` of silence, and the busy one is judged when it has visibly used CPU in the window,
+    however slowly a crowded machine lets it run."""
+    stall_s = 2.0
+    idle = subprocess.Popen(["sleep", "600"])  # like a JVM waiting for a line that never comes
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # like a JVM loading its tables
     try:
-        watches = {p: _Silence(p.pid, stall_s=2.0, max_wait_s=600.0, answered_before=False) for p in (idle, busy)}
-        time.sleep(2.5)
-        assert "stuck" in (watches[idle].hung() or "")
-        assert watches[busy].hung() is None
+        watches = {p: _Silence(p.pid, stall_s=stall_s, max_wait_s=600.0, answered_before=False) for p in (idle, busy)}
+        verdict = poll_until(lambda: watches[idle].hung(), deadline_s=120, what="the idle process to be called stuck")
+        assert "stuck" in verdict and time.monotonic() - watches[idle].start >= stall_s
+
+        busy_watch = watches[busy]
+
+        def computed_in_window() -> bool:  # a window the detector will judge, with CPU well above its share
+            elapsed = time.monotonic() - busy_watch.window_start
+            used = _cpu_seconds(busy.pid) - busy_watch.window_cpu
+            return elapsed >= stall_s and used >= 2 * STALL_CPU_SHARE * elapsed + 0.01
+
+        poll_until(computed_in_window, deadline_s=300,
+                   what=f"the busy process to use more than {STALL_CPU_SHARE:.0%} of a core for {stall_s:g} s")
+        judged_from = busy_watch.window_start
+        assert busy_watch.hung() is None
+        assert busy_watch.window_start > judged_from  # judged as computing: a new window starts
     finally:
         for process in (idle, busy):
             process.kill()
             process.wait()
+
+
+def poll_until(condition, deadline_s: float, what: str):
+    """condition()'s first truthy value, polled every 20 ms; fails naming `what` after `deadline_s`."""
+    deadline = time.monotonic() + deadline_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"waited {deadline_s:g} s for {what}"
+        time.sleep(0.02)
+    return value
 
 
 def test_meteor_jvm_that_cannot_start_raises_with_its_stderr(monkeypatch):
@@ -299,3 +326,16 @@ def test_check_java_reports_the_version():
 def test_sanitize_caption_collapses_line_breaks_and_meteor_separators():
     assert sanitize_caption(" a\nman\r\n||| is\u2028 here\t") == "a man is here"
     assert sanitize_caption("\n\n") == ""
+
+
+def test_diversity_of_hand_made_captions():
+    found = caption_diversity(["A red circle moves left.", "a red circle moves left", "a blue square", "square"])
+    # tokens: [a red circle moves left] x2, [a blue square], [square]: 14 words, 7 distinct; 10 bigrams, 6 distinct
+    assert (found.captions, found.distinct_captions, found.vocabulary) == (4, 3, 7)
+    assert found.distinct_1 == pytest.approx(7 / 14) and found.distinct_2 == pytest.approx(6 / 10)
+    assert ngrams(["a", "b", "c"], 2) == [("a", "b"), ("b", "c")] and ngrams(["a"], 2) == []
+    assert distinct_ratio([["a", "b"], ["b", "a"]], 2) == 1.0  # n-grams never cross captions
+    same = caption_diversity(["a dog runs"] * 5)
+    assert (same.distinct_captions, same.vocabulary) == (1, 3) and same.distinct_2 == pytest.approx(2 / 10)
+    empty = caption_diversity(["", "one"])
+    assert empty.vocabulary == 1 and empty.distinct_1 == 1.0 and math.isnan(empty.distinct_2)

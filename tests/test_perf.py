@@ -106,3 +106,41 @@ def test_own_work_counts_the_tree_it_started_including_orphans():
     assert own.orphaned >= 0.39  # the grandchild's burn (clock ticks: 10 ms)
     assert tree_cpu_seconds(os.getpid()) - own.own_start >= 0.29  # the child, reaped into this process's count
     assert own.other_cores() >= 0.0
+
+
+def test_browser_times_are_read_per_clip(tmp_path):
+    """tests/test_demo_browser.py writes one entry per clip (SynthClips, real camera, 10 s 720p); a file
+    written before that (one clip, its times at the top) still reads as one row."""
+    import json
+
+    from benchmark.perf import BROWSER_RESULT, read_browser_measurement
+
+    (tmp_path / BROWSER_RESULT).write_text(json.dumps({"measured_at": "then", "clips": [
+        {"clip": "SynthClips video3.mp4 (64x64), beam 3", "click_to_caption_s": [0.9, 0.5, 0.6]},
+        {"clip": "10 s 1280x720 H.264, beam 3", "click_to_caption_s": [1.2, 0.8, 0.7]}]}))
+    results = PerfResults()
+    read_browser_measurement(tmp_path, results)
+    assert [(row["what"].split(";")[0], row["median_s"], row["goal"]) for row in results.latency] == [
+        ("click to caption in Chromium (SynthClips video3.mp4 (64x64), beam 3", 0.6, "<= 1 s"),
+        ("click to caption in Chromium (10 s 1280x720 H.264, beam 3", 0.8, "<= 1 s")]
+    (tmp_path / BROWSER_RESULT).write_text(json.dumps({"measured_at": "then", "clip": "SynthClips video3.mp4, beam 3",
+                                                       "click_to_caption_s": [1.0, 0.5]}))
+    older = PerfResults()
+    read_browser_measurement(tmp_path, older)
+    assert len(older.latency) == 1 and older.latency[0]["median_s"] == 0.75
+
+
+def test_the_480p_clip_is_the_one_perf_has_always_timed_and_the_720p_clip_scales_it(tmp_path):
+    import numpy as np
+
+    from benchmark.perf import CLIP_480P, CLIP_720P, write_480p_clip, write_test_clip
+    from vidcap_core.video import probe_video, read_frames
+
+    small = write_480p_clip(tmp_path / "a.mp4", seconds=1)
+    assert small.read_bytes() == write_test_clip(tmp_path / "b.mp4", CLIP_480P, seconds=1).read_bytes()
+    large = write_test_clip(tmp_path / "c.mp4", CLIP_720P, seconds=1)
+    info = probe_video(large)
+    assert (info.height, info.width, info.frames) == (*CLIP_720P, 30)
+    middle = read_frames(large, 1, CLIP_720P)[0]  # (H, W, 3) frame 15 of 30: the square at x 580..700, mid-height
+    assert np.abs(middle[360, 640].astype(int) - [220, 40, 40]).sum() < 60  # red, give or take H.264
+    assert np.abs(middle[100, 640].astype(int) - [220, 40, 40]).sum() > 150 and middle[360, 500, 0] < 180

@@ -1,4 +1,4 @@
-"""Policy-gradient fine-tuning (training/policy_gradient.py): SCST with both reward sources and the LSTM-GAN.
+"""Policy-gradient fine-tuning (training/finetune.py, policy_gradient.py, scst.py, adversarial.py): SCST with both reward sources and the LSTM-GAN.
 
 Sampling (shapes, determinism, equivalence with step() and greedy), the rewards on hand-made captions
 (and CIDEr-D == pycocoevalcap's on the same document frequencies), the discriminator, both methods
@@ -34,21 +34,15 @@ from fixtures_datasets import (
 from vidcap_core.decoding import greedy_decode
 from vidcap_core.decoding.sampling import sample_captions
 from vidcap_core.errors import ConfigError
-from vidcap_core.models import BOS_ID, EOS_ID, PAD_ID, ModelConfig, build_model
+from vidcap_core.models import BOS_ID, EOS_ID, PAD_ID, ModelConfig, build_model, repeat_each
 from vidcap_core.models.discriminator import CaptionDiscriminator, DiscriminatorConfig, mean_frame_feature
 from vidcap_core.synth.truth import ClipTruth, EventTruth, ObjectTruth
 from vidcap_core.training import train
 from vidcap_core.training.finetune_config import resolve_finetune
 from vidcap_core.training.finetune_config import FinetuneConfig
-from vidcap_core.training.policy_gradient import (
-    COLLAPSE_FRACTION,
-    StepStats,
-    collapse_reason,
-    finetune,
-    leave_one_out_baseline,
-    repeat_clips,
-    saturation_reason,
-)
+from vidcap_core.training.collapse import COLLAPSE_FRACTION, collapse_reason, saturation_reason
+from vidcap_core.training.finetune import finetune
+from vidcap_core.training.policy_gradient import StepStats, leave_one_out_baseline
 from vidcap_core.training.rewards import CiderDReward, SemanticReward
 
 TIMING_KEYS = ("seconds", "train_seconds", "val_seconds")
@@ -142,6 +136,31 @@ def test_near_zero_temperature_samples_the_greedy_caption():
 def test_sampling_refuses_a_bad_temperature():
     with pytest.raises(ConfigError, match="temperature"):
         sample_captions(tiny_model(), torch.randn(1, 2, TOY_DIM), generator=torch.Generator(), temperature=0.0)
+
+
+def test_each_clip_is_repeated_k_times_in_a_row():
+    feats = torch.arange(6.0).view(3, 2)  # (B, F)
+    assert repeat_each(feats, 2).tolist() == [[0, 1], [0, 1], [2, 3], [2, 3], [4, 5], [4, 5]]
+    assert repeat_each(feats, 1) is feats
+
+
+def test_sampling_k_per_clip_encodes_once_and_equals_sampling_k_copies():
+    """K captions per clip from one encoding expanded K times: the same draws and log-probs as sampling
+    from K copies of every clip (eval mode), with the encoder run once over the B clips."""
+    model = tiny_model(seed=1)
+    feats = torch.randn(3, TOY_FRAMES, TOY_DIM)
+    mask = torch.arange(TOY_FRAMES).unsqueeze(0) < torch.tensor([[TOY_FRAMES], [2], [TOY_FRAMES - 1]])  # (B, T)
+    encoded: list[int] = []
+    hook = model.frame_proj.register_forward_hook(lambda module, args, out: encoded.append(args[0].size(0)))
+    expanded = sample_captions(model, feats, mask, generator=torch.Generator().manual_seed(5), per_clip=4)
+    hook.remove()
+    copies = sample_captions(model, repeat_each(feats, 4), repeat_each(mask, 4),
+                             generator=torch.Generator().manual_seed(5))
+    assert encoded == [3]  # one encoder pass over the 3 clips, not 12
+    assert expanded.tokens.shape[0] == 12 and torch.equal(expanded.tokens, copies.tokens)
+    assert torch.allclose(expanded.logprobs, copies.logprobs, atol=1e-6)
+    with pytest.raises(ConfigError, match="per clip"):
+        sample_captions(model, feats, generator=torch.Generator(), per_clip=0)
 
 
 # ----------------------------------------------------------------------------- rewards and D
@@ -246,10 +265,6 @@ def test_leave_one_out_baseline_is_the_mean_of_the_clips_other_samples():
     assert torch.equal(leave_one_out_baseline(torch.full((3, 5), 0.7)), torch.full((3, 5), 0.7))  # all equal: 0
 
 
-def test_each_clip_is_repeated_k_times_in_a_row():
-    feats = torch.arange(6.0).view(3, 2)  # (B, F)
-    assert repeat_clips(feats, 2).tolist() == [[0, 1], [0, 1], [2, 3], [2, 3], [4, 5], [4, 5]]
-    assert repeat_clips(feats, 1) is feats
 
 
 def test_finetune_config_refuses_a_mean_baseline_without_other_samples():

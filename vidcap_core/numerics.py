@@ -41,12 +41,14 @@ NUMERICS_VERSIONS: dict[str, int] = {
     "backbone.resnet": 1,  # resnet18/50/152
     "backbone.vgg": 1,  # vgg16/19
     # models, losses, batching, the MLE loop, the plateau schedule and model selection (models/, training/)
-    "training": 1,
-    # policy-gradient fine-tuning: SCST and the LSTM-GAN, rewards (training/policy_gradient.py, rewards.py)
+    "training": 2,  # 2: ConceptCaptioner builds S2VT first, then its concept head (seeded initial weights)
+    # policy-gradient fine-tuning: SCST and the LSTM-GAN, rewards (training/finetune.py, policy_gradient.py,
+    # scst.py, adversarial.py, collapse.py, rewards.py)
     "finetune": 1,
     # greedy, beam and sampled decoding (decoding/)
     "decoding": 1,
-    # caption metrics (pycocoevalcap, CIDEr-D without Java), the semantic checker, bootstraps (evaluation/, synth/checker.py)
+    # caption metrics (pycocoevalcap, CIDEr-D without Java), caption diversity, the semantic checker, bootstraps
+    # (evaluation/, synth/checker.py)
     "evaluation": 1,
 }
 

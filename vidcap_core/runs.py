@@ -51,6 +51,10 @@ class RunDir:
         """The finished run's facts: steps, stop reason, convergence verdict, caption limit."""
         return self.root / "summary.json"
 
+    def event_files(self) -> list[Path]:
+        """TensorBoard event files (training/board.py), one per process that trained the run."""
+        return sorted(self.root.glob("events.out.tfevents.*"))
+
     def read_config(self, required: tuple[str, ...] = ()) -> dict[str, Any]:
         """config.json as plain data (no TrainConfig: inference reads it without importing training).
         DatasetError when it is missing, unreadable or lacks one of `required`."""

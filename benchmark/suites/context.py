@@ -118,6 +118,7 @@ class BenchContext:
         if self._scorer is not None:
             self._scorer.close()
             self._scorer = None
+        self.executor.close()
 
     def evaluate(self, record: RunRecord, request: EvalRequest = EvalRequest()) -> EvalRecord | None:
         return self.store.evaluate(record, request, self.scorer())

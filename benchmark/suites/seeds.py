@@ -19,7 +19,7 @@ The suite also records which configuration the benchmark's selection rule (bench
 pick among its MLE models, so a reader sees when that is not attention-LSTM.
 
 Metrics: BLEU-4, METEOR, ROUGE-L, CIDEr-D, the semantic checker's slots (SynthClips) and the test
-captions' diversity (benchmark.diversity: distinct captions, distinct-1 / distinct-2, vocabulary
+captions' diversity (vidcap_core.evaluation.diversity: distinct captions, distinct-1 / distinct-2, vocabulary
 used), which the GAN claim needs. Diversity is one number per run, so it is compared per seed
 (at least MIN_SEEDS seeds), like the other per-run quantities.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.diversity import caption_diversity
+from vidcap_core.evaluation.diversity import caption_diversity
 from benchmark.figures import grouped_bars
 from benchmark.runner import EvalRecord, RunSpec
 from benchmark.selection import choose
@@ -54,7 +54,7 @@ FINETUNE_LABELS = (ADVERSARIAL, SCST, SCST_SEMANTIC)
 # (A, B): A is claimed better than B; every pair is compared on every caption metric (+ exact on SynthClips)
 PAIRS = ((CONCEPTS_INIT, CONCEPTS_INPUT), (CONCEPTS_INIT, S2VT), (CONSISTENCY, ATTENTION),
          (ADVERSARIAL, ATTENTION), (SCST, ATTENTION), (SCST_SEMANTIC, ATTENTION))
-DIVERSITY = ("distinct_captions", "distinct_1", "distinct_2", "vocabulary")  # columns of benchmark.diversity
+DIVERSITY = ("distinct_captions", "distinct_1", "distinct_2", "vocabulary")  # columns of vidcap_core.evaluation.diversity
 SLOTS = ("colour", "shape", "action", "direction", "order")  # the semantic checker's slots besides exact
 
 
@@ -98,7 +98,7 @@ def diversity_by_seed(group: Trained, column: str) -> dict[int, float]:
 
 
 def suite_rows(group: Trained) -> list[dict[str, object]]:
-    """rows_of plus the diversity columns (distinct_captions: benchmark.diversity's, on tokens)."""
+    """rows_of plus the diversity columns (distinct_captions: evaluation.diversity's, on tokens)."""
     return [{**row, **diversity_of(evaluation)} for row, evaluation in zip(rows_of(NAME, group), group.evals)]
 
 
@@ -152,7 +152,7 @@ def run(ctx: BenchContext) -> SuiteResult:
         f"[2] and `-scst` / `-scst-semantic`: self-critical fine-tuning with CIDEr-D / the semantic checker's exact "
         f"score as reward, each starting from the same seed's `{FINETUNE_PARENT}` best.pt. Diversity of the test "
         "captions: `distinct_1` / `distinct_2` = distinct words / bigrams over all words / bigrams, `vocabulary` = "
-        "words used (benchmark/diversity.py). " + note,
+        "words used (vidcap_core/evaluation/diversity.py). " + note,
         markdown_table(suite_summary(table, ["config"], columns)),
         "Fine-tunes and the runs they started from (a fine-tune of an unconverged parent is trained and shown, and "
         "its claims are not judged):",

@@ -18,7 +18,7 @@ def finetune_from_options(out: Path, config: Path | None, init_from: Path | None
         raise ConfigError("--scst and --adversarial fine-tune a trained model: pass --init-from RUN_DIR (a `vidcap "
                           "train` run folder) or a checkpoint file.")
     from vidcap_core.training.finetune_config import resolve_finetune
-    from vidcap_core.training.policy_gradient import finetune, finetune_summary
+    from vidcap_core.training.finetune import finetune, finetune_summary
 
     method = "scst" if scst else "adversarial"
     cfg, ft = resolve_finetune(init_from, method, config, overrides, finetune_overrides)

@@ -12,7 +12,7 @@ from vidcap_core.options import ArchName, CellName, ConceptMode, DatasetName, De
 
 
 def train_command(
-    out: Annotated[Path, typer.Option("--out", help="Run directory: config.json, vocab.json, last.pt, best.pt, log.jsonl, gradients.jsonl, summary.json.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory: config.json, vocab.json, last.pt, best.pt, log.jsonl, gradients.jsonl, summary.json, TensorBoard events.")],
     config: Annotated[Optional[Path], typer.Option("--config", help="A .json or .toml file of training options; flags given here override it.")] = None,
     dataset: Annotated[Optional[DatasetName], typer.Option(help="Dataset loader.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root folder.")] = None,

@@ -97,7 +97,8 @@ def beam_search(
                     a_index = torch.tensor([a for a, _ in cut], device=device)
                     rows = torch.tensor([a * K + j for a, j in cut], device=device)
                     cut_scores = scores.view(-1)[rows]
-                    _finish(finished, active, a_index, cut_scores, history, att_history, rows, max_len, length_penalty)
+                    _finish(finished, active, a_index, cut_scores, history, att_history, rows, max_len, length_penalty,
+                            ended=False)
                 break
             if any(done):
                 remaining = [a for a in range(A) if not done[a]]
@@ -123,8 +124,10 @@ def _finish(
     rows: Tensor,
     length: int,
     length_penalty: float,
+    ended: bool = True,
 ) -> None:
-    """Turn rows of the beam (their tokens so far, EOS excluded) into finished hypotheses."""
+    """Turn rows of the beam (their tokens so far, EOS excluded) into finished hypotheses; `ended`
+    False: rows cut at the length limit without EOS."""
     penalty = gnmt_length_penalty(length, length_penalty)
     token_rows = history[rows].tolist()  # (E, t)
     attention = None if att_history is None else att_history[rows].float().cpu().numpy()  # (E, t, N)
@@ -135,6 +138,7 @@ def _finish(
                 score=logprob / penalty,
                 logprob=logprob,
                 attention=None if attention is None else attention[i],
+                ended=ended,
             )
         )
 

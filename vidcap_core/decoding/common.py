@@ -24,12 +24,15 @@ class Hypothesis:
     tokens, EOS included when it was emitted. `score` ranks hypotheses: `logprob` divided by
     the GNMT length penalty (equal to `logprob` when length_penalty is 0). `attention` has
     one row of weights over the N memory slots per word, or is None for models without attention.
+    `ended` is False for a hypothesis cut at the length limit before it emitted EOS (an unfinished
+    sentence, which callers showing captions to people leave out when a finished one exists).
     """
 
     tokens: list[int]
     score: float
     logprob: float
     attention: np.ndarray | None  # (len(tokens), N) or None
+    ended: bool = True
 
 
 def check_decode_options(beam_size: int, n_best: int, length_penalty: float, no_repeat_ngram: int) -> None:

@@ -70,5 +70,6 @@ def greedy_decode(
             score=total / gnmt_length_penalty(length, length_penalty),
             logprob=total,
             attention=None if alphas is None else alphas[i, :n],
+            ended=ended,
         )])
     return out

@@ -54,19 +54,26 @@ def sample_captions(
     generator: torch.Generator,
     max_len: int | None = None,
     temperature: float = 1.0,
+    per_clip: int = 1,
 ) -> SampledCaptions:
-    """Sample one caption per clip, token by token, until EOS or `max_len` tokens (EOS included).
+    """Sample `per_clip` captions per clip, token by token, until EOS or `max_len` tokens (EOS included).
 
-    feats (B, T, F) or (B, T, R, F), mask (B, T) bool or None. Each step draws from
+    feats (B, T, F) or (B, T, R, F), mask (B, T) bool or None. Each clip is encoded once and its memory
+    expanded (`CaptionModel.expand`, as self-critical.pytorch does): rows b * per_clip ..
+    b * per_clip + per_clip - 1 of the result are clip b's. Each step draws from
     softmax(logits / temperature) with PAD and BOS excluded, using `generator` only (it must live on
     the features' device). The log-probs are of that tempered distribution, so REINFORCE on them is
     unbiased for the policy that was actually sampled. Gradients flow unless the caller disables them.
     """
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ConfigError(f"sampling temperature must be a number > 0, got {temperature!r}")
+    if isinstance(per_clip, bool) or not isinstance(per_clip, int) or per_clip < 1:
+        raise ConfigError(f"captions per clip must be a positive integer, got {per_clip!r}")
     max_len = resolve_max_len(model, max_len)
     memory = model.encode(feats, mask)
     state = model.init_state(memory)
+    if per_clip > 1:
+        memory, state = model.expand(memory, state, per_clip)  # (B * per_clip, ...)
     B = memory.batch_size
     device = memory.mask.device
     banned = torch.zeros(model.config.vocab_size, dtype=torch.bool, device=device)  # (V,)
@@ -90,7 +97,7 @@ def sample_captions(
         finished = finished | (tokens == EOS_ID)
         if bool(finished.all()):
             break
-    return SampledCaptions(
+    return SampledCaptions(  # B = clips x per_clip
         tokens=torch.stack(step_tokens, dim=1),  # (B, L)
         logprobs=torch.stack(step_logprobs, dim=1),  # (B, L)
         mask=torch.stack(step_mask, dim=1),  # (B, L)

@@ -1,4 +1,5 @@
-"""Evaluation: pycocoevalcap scoring (BLEU 1-4, METEOR, ROUGE-L, CIDEr-D), the Java check, bootstraps."""
+"""Evaluation: pycocoevalcap scoring (BLEU 1-4, METEOR, ROUGE-L, CIDEr-D), caption diversity, the Java check,
+bootstraps."""
 
 from vidcap_core.evaluation.bootstrap import (
     BootstrapCI,
@@ -9,6 +10,7 @@ from vidcap_core.evaluation.bootstrap import (
     mean_std,
     paired_bootstrap,
 )
+from vidcap_core.evaluation.diversity import Diversity, caption_diversity
 from vidcap_core.evaluation.java import check_java
 from vidcap_core.evaluation.metrics import (
     METRICS,
@@ -24,8 +26,10 @@ __all__ = [
     "BootstrapCI",
     "BootstrapResult",
     "CaptionScores",
+    "Diversity",
     "Scorer",
     "bootstrap_ci",
+    "caption_diversity",
     "check_java",
     "combine_seeds",
     "corpus_bootstrap",

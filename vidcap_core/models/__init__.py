@@ -2,7 +2,7 @@
 the joint clip/sentence embedding (semantic consistency)."""
 
 from vidcap_core.models.attention import AttentionCaptioner
-from vidcap_core.models.base import CaptionModel, Memory, append_frame_deltas, check_frame_mask
+from vidcap_core.models.base import CaptionModel, Memory, append_frame_deltas, check_frame_mask, repeat_each
 from vidcap_core.models.cells import (
     CELLS,
     Recurrent,
@@ -66,6 +66,7 @@ __all__ = [
     "consistency_ranking_loss",
     "map_state",
     "masked_nll",
+    "repeat_each",
     "negative_pairs",
     "select_state",
 ]

@@ -46,6 +46,12 @@ class Memory:
         return replace(self, **changes)
 
 
+def repeat_each(values: Tensor, times: int) -> Tensor:
+    """Each row `times` times in a row: (B, ...) -> (B * times, ...); row b * times + j is copy j of row b.
+    The one way clips are repeated: `CaptionModel.expand` (beams, samples) and what sits beside them."""
+    return values if times == 1 else values.repeat_interleave(times, dim=0)
+
+
 def check_frame_mask(mask: Tensor, batch_size: int, num_frames: int) -> None:
     """A frame mask is (B, T) bool, valid frames first, at least one per clip."""
     if mask.dtype != torch.bool or tuple(mask.shape) != (batch_size, num_frames):
@@ -140,10 +146,11 @@ class CaptionModel(nn.Module, ABC):
         """Optional whole-sequence fast path equal to looping `step()`; None = use the loop."""
         return None
 
-    # -- helpers for beam search -----------------------------------------------------
+    # -- helpers for beam search and for sampling several captions per clip -----------
     def expand(self, memory: Memory, state: State, k: int) -> tuple[Memory, State]:
-        """Repeat every clip k times: row b * k + j is beam j of clip b."""
-        index = torch.arange(memory.batch_size, device=memory.mask.device).repeat_interleave(k)  # (B * k,)
+        """Repeat every clip k times: row b * k + j is beam (or sample) j of clip b. The clip is encoded
+        once; its copies share the memory, and gradients through them add up in that one encoding."""
+        index = repeat_each(torch.arange(memory.batch_size, device=memory.mask.device), k)  # (B * k,)
         return memory.select(index), select_state(state, index)
 
     @staticmethod

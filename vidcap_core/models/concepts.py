@@ -12,10 +12,12 @@ vector alone and "init" vs "input" differs by where that vector enters, nothing 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor, nn
 
-from vidcap_core.models.base import CaptionModel, Memory
+from vidcap_core.models.base import Memory
 from vidcap_core.models.cells import Recurrent, State
 from vidcap_core.models.config import ModelConfig
 from vidcap_core.models.s2vt import S2VTCaptioner
@@ -52,23 +54,19 @@ class ConceptCaptioner(S2VTCaptioner):
     stack reads the projected vector at every step (frames and words), the variant [1] found worse.
     Why S2VT and not attention around the concepts: [1] has no attention, and with attention the
     decoder could read the frames directly at every word, hiding whether the initial state matters.
-    Region grids (B, T, R, F) are averaged over regions. Decoding is S2VT's `step()` and
-    `_teacher_forced()`; only what the word stack reads (`_word_input`) differs.
+    Region grids (B, T, R, F) are averaged over regions. Encoding is S2VT's (`_encode_frames`) from the
+    concept states; decoding is S2VT's `step()` and `_teacher_forced()`; only what the word stack reads
+    (`_word_input`) differs.
     """
 
     def __init__(self, config: ModelConfig) -> None:
-        # CaptionModel's __init__, not S2VTCaptioner's: the concept head is created before the stacks,
-        # the parameter order (hence the seeded initial weights) every concepts run was made with.
-        CaptionModel.__init__(self, config)
-        E, H, layers, C = config.embed_size, config.hidden_size, config.num_layers, len(config.concepts)
+        E, H, C = config.embed_size, config.hidden_size, len(config.concepts)
+        feeds_concepts = config.concept_mode == "input"
+        super().__init__(config, word_extra_size=E if feeds_concepts else 0)  # S2VT's embedding, classifier, stacks
+        self.feeds_concepts = feeds_concepts
         self.concept_head = nn.Sequential(
             nn.Linear(config.input_dim, H), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(H, C)
         )
-        self.frame_proj = nn.Linear(config.input_dim, E)
-        self.video_rnn = Recurrent(config.cell, E, H, layers, config.dropout)
-        self.feeds_concepts = config.concept_mode == "input"
-        word_input = H + E + (E if self.feeds_concepts else 0)
-        self.word_rnn = Recurrent(config.cell, word_input, H, layers, config.dropout)
         if self.feeds_concepts:
             self.concept_proj = nn.Linear(C, E)
         else:
@@ -82,30 +80,21 @@ class ConceptCaptioner(S2VTCaptioner):
         return (frame_logits * weights).sum(1) / weights.sum(1)  # (B, C)
 
     def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
-        feats, mask = self._prepare_inputs(feats, mask)  # (B, T, [R,] F_in), F_in = config.input_dim
-        if feats.dim() == 4:
-            feats = feats.mean(2)  # (B, T, R, F) -> (B, T, F)
-        B, T, _ = feats.shape
+        feats, mask = self._clip_features(feats, mask)  # (B, T, F_in)
         concept_logits = self.concept_scores(feats, mask)  # (B, C)
         concepts = torch.sigmoid(concept_logits)  # (B, C) the concept vector
         frames = self.dropout(self.frame_proj(feats))  # (B, T, E)
-        no_words = frames.new_zeros(B, T, self.config.embed_size)  # (B, T, E)
-        if self.feeds_concepts:
-            video = self.dropout(self.concept_proj(concepts))  # (B, E)
-            video_state, word_state, extra = None, None, [video.unsqueeze(1).expand(B, T, -1)]  # (B, T, E)
-        else:
-            video = None
-            video_state, word_state, extra = self.video_init(concepts), self.word_init(concepts), []
-        video_out, video_state = self.video_rnn(frames, video_state, mask=mask)  # (B, T, H)
-        word_in = torch.cat([video_out, no_words, *extra], dim=-1)  # (B, T, H + E [+ E])
-        _, word_state = self.word_rnn(word_in, word_state, mask=mask)
-        return Memory(mask=mask, video=video, concept_logits=concept_logits, initial_state=(video_state, word_state))
+        memory = Memory(mask=mask, concept_logits=concept_logits)
+        if self.feeds_concepts:  # both stacks start from zero; the word stack reads the vector at every step
+            return self._encode_frames(frames, replace(memory, video=self.dropout(self.concept_proj(concepts))))
+        return self._encode_frames(frames, memory, initial=(self.video_init(concepts), self.word_init(concepts)))
 
     def auxiliary_outputs(self, memory: Memory, captions: Tensor) -> dict[str, Tensor]:
         return {"concept_logits": memory.concept_logits}  # (B, C)
 
     def _word_input(self, video_out: Tensor, words: Tensor, memory: Memory) -> Tensor:
-        """S2VT's [video-stack output, word embedding], then the concept vector in "input" mode, (B, [L,] H + E [+ E])."""
+        """S2VT's [video-stack output, word embedding], then the concept vector in "input" mode, (B, [L,] H + E [+ E]);
+        words (B, E) while decoding step by step, (B, L, E) teacher-forced or while encoding (L = T)."""
         if not self.feeds_concepts:
             return super()._word_input(video_out, words, memory)
         video = memory.video if words.dim() == 2 else memory.video.unsqueeze(1).expand(-1, words.size(1), -1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor, nn
 
@@ -21,31 +23,46 @@ class S2VTCaptioner(CaptionModel):
     Region grids (B, T, R, F) are averaged over regions.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, word_extra_size: int = 0) -> None:
+        """`word_extra_size`: what a subclass's `_word_input` appends to the word stack's input (ConceptCaptioner's
+        concept vector in "input" mode)."""
         super().__init__(config)
         E, H, layers = config.embed_size, config.hidden_size, config.num_layers
         self.frame_proj = nn.Linear(config.input_dim, E)
         self.video_rnn = Recurrent(config.cell, E, H, layers, config.dropout)
-        self.word_rnn = Recurrent(config.cell, H + E, H, layers, config.dropout)
+        self.word_rnn = Recurrent(config.cell, H + E + word_extra_size, H, layers, config.dropout)
 
     def encode(self, feats: Tensor, mask: Tensor | None = None) -> Memory:
-        feats, mask = self._prepare_inputs(feats, mask)  # (B, T, [R,] F_in), F_in = config.input_dim
-        if feats.dim() == 4:
-            feats = feats.mean(2)  # (B, T, R, F) -> (B, T, F)
-        B, T, _ = feats.shape
+        feats, mask = self._clip_features(feats, mask)  # (B, T, F_in)
         frames = self.dropout(self.frame_proj(feats))  # (B, T, E)
-        video_out, video_state = self.video_rnn(frames, mask=mask)  # (B, T, H)
+        return self._encode_frames(frames, Memory(mask=mask))
+
+    def _clip_features(self, feats: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Validated features, one vector per frame: (B, T, F_in), F_in = config.input_dim; and the (B, T) mask."""
+        feats, mask = self._prepare_inputs(feats, mask)  # (B, T, [R,] F_in)
+        if feats.dim() == 4:
+            feats = feats.mean(2)  # (B, T, R, F_in) -> (B, T, F_in)
+        return feats, mask
+
+    def _encode_frames(self, frames: Tensor, memory: Memory, initial: State | None = None) -> Memory:
+        """The encoding stage: both stacks read the projected frames (B, T, E) from `initial` states ((video,
+        word); None: zeros), the word stack with no word (`_word_input` of `memory`). Returns `memory` with
+        their final states, where decoding starts."""
+        B, T, _ = frames.shape
+        video_initial, word_initial = (None, None) if initial is None else initial
+        video_out, video_state = self.video_rnn(frames, video_initial, mask=memory.mask)  # (B, T, H)
         no_words = frames.new_zeros(B, T, self.config.embed_size)  # (B, T, E)
-        _, word_state = self.word_rnn(torch.cat([video_out, no_words], dim=-1), mask=mask)  # (B, T, H + E)
-        return Memory(mask=mask, initial_state=(video_state, word_state))
+        word_in = self._word_input(video_out, no_words, memory)  # (B, T, H + E [+ extra])
+        _, word_state = self.word_rnn(word_in, word_initial, mask=memory.mask)
+        return replace(memory, initial_state=(video_state, word_state))
 
     def init_state(self, memory: Memory) -> State:
         return memory.initial_state
 
     def _word_input(self, video_out: Tensor, words: Tensor, memory: Memory) -> Tensor:
-        """What the word stack reads while decoding: [video-stack output, word embedding], (B, [L,] H + E).
+        """What the word stack reads: [video-stack output, word embedding (zeros while encoding)], (B, [L,] H + E).
 
-        The one hook subclasses change (ConceptCaptioner appends its concept vector), so `step()`
+        The one hook subclasses change (ConceptCaptioner appends its concept vector), so encoding, `step()`
         and `_teacher_forced()` are written once.
         """
         return torch.cat([video_out, words], dim=-1)

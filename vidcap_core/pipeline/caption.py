@@ -11,8 +11,8 @@ everything they show (hypotheses, attention, the sampled frames and their indice
 
 from __future__ import annotations
 
-import time
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from vidcap_core.errors import CheckpointError, ConfigError, FeatureError
 from vidcap_core.features.backbones import build_backbone
 from vidcap_core.features.extract import encode_clips
 from vidcap_core.ood import OodCalibration, load_ood
+from vidcap_core.pipeline.scope import scope_sentence
 from vidcap_core.text import Vocabulary
 from vidcap_core.video import VideoInfo, probe_video, read_frames, sample_frame_indices
 
@@ -54,7 +55,8 @@ class CaptionResult:
     path: Path
     caption: str
     score: float  # the best hypothesis' score: summed log-prob, length-penalised when length_penalty > 0
-    hypotheses: list[tuple[str, float]]  # n_best (caption, score), best first
+    hypotheses: list[tuple[str, float]]  # up to n_best (caption, score), best first; finished sentences only,
+    # unless no hypothesis ended before the length limit (then the best cut one, and `ended` is False)
     attention: np.ndarray | None  # (words, T) of the best caption for attention models, else None
     frames: np.ndarray  # (T, H, W, 3) uint8: the sampled frames the model saw
     frame_indices: list[int]  # (T,) index of each sampled frame in the source video
@@ -62,11 +64,13 @@ class CaptionResult:
     ood: dict[str, Any] | None = None  # out-of-distribution score (issue #12); None until that check runs
     # (words, T, R) for models that attend over frame regions (TrainConfig.regions); `attention` is its sum over R
     region_attention: np.ndarray | None = None
+    ended: bool = True  # False: the caption was cut at the model's length limit (no hypothesis finished)
 
     def to_dict(self) -> dict[str, Any]:
-        """The `vidcap caption --format json` object: path, caption, score, hypotheses, [attention],
+        """The `vidcap caption --format json` object: path, caption, score, ended, hypotheses, [attention],
         frame_indices, timings_ms, ood (null when not computed). The frames themselves are left out."""
         out: dict[str, Any] = {"path": str(self.path), "caption": self.caption, "score": self.score,
+                               "ended": self.ended,
                                "hypotheses": [{"caption": text, "score": score} for text, score in self.hypotheses]}
         if self.attention is not None:
             out["attention"] = [[round(float(a), 4) for a in row] for row in self.attention]  # (L, T)
@@ -135,6 +139,11 @@ class Captioner:
         return next(self.model.parameters()).device
 
     @property
+    def scope(self) -> str:
+        """What this model can describe, in plain words (from its vocabulary: pipeline.scope)."""
+        return scope_sentence(self.vocab.tokens)
+
+    @property
     def is_attention(self) -> bool:
         return getattr(getattr(self.model, "config", None), "arch", None) == "attention"
 
@@ -155,7 +164,8 @@ class Captioner:
                 video_info: VideoInfo | None = None) -> CaptionResult:
         """Caption one video file: probe, read `num_frames` frames (None = as many as the model was
         trained on), encode them, decode (greedy for beam 1; `no_repeat_ngram` N > 0 forbids any
-        n-gram of N words twice). `video_info` skips the probe when the caller already has it.
+        n-gram of N words twice). Sentences cut at the length limit are left out when a finished one
+        exists. `video_info` skips the probe when the caller already has it.
         Raises ConfigError for bad options, VideoReadError for an unreadable file."""
         check_decode_options(beam, n_best, length_penalty, no_repeat_ngram)
         count = self.num_frames if num_frames is None else check_num_frames(num_frames)
@@ -168,7 +178,7 @@ class Captioner:
         feats = self.features(frames)  # (1, T, [R,] F)
         timings["features"] = elapsed_ms(started)
         started = time.perf_counter()
-        hypotheses, attention = self.decode(feats, beam, n_best, length_penalty, no_repeat_ngram)
+        hypotheses, attention, ended = self.decode(feats, beam, n_best, length_penalty, no_repeat_ngram)
         timings["caption"] = elapsed_ms(started)
         caption, score = hypotheses[0]
         region_attention = None
@@ -185,16 +195,20 @@ class Captioner:
             frames=frames,
             frame_indices=[int(i) for i in sample_frame_indices(info.frames, count)],
             timings_ms=timings,
+            ended=ended,
             # (T, [R,] F) features, (T, H, W, 3) frames and the probe: both halves of the OOD score
             ood=None if self.ood is None else self.ood.score(feats[0].cpu().numpy(), frames, info).to_dict(),
         )
 
     def decode(self, feats: torch.Tensor, beam: int = 1, n_best: int = 1, length_penalty: float = 0.0,
-               no_repeat_ngram: int = 0) -> tuple[list[tuple[str, float]], np.ndarray | None]:
-        """feats (1, T, [R,] F) -> ([(caption, score)] best first, attention (words, T [* R]) of the best or None)."""
-        hypotheses = decode(self.model, feats, None, beam=beam, n_best=n_best, length_penalty=length_penalty,
-                            max_len=self.model.config.max_tokens, no_repeat_ngram=no_repeat_ngram)[0]
-        return [(self.vocab.decode(h.tokens), float(h.score)) for h in hypotheses], hypotheses[0].attention
+               no_repeat_ngram: int = 0) -> tuple[list[tuple[str, float]], np.ndarray | None, bool]:
+        """feats (1, T, [R,] F) -> ([(caption, score)] best first, attention (words, T [* R]) of the best or
+        None, whether the best ended). Of all `beam` hypotheses, the `n_best` best that ended before the
+        length limit; only when none did, the best cut one."""
+        every = decode(self.model, feats, None, beam=beam, n_best=beam, length_penalty=length_penalty,
+                       max_len=self.model.config.max_tokens, no_repeat_ngram=no_repeat_ngram)[0]  # best first
+        shown = [h for h in every if h.ended][:n_best] or every[:1]
+        return [(self.vocab.decode(h.tokens), float(h.score)) for h in shown], shown[0].attention, shown[0].ended
 
 
 def check_num_frames(num_frames: int) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vidcap_core.synth.catalog import COLOURS
 from vidcap_core.synth.truth import EventTruth
 
 SHAPE_NOUNS: dict[str, tuple[str, ...]] = {
@@ -59,6 +60,15 @@ CONNECTIVES: dict[int, tuple[str, ...]] = {
     ),
 }
 MAX_EVENTS = max(CONNECTIVES)
+ARTICLES = ("a", "an", "the")
+
+
+def caption_words() -> frozenset[str]:
+    """Every word a SynthClips caption can use (what the PTB tokenizer keeps of the tables above)."""
+    phrases = [*ARTICLES, *COLOURS, *(w for words in (*SHAPE_NOUNS.values(), *SIZE_ADJECTIVES.values(),
+                                                       *ACTION_PHRASES.values(), *CONNECTIVES.values()) for w in words)]
+    text = " ".join(phrases).replace(COLOUR_SLOT, " ").replace(",", " ")
+    return frozenset(word for word in text.split() if not (word.startswith("{") and word.endswith("}")))
 
 
 def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:

@@ -31,7 +31,8 @@ MODEL_FIELDS = ("arch", "cell", "embed_size", "hidden_size", "num_layers", "atte
 
 @dataclass
 class FinetuneConfig:
-    """Policy-gradient fine-tuning of a pretrained captioner G (training/policy_gradient.py).
+    """Policy-gradient fine-tuning of a pretrained captioner G (training/finetune.py, the step in
+    training/policy_gradient.py).
 
     loss = (1 - mle_weight) * policy-gradient loss + mle_weight * teacher-forced NLL, both mean per token.
     """

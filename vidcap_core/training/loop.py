@@ -60,6 +60,7 @@ from vidcap_core.training.batches import (
     split_for_rank,
     step_position,
 )
+from vidcap_core.training.board import Board, open_board
 from vidcap_core.training.config import TrainConfig
 from vidcap_core.training.convergence import (
     PlateauSchedule,
@@ -169,8 +170,12 @@ def run_training(cfg: TrainConfig, run: RunDir, resume: bool, progress: bool, ct
         append_jsonl(run.gradients, probe_row(model, probe, 0, 0.0, ctx.device))
     trainable = wrap_for_ranks(model, ctx)
     schedule = plateau_schedule(cfg, data.synth)
-    while state.stop_reason is None:
-        run_interval(cfg, run, trainable, model, optimizer, data, probe, schedule, state, ctx, progress)
+    board = open_board(run, cfg, data, state.steps_done, enabled=ctx.is_main)  # TensorBoard events in RUN_DIR
+    try:
+        while state.stop_reason is None:
+            run_interval(cfg, run, trainable, model, optimizer, data, probe, schedule, state, ctx, progress, board)
+    finally:
+        board.close()
     barrier(ctx)
     if ctx.is_main and run.best.is_file():
         calibrate_best(run, data, cfg)
@@ -210,8 +215,8 @@ def epochs_done(steps: int, cfg: TrainConfig, data: TrainingData) -> float:
 
 def run_interval(cfg: TrainConfig, run: RunDir, trainable: nn.Module, model: nn.Module,
                  optimizer: torch.optim.Optimizer, data: TrainingData, probe: ProbeBatch, schedule: PlateauSchedule,
-                 state: RunState, ctx: DistContext, progress: bool) -> None:
-    """`val_every_steps` steps, then validate (select, schedule), log, probe, save last.pt.
+                 state: RunState, ctx: DistContext, progress: bool, board: Board) -> None:
+    """`val_every_steps` steps, then validate (select, schedule), log (log.jsonl, `board`), probe, save last.pt.
     Updates `state` in place; sets state.stop_reason when the run ends."""
     started = time.perf_counter()
     first = state.steps_done
@@ -253,6 +258,7 @@ def run_interval(cfg: TrainConfig, run: RunDir, trainable: nn.Module, model: nn.
         row["train_seconds"] = round(train_seconds, 3)
         row["seconds"] = round(time.perf_counter() - started, 3)
         append_jsonl(run.log, json_safe(row))
+        board.log(row, model)
         save_last(run.last, cfg, model, optimizer, state)
     barrier(ctx)
 

@@ -1,4 +1,5 @@
-"""Caption rewards of policy-gradient fine-tuning (training/policy_gradient.py), text side.
+"""Caption rewards of policy-gradient fine-tuning (training/policy_gradient.py), text side
+(SCST's reward source, training/scst.py).
 
 - `CiderDReward`: CIDEr-D of one caption against its clip's references (Rennie et al. 2017's SCST
   reward). The document frequencies come from the *training* references, computed once per run, as in
@@ -10,7 +11,7 @@
 - `SemanticReward`: on SynthClips, the semantic checker's exact score (1.0 when the caption states
   every event, its colour, shape, size and order right; else 0.0).
 
-The discriminator's reward (the LSTM-GAN) needs tensors, not text, and lives in policy_gradient.py.
+The discriminator's reward (the LSTM-GAN) needs tensors, not text, and lives in training/adversarial.py.
 """
 
 from __future__ import annotations

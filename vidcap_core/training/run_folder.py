@@ -3,7 +3,7 @@
 RUN_DIR (vidcap_core.runs.RunDir): config.json (the resolved TrainConfig: the caption limit as a
 number), vocab.json, last.pt (resume state), best.pt (inference checkpoint), log.jsonl (one row per
 validation interval), gradients.jsonl (gradient-flow probe rows), summary.json (TrainResult.summary:
-steps, stop reason, convergence verdict).
+steps, stop reason, convergence verdict), events.out.tfevents.* (TensorBoard: training/board.py).
 Every file is written with vidcap_core.files (temp file, then rename), so a killed run leaves at
 most temp files, which `prepare_run_dir` sweeps before the run starts or resumes.
 """
@@ -94,7 +94,7 @@ def prepare_run_dir(cfg: TrainConfig, run: RunDir, resume: bool) -> None:
                 "use another --out, or --no-resume to start over there."
             )
     elif not resume or not run.last.is_file():
-        for path in (run.last, run.best, run.log, run.gradients, run.summary):
+        for path in (run.last, run.best, run.log, run.gradients, run.summary, *run.event_files()):
             path.unlink(missing_ok=True)
     write_json(run.config, cfg.to_dict())
 

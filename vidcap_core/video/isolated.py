@@ -9,6 +9,10 @@ batch or server. `IsolatedDecoder` keeps up to `workers` spawned child processes
 - the child dies (a signal such as SIGSEGV): VideoReadError naming the file (the signal in `.detail`);
 - no answer within `timeout_s`: the child is killed, VideoReadError naming the file.
 
+`timeout_s` times a request, never a child's start: a fresh child first answers a no-op request
+(importing the decoders takes seconds on a busy machine) within STARTUP_TIMEOUT_S, and only then gets
+the file.
+
 A dead or killed child is replaced before the next request, so the rest of the batch goes on.
 Only a child that dies *while reading a file* blames that file: the child acknowledges each
 request before it touches the file, and a child found dead before that acknowledgement (it died
@@ -38,6 +42,9 @@ from vidcap_core.video.reader import probe_video, read_frames
 ReadFn = Callable[..., np.ndarray]  # read_frames(path, num_frames, size) -> (T, H, W, 3) uint8
 ProbeFn = Callable[[Path], VideoInfo]
 DEFAULT_TIMEOUT_S = 120.0  # a 10-minute 1080p clip decodes in well under this on 2 cores
+# A spawned child imports Python, vidcap_core and the decoders before it answers: 2-3 s measured on a busy
+# 2-core machine (load ~20), so a short `timeout_s` must not bound it.
+STARTUP_TIMEOUT_S = 300.0
 
 
 class IsolatedDecoder:
@@ -94,14 +101,16 @@ class IsolatedDecoder:
         except Exception:  # interpreter shutdown: modules may already be gone
             pass
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         """Spawn every child now (a server calls this at startup, so the first request does not
-        wait for a child to start)."""
+        wait for a child to start). `wait` False returns at once: the children import their decoders
+        while the caller does other work (`vidcap caption` loads torch meanwhile), and the first
+        request waits for its child to be ready, as it would for a fresh one."""
         with self._lock:
             missing = self._slots_total - len(self._idle) - len(self._busy)
         fresh = [_Worker(*self._functions) for _ in range(max(0, missing))]
-        for worker in fresh:
-            worker.wait_ready(self.timeout_s)
+        for worker in fresh if wait else []:
+            worker.wait_ready(STARTUP_TIMEOUT_S)
         with self._lock:
             if self._closed:
                 extra, fresh = fresh, []
@@ -141,7 +150,9 @@ class IsolatedDecoder:
                     dead.append(candidate)
         for gone in dead:
             gone.stop()
-        worker = worker or _Worker(*self._functions)  # spawned outside the lock: it takes a second
+        if worker is None:  # spawned and started outside the lock: it takes seconds
+            worker = _Worker(*self._functions)
+            worker.wait_ready(STARTUP_TIMEOUT_S)
         with self._lock:
             self._busy.add(worker)
         return worker
@@ -172,14 +183,19 @@ class _Worker:
         return self.process.is_alive()
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Block until the child has imported its decoders and answers (a no-op request)."""
+        """Block until the child has imported its decoders and answered a no-op request. A child that does
+        not answer within `timeout_s` is stopped (its late answer must not pass for a request's), and one
+        that died starting stays dead: either is replaced at its first request, blaming no file."""
         try:
             self.conn.send(("ping", ()))
             if self.conn.poll(timeout_s):
                 self.conn.recv()  # "started"
-                self.conn.recv()  # ("ok", None)
+                if self.conn.poll(timeout_s):
+                    self.conn.recv()  # ("ok", None)
+                    return
         except (EOFError, OSError):
-            pass  # a child that died starting is found dead and replaced at its first request
+            pass
+        self.stop()
 
     def request(self, path: Path, kind: str, args: tuple[Any, ...], timeout_s: float) -> Any:
         try:

@@ -3,9 +3,8 @@
 Captions are tokenised as the caption metrics see them (sanitised, vidcap's PTB tokenizer:
 `vidcap_core.evaluation.validation.python_tokens`), so "a Red circle." and "a red circle" are one
 caption with the same words. The n-gram ratios are the "distinct-n" of Li et al. 2016: distinct
-n-grams over all n-grams of the corpus (n-grams never cross caption boundaries). It lives in the
-benchmark, not in vidcap_core.evaluation: the library's source digest keys every cached training run,
-and a metric only the benchmark reports should not invalidate them.
+n-grams over all n-grams of the corpus (n-grams never cross caption boundaries). The benchmark's
+`seeds` suite reports it for every run's test captions.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+
+from vidcap_core.evaluation.validation import python_tokens
 
 DIVERSITY_COLUMNS = ("distinct_captions", "distinct_1", "distinct_2", "vocabulary")
 
@@ -42,8 +43,6 @@ def distinct_ratio(token_lists: Iterable[Sequence[str]], n: int) -> float:
 
 def caption_diversity(captions: Iterable[str]) -> Diversity:
     """Diversity of one caption per clip (a model's test captions)."""
-    from vidcap_core.evaluation.validation import python_tokens
-
     tokens = [python_tokens(caption).split() for caption in captions]
     return Diversity(
         captions=len(tokens),

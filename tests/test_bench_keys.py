@@ -1,0 +1,143 @@
+"""vidcap-bench's run keys (benchmark/identity.py, runner.py's RunSpec): what changes a key and what does not
+(the declared numerics versions, never the source), fine-tunes keyed on their parents, and the profiles'
+one training recipe (profiles.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.identity import stable_hash
+from benchmark.prepare import DatasetSource, FeatureSource
+from benchmark.runner import FinetuneStage, RunSpec, training_waves
+from vidcap_core.errors import ConfigError
+from vidcap_core.training.config import TrainConfig
+
+
+# ----------------------------------------------------------------------------- run keys
+
+
+def make_spec(tmp: Path, **overrides) -> RunSpec:
+    data = DatasetSource("synth", tmp / "data", synth_preset="tiny", synth_clips=None)
+    features = FeatureSource(data, "synth-cnn", 8, tmp / "features", weights_id="sha256:abc")
+    values = {"dataset": "synth", "root": str(data.root), "features": str(features.dir), "arch": "s2vt",
+              "cell": "lstm", "hidden_size": 16, "seed": 0, **overrides}
+    return RunSpec("s2vt-lstm", TrainConfig.from_dict(values), features)
+
+
+def test_stable_hash_is_canonical():
+    assert stable_hash({"b": 1, "a": [1, 2]}) == stable_hash({"a": [1, 2], "b": 1})
+    assert stable_hash({"a": 1}) == "015abd7f5cc57a2d"  # sha256('{"a":1}')[:16]: fixed across versions
+    assert stable_hash({"a": 1}) != stable_hash({"a": 2})
+
+
+def test_run_key_covers_what_changes_results_only(tmp_path):
+    key = make_spec(tmp_path).key
+    assert key == make_spec(tmp_path).key
+    assert key == make_spec(tmp_path, torch_threads=1, device="cpu").key  # how it runs, not what it computes
+    assert key == make_spec(tmp_path / "moved").key  # paths are replaced by data identity
+    assert key != make_spec(tmp_path, hidden_size=32).key
+    assert key != make_spec(tmp_path, seed=1).key
+    assert key != make_spec(tmp_path, grad_clip=None).key
+    other_weights = make_spec(tmp_path)
+    other_weights = RunSpec(other_weights.label, other_weights.config,
+                            FeatureSource(other_weights.features.dataset, "synth-cnn", 8, tmp_path / "features", weights_id="sha256:def"))
+    assert key != other_weights.key
+
+
+def test_profiles_are_one_recipe_with_overrides():
+    from benchmark.profiles import FINETUNE_RECIPE, PROFILES, RECIPE, with_overrides
+    from vidcap_core.training import TrainConfig
+
+    def resolved(train: dict) -> dict:
+        return TrainConfig.from_dict({**train, "dataset": "synth", "root": "data", "features": "features"}).to_dict()
+
+    full, quick, smoke = PROFILES["full"], PROFILES["quick"], PROFILES["smoke"]
+    assert full.train == RECIPE and full.finetune_train == FINETUNE_RECIPE
+    assert resolved(quick.train) == {**resolved(full.train), "max_steps": 600}  # a fifth of the steps, nothing else
+    assert quick.finetune_train == {**FINETUNE_RECIPE, "max_steps": 200}
+    assert resolved(smoke.train)["frame_deltas"] == RECIPE["frame_deltas"] and smoke.train["lr"] == RECIPE["lr"]
+    assert resolved(smoke.train)["hidden_size"] == 16 and smoke.finetune_train["max_steps"] == 4
+    with pytest.raises(ConfigError, match="max_step"):
+        with_overrides(RECIPE, max_step=10)  # a typo is refused, not added
+
+
+def test_keys_follow_the_declared_numerics_versions_not_the_source(tmp_path, monkeypatch):
+    from vidcap_core import numerics
+
+    declared = dict(numerics.NUMERICS_VERSIONS)
+
+    def bump(stage: str) -> None:
+        monkeypatch.setitem(numerics.NUMERICS_VERSIONS, stage, declared[stage] + 1)
+
+    def restore(stage: str) -> None:
+        monkeypatch.setitem(numerics.NUMERICS_VERSIONS, stage, declared[stage])
+
+    spec = make_spec(tmp_path)
+    material = spec.key_material()
+    assert material["numerics"] == {s: declared[s] for s in ("data", "decoding", "evaluation", "text", "training")}
+    assert material["torch"].count(".") == 1 and material["device"].startswith("cpu:") and material["torch_threads"] == 1
+    assert "code" not in material and "code" not in material["features"]  # no source digest anywhere
+    assert material["features"]["numerics"] == {s: declared[s] for s in ("backbone.synth-cnn", "data", "features", "video")}
+    data_key, features_key, run_key = stable_hash(spec.features.dataset.identity()), stable_hash(spec.features.identity()), spec.key
+    bump("backbone.oracle")  # another backbone: nothing moves
+    assert (stable_hash(spec.features.identity()), spec.key) == (features_key, run_key)
+    bump("training")  # training: the run, not its data or features
+    assert stable_hash(spec.features.identity()) == features_key and spec.key != run_key
+    restore("training")
+    bump("backbone.synth-cnn")  # the features and every run on them
+    assert stable_hash(spec.features.dataset.identity()) == data_key
+    assert stable_hash(spec.features.identity()) != features_key and spec.key != run_key
+    restore("backbone.synth-cnn")
+    bump("synth")  # the data, hence everything made from it
+    assert stable_hash(spec.features.dataset.identity()) != data_key and spec.key != run_key
+    restore("synth")
+    finetune = finetune_of(spec)
+    before = finetune.key
+    bump("finetune")  # fine-tunes only
+    assert spec.key == run_key and finetune.key != before
+
+
+def test_synth_slots_features_depend_on_synth_cnn_too():
+    from vidcap_core.errors import ConfigError
+    from vidcap_core.numerics import backbone_stages
+
+    assert backbone_stages("synth-slots") == ("backbone.synth-cnn", "backbone.synth-slots")
+    assert backbone_stages("resnet152") == ("backbone.resnet",) and backbone_stages("vgg16") == ("backbone.vgg",)
+    with pytest.raises(ConfigError, match="numerics.py"):
+        backbone_stages("clip-vit")
+
+
+def finetune_of(parent: RunSpec, method: str = "scst", **options) -> RunSpec:
+    return RunSpec(f"{parent.label}-{method}", parent.config, parent.features,
+                   FinetuneStage(parent, method, tuple(sorted(options.items()))))
+
+
+def test_a_finetune_is_keyed_on_its_parent_and_trained_after_it(tmp_path):
+    parent = make_spec(tmp_path)
+    child = finetune_of(parent, reward="cider")
+    assert "finetune" not in parent.key_material()
+    assert child.key_material()["finetune"] == {"parent": parent.key, "method": "scst", "options": {"reward": "cider"}}
+    assert child.key != parent.key  # same TrainConfig, but a fine-tune of it
+    assert child.key == finetune_of(make_spec(tmp_path / "moved"), reward="cider").key  # parent keyed by data identity
+    assert child.key != finetune_of(make_spec(tmp_path, hidden_size=32), reward="cider").key  # another parent
+    assert child.key != finetune_of(make_spec(tmp_path, seed=1), reward="cider").key
+    assert child.key != finetune_of(parent, reward="semantic").key
+    assert child.key != finetune_of(parent, "adversarial").key
+    grandchild = finetune_of(child, "adversarial")
+    other = make_spec(tmp_path, seed=2)
+    waves = training_waves([grandchild, child, other, parent])
+    assert [[s.key for s in wave] for wave in waves] == [[other.key, parent.key], [child.key], [grandchild.key]]
+    assert training_waves([child]) == [[child]]  # a parent finished earlier is not waited for
+
+
+def test_run_key_is_the_same_in_a_fresh_interpreter(tmp_path):
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, 'tests'); "
+            "from test_bench_keys import make_spec; print(make_spec(Path(sys.argv[1])).key)")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == make_spec(tmp_path).key
