@@ -8,8 +8,8 @@ Which module runs what:
                   records.py, store.py (RunStore: the cache of runs, cached evaluations), progress.py,
                   executor.py (Executor: trains what is missing, in parallel with --jobs),
                   ray_executor.py (RayExecutor: the same runs as Ray tasks, --executor ray; docs/ray.md)
-  suites/         one module per comparison (cells, attention, data, temporal, gradients, backbone, length,
-                  seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
+  suites/         one module per comparison (perception, cells, attention, data, temporal, gradients,
+                  backbone, length, seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
                   context.py (BenchContext), groups.py (train and evaluate seeds of a config),
                   rows.py (one row per run), compare.py (paired comparisons), results.py
                   (SuiteResult -> <suite>.csv/.md/.json)

@@ -42,7 +42,7 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def run(
-    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, cells, attention, data, temporal, gradients, backbone, length, seeds, beam.")],
+    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, perception, cells, attention, data, temporal, gradients, backbone, length, seeds, beam.")],
     out: Annotated[Path, typer.Option("--out", help="Results folder: <suite>.csv/.md/.json, figures/, best/, checkpoints/.")] = Path("results"),
     profile: Annotated[ProfileChoice, typer.Option(help="quick (a short look, 1 seed, nothing converges), full (the committed results: standard preset, 3 seeds where a claim compares, runs to a plateau), smoke (tests only).")] = ProfileChoice.quick,
     seeds: Annotated[Optional[int], typer.Option(help="Seeds of every configuration (default: the profile's: more for those a claim compares).")] = None,

@@ -177,7 +177,7 @@ def score_file(captioner: Any, path: Path, set_name: str, name: str, what: str) 
 
 def load_calibrated(checkpoint: Path, decoder: Any) -> Any:
     """Captioner of `checkpoint` decoding through `decoder`; CheckpointError without an OOD calibration."""
-    from vidcap_core.features.ood import sidecar_path
+    from vidcap_core.ood import sidecar_path
     from vidcap_core.pipeline import Captioner
 
     captioner = Captioner.from_checkpoint(checkpoint, reader=decoder.read, prober=decoder.probe)

@@ -19,6 +19,7 @@ from benchmark.suites import (
     data,
     gradients,
     length,
+    perception,
     seeds,
     temporal,
 )
@@ -36,6 +37,6 @@ class Suite:
 
 SUITES: dict[str, Suite] = {
     module.NAME: Suite(module.NAME, module.TITLE, module.plan, module.run)
-    for module in (cells, attention, data, temporal, gradients, backbone, length, seeds, beam)
+    for module in (perception, cells, attention, data, temporal, gradients, backbone, length, seeds, beam)
 }
 SUITE_NAMES: tuple[str, ...] = tuple(SUITES)
