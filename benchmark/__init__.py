@@ -8,8 +8,8 @@ Which module runs what:
                   records.py, store.py (RunStore: the cache of runs, cached evaluations), progress.py,
                   executor.py (Executor: trains what is missing, in parallel with --jobs),
                   ray_executor.py (RayExecutor: the same runs as Ray tasks, --executor ray; docs/ray.md)
-  suites/         one module per comparison (cells, attention, temporal, gradients, backbone, length,
-                  seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
+  suites/         one module per comparison (perception, cells, attention, data, temporal, gradients,
+                  backbone, length, seeds, beam), each `plan(ctx)` + `run(ctx) -> SuiteResult`; shared pieces by job:
                   context.py (BenchContext), groups.py (train and evaluate seeds of a config),
                   rows.py (one row per run), compare.py (paired comparisons), results.py
                   (SuiteResult -> <suite>.csv/.md/.json)
@@ -23,7 +23,8 @@ Which module runs what:
                   demo_examples.py the best model on the demo's bundled examples
   prepare.py      SynthClips and features for the runs; identity.py the keys (numerics versions,
                   torch, device, threads); verify.py `verify` and `rekey` of a results folder;
-                  profiles.py quick / full / smoke; machine.py the machine description
+                  profiles.py quick / full / smoke; machine.py the machine description; cost.py
+                  `estimate` (a profile's cost from a results folder's measured runs)
   figures.py      matplotlib figures; perf.py `vidcap-bench perf`
   robustness/     `vidcap-bench robustness`: cases, drivers, load_test, report, run
   ood/            `vidcap-bench ood`: patterns (generated videos), scoring, report

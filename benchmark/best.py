@@ -27,7 +27,7 @@ from benchmark.selection import (
 )
 from benchmark.suites.context import BenchContext
 from benchmark.tables import fmt, markdown_table
-from vidcap_core.features.ood import sidecar_path
+from vidcap_core.ood import sidecar_path
 from vidcap_core.files import atomic_write, atomic_write_text, json_safe, write_json
 
 MAX_CHECKPOINT_BYTES = 5 * 1024 * 1024  # per-config checkpoints kept for the demo only below this size

@@ -42,10 +42,11 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def run(
-    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, cells, attention, temporal, gradients, backbone, length, beam.")],
+    suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, perception, cells, attention, data, temporal, gradients, backbone, length, seeds, beam.")],
     out: Annotated[Path, typer.Option("--out", help="Results folder: <suite>.csv/.md/.json, figures/, best/, checkpoints/.")] = Path("results"),
-    profile: Annotated[ProfileChoice, typer.Option(help="quick (a short look, 1 seed, nothing converges), full (the committed results: 3000 clips, 1 seed, runs to a plateau), smoke (tests only).")] = ProfileChoice.quick,
-    seeds: Annotated[Optional[int], typer.Option(help="Seeds per configuration (default: the profile's).")] = None,
+    profile: Annotated[ProfileChoice, typer.Option(help="quick (a short look, 1 seed, nothing converges), full (the committed results: standard preset, 3 seeds where a claim compares, runs to a plateau), smoke (tests only).")] = ProfileChoice.quick,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds of every configuration (default: the profile's: more for those a claim compares).")] = None,
+    claim_seeds: Annotated[Optional[int], typer.Option(help="Seeds of each configuration a claim compares (default: --seeds, else the profile's).")] = None,
     dataset: Annotated[Optional[DatasetChoice], typer.Option(help="Real dataset to use instead of SynthClips (needs --root and --backbone).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Root folder of the real dataset.")] = None,
     annotations: Annotated[Optional[Path], typer.Option(help="Annotation file, when not found under --root.")] = None,
@@ -65,7 +66,7 @@ def run(
 
     try:
         options = BenchOptions(
-            suites=suite, profile=profile.value, out=out, seeds=seeds,
+            suites=suite, profile=profile.value, out=out, seeds=seeds, claim_seeds=claim_seeds,
             dataset=None if dataset is None else dataset.value, root=root, annotations=annotations, backbone=backbone,
             weights=weights, max_videos=parse_max_videos(max_videos), cache=cache, jobs=jobs, max_steps=max_steps,
             executor=executor.value, address=address,
@@ -81,6 +82,42 @@ def run(
     if summary.best:
         typer.echo(f"best model (chosen on validation): {summary.best} -> {out / 'best' / 'model.pt'}")
     typer.echo(f"next: vidcap-bench report --results {out}")
+
+
+@app.command()
+def estimate(
+    suite: Annotated[list[str], typer.Option("--suite", help="Suite to cost (repeatable), as for `run`.")] = ["all"],
+    profile: Annotated[ProfileChoice, typer.Option(help="The profile to cost.")] = ProfileChoice.full,
+    results: Annotated[Path, typer.Option("--results", help="A results folder whose runs (suite CSVs: steps, train_seconds) the estimate is measured on.")] = Path("results"),
+    speedup: Annotated[float, typer.Option(help="How many times faster a training step is now than in --results (2: twice as fast).")] = 1.0,
+    jobs: Annotated[int, typer.Option(min=1, help="Training runs at once, as `run --jobs`.")] = 2,
+    seeds: Annotated[Optional[int], typer.Option(help="As `run --seeds`.")] = None,
+    claim_seeds: Annotated[Optional[int], typer.Option(help="As `run --claim-seeds`.")] = None,
+    runs: Annotated[bool, typer.Option("--runs/--no-runs", help="Also list every configuration's runs.")] = True,
+) -> None:
+    """Estimate a `run` from an empty cache: every planned run costed on the measured runs of --results (nothing is trained)."""
+    import tempfile
+
+    from benchmark.cost import config_frame, estimate as estimate_cost
+    from benchmark.invocation import BenchOptions
+    from benchmark.tables import markdown_table
+    from vidcap_core.errors import VidcapError
+
+    try:
+        with tempfile.TemporaryDirectory() as empty:
+            options = BenchOptions(suites=suite, profile=profile.value, seeds=seeds, claim_seeds=claim_seeds,
+                                   jobs=jobs, cache=Path(empty))
+            planned, totals = estimate_cost(options, results, speedup)
+    except VidcapError as exc:
+        _fail(exc)
+        return
+    if runs:
+        typer.echo(markdown_table(config_frame(planned).round(2)))
+        typer.echo("")
+    typer.echo(markdown_table(totals.round(1)))
+    total = totals.iloc[-1]
+    typer.echo(f"\n{profile.value}: {int(total['runs'])} runs, about {total['wall minutes']:.0f} min with --jobs {jobs} "
+               f"at {speedup:g} x the measured step speed (measured on {results}).")
 
 
 @app.command()

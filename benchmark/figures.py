@@ -125,3 +125,32 @@ def gradient_panels(path: Path, panels: Mapping[str, Mapping[str, Sequence[Seque
     axes[0][0].set_ylabel("||dL/dx_t||")
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def field_heatmap(path: Path, values: np.ndarray, rows: Sequence[str], columns: Sequence[str],
+                  higher_is_better: Sequence[bool], title: str, digits: Sequence[int]) -> Path:
+    """A table as a heatmap: rows x columns of numbers written in their cells, each column coloured
+    from its worst (red) to its best (green) value, so a row that lags shows at a glance; NaN is grey."""
+    plt = _pyplot()
+    values = np.asarray(values, dtype=float)  # (rows, columns)
+    shade = np.full(values.shape, np.nan)
+    for j, better in enumerate(higher_is_better):
+        column = values[:, j]
+        finite = column[np.isfinite(column)]
+        if len(finite):
+            low, high = float(finite.min()), float(finite.max())
+            scaled = (column - low) / (high - low) if high > low else np.ones_like(column)
+            shade[:, j] = scaled if better else 1.0 - scaled
+    fig, ax = plt.subplots(figsize=(1.0 + 0.95 * len(columns), 0.8 + 0.34 * len(rows)))
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#dddddd")
+    ax.imshow(np.ma.masked_invalid(shade), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            text = "n/a" if not np.isfinite(values[i, j]) else f"{values[i, j]:.{digits[j]}f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    ax.set_xticks(np.arange(len(columns)))
+    ax.set_xticklabels(columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(np.arange(len(rows)))
+    ax.set_yticklabels(rows, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)

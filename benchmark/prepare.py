@@ -4,6 +4,11 @@ With no `--dataset`, SynthClips presets are generated into `<cache>/synth/<prese
 their features extracted into `<cache>/features/<key>/`. A folder counts as finished only once its
 `bench_complete.json` marker exists; generation writes into a temp folder renamed at the end, and
 feature extraction is resumable by itself, so an interrupted preparation is simply redone/resumed.
+
+Sets grown from one preset and seed (`train_multiplier`) share their clips: clip i of each is the same
+file (`generate_synthclips`), so a finished sibling's videos and per-clip features are hard-linked in
+(`link_shared_clips`) and only the clips it lacks are rendered and extracted: the data suite's 8 x set
+costs its 8400 new clips, not 17700.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class DatasetSource:
     synth_preset: str | None = None  # set when the benchmark generates the data itself
     synth_clips: int | None = None
     synth_seed: int = 0
+    synth_train_multiplier: int = 1  # N x the preset's training clips, val and test fixed (generate_synthclips)
 
     @property
     def is_synth(self) -> bool:
@@ -46,13 +52,17 @@ class DatasetSource:
     def label(self) -> str:
         if self.synth_preset is not None:
             clips = f", {self.synth_clips} clips" if self.synth_clips else ""
-            return f"SynthClips {self.synth_preset}{clips} (seed {self.synth_seed})"
+            grown = (f", {self.synth_train_multiplier} x its training clips (val and test unchanged)"
+                     if self.synth_train_multiplier != 1 else "")
+            return f"SynthClips {self.synth_preset}{clips}{grown} (seed {self.synth_seed})"
         return f"{self.name} at {self.root}"
 
     def identity(self) -> dict[str, Any]:
         if self.synth_preset is not None:
+            # a preset's own set keeps the identity (and every key) it had before sets could grow
+            grown = {"train_multiplier": self.synth_train_multiplier} if self.synth_train_multiplier != 1 else {}
             return {"dataset": "synth", "preset": self.synth_preset, "clips": self.synth_clips,
-                    "seed": self.synth_seed, **dataset_key_material(DATASET_STAGES)}
+                    "seed": self.synth_seed, **grown, **dataset_key_material(DATASET_STAGES)}
         annotations = self.annotations
         return {
             "dataset": self.name,
@@ -100,11 +110,15 @@ class PrepLog:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def synth_source(cache: Path, preset: str, clips: int | None, seed: int = 0) -> DatasetSource:
-    probe = DatasetSource("synth", Path("."), synth_preset=preset, synth_clips=clips, synth_seed=seed)
+def synth_source(cache: Path, preset: str, clips: int | None, seed: int = 0, train_multiplier: int = 1) -> DatasetSource:
+    """A SynthClips set the benchmark generates into `cache`: `preset` (resized to `clips`), `seed`, and
+    `train_multiplier` x its training clips with its val and test clips unchanged."""
+    probe = DatasetSource("synth", Path("."), synth_preset=preset, synth_clips=clips, synth_seed=seed,
+                          synth_train_multiplier=train_multiplier)
     key = stable_hash(probe.identity())
-    return DatasetSource("synth", cache / "synth" / f"{preset}-{key}", synth_preset=preset, synth_clips=clips,
-                         synth_seed=seed)
+    grown = f"-x{train_multiplier}" if train_multiplier != 1 else ""
+    return DatasetSource("synth", cache / "synth" / f"{preset}{grown}-{key}", synth_preset=preset, synth_clips=clips,
+                         synth_seed=seed, synth_train_multiplier=train_multiplier)
 
 
 def backbone_weights_id(backbone: str, weights: Path | None) -> str:
@@ -152,6 +166,85 @@ def records_to_extract(data: DatasetSource, seeds: tuple[int, ...]) -> list:
     return [chosen[k] for k in sorted(chosen)]
 
 
+def synth_clip_count(root: Path) -> int:
+    """How many clips a finished SynthClips folder holds (its synth.json)."""
+    return int(json.loads((root / "synth.json").read_text(encoding="utf-8"))["counts"]["clips"])
+
+
+def without_multiplier(identity: dict[str, Any]) -> dict[str, Any]:
+    """A dataset's or a feature cache's identity with the SynthClips train_multiplier set aside."""
+    if isinstance(identity.get("dataset"), dict):  # a feature cache: its dataset's identity inside
+        return {**identity, "dataset": without_multiplier(identity["dataset"])}
+    return {k: v for k, v in identity.items() if k != "train_multiplier"}
+
+
+def grown_siblings(folder: Path, identity: dict[str, Any]) -> list[Path]:
+    """Finished folders next to `folder` (same parent) whose recorded identity equals `identity` but for the
+    SynthClips train_multiplier: the same preset, seed, backbone... grown to another size."""
+    def base(found: dict[str, Any]) -> str:
+        return json.dumps(without_multiplier(found), sort_keys=True, default=str)
+
+    wanted = base(json.loads(json.dumps(identity, default=str)))
+    siblings = []
+    for other in sorted(folder.parent.glob("*")) if folder.parent.is_dir() else []:
+        if other == folder or not is_complete(other):
+            continue
+        recorded = json.loads((other / COMPLETE_MARKER).read_text(encoding="utf-8")).get("identity")
+        if isinstance(recorded, dict) and base(recorded) == wanted:
+            siblings.append(other)
+    return siblings
+
+
+def link_shared_clips(files: list[tuple[Path, Path]]) -> int:
+    """Hard-link each (existing source, missing target) pair (a copy across file systems); returns how many."""
+    linked = 0
+    for source, target in files:
+        if target.exists() or not source.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        linked += 1
+    return linked
+
+
+def shared_videos(source: DatasetSource, folder: Path) -> list[tuple[Path, Path]]:
+    """(sibling's video, this set's video) for every clip a finished grown sibling of `source` shares with it."""
+    if source.synth_preset is None:
+        return []
+    from vidcap_core.synth.config import resolve_config
+    from vidcap_core.synth.generator import grown_roles, video_id
+
+    clips = len(grown_roles(resolve_config(source.synth_preset, source.synth_clips), source.synth_seed,
+                            source.synth_train_multiplier))
+    pairs = []
+    for sibling in grown_siblings(source.root, source.identity()):
+        shared = min(clips, synth_clip_count(sibling))
+        pairs += [(sibling / "videos" / f"{video_id(i)}.mp4", folder / "videos" / f"{video_id(i)}.mp4") for i in range(shared)]
+    return pairs
+
+
+def shared_features(source: FeatureSource, records: list) -> dict[str, list[tuple[Path, Path]]]:
+    """{video id: [(sibling's file, this cache's file)]} for every clip of `records` whose feature files (the
+    vector, and the grid when the cache keeps grids) a finished cache of a grown sibling dataset (same backbone,
+    weights, frames, size) holds: the same clip in both sets, so the bytes that sibling's extraction wrote."""
+    if source.dataset.synth_preset is None:
+        return {}
+    from vidcap_core.features.store import feature_path, grid_path
+
+    found: dict[str, list[tuple[Path, Path]]] = {}
+    for sibling in grown_siblings(source.dir, source.identity()):
+        for video in (r.video_id for r in records if r.video_id not in found):
+            pairs = [(feature_path(sibling, video), feature_path(source.dir, video))]
+            if source.grid:
+                pairs.append((grid_path(sibling, video), grid_path(source.dir, video)))
+            if all(theirs.is_file() for theirs, _ in pairs):
+                found[video] = pairs
+    return found
+
+
 def ensure_dataset(source: DatasetSource, log: PrepLog | None = None, say=print) -> None:
     """Generate a benchmark SynthClips set if it is not cached; check a user dataset's root exists."""
     if source.synth_preset is None:
@@ -166,7 +259,11 @@ def ensure_dataset(source: DatasetSource, log: PrepLog | None = None, say=print)
     say(f"generating {source.label} into {source.root} ...")
     partial = source.root.with_name(source.root.name + f".partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    summary = generate_synthclips(source.synth_preset, partial, seed=source.synth_seed, num_clips=source.synth_clips)
+    linked = link_shared_clips(shared_videos(source, partial))
+    if linked:
+        say(f"linked {linked} clips shared with a finished set grown from the same preset and seed")
+    summary = generate_synthclips(source.synth_preset, partial, seed=source.synth_seed, num_clips=source.synth_clips,
+                                  train_multiplier=source.synth_train_multiplier)
     mark_complete(partial, {"identity": source.identity(), "summary": summary})
     if source.root.exists():  # an unfinished folder from an older layout: replace it
         shutil.rmtree(source.root)
@@ -192,10 +289,17 @@ def ensure_features(source: FeatureSource, seeds: tuple[int, ...] = (0,), log: P
     data = source.dataset
     records = records_to_extract(data, seeds)
     started = time.perf_counter()
-    say(f"extracting {source.label} features of {len(records)} clips of {data.label} ...")
-    summary = extract_features(records, source.backbone, source.dir, num_frames=source.num_frames,
+    shared = shared_features(source, records)
+    own = [r for r in records if r.video_id not in shared]
+    say(f"extracting {source.label} features of {len(own)} clips of {data.label}"
+        + (f" ({len(shared)} more shared with a finished set grown from the same preset and seed: linked)" if shared else "")
+        + " ...")
+    # The shared clips are linked after the extraction: it sweeps each clip's interrupted writes with a listing
+    # of the folder, which a folder already holding thousands of linked files makes quadratic.
+    summary = extract_features(own or records[:1], source.backbone, source.dir, num_frames=source.num_frames,
                                frame_size=source.frame_size, weights=source.weights, grid=source.grid,
                                progress=progress)
+    link_shared_clips([pair for pairs in shared.values() for pair in pairs])
     if summary.failed:
         first = next(iter(summary.failed.items()))
         say(f"warning: {len(summary.failed)} clip(s) could not be read and have no features (e.g. {first[0]}: {first[1]})")

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.invocation import MANIFEST
-from benchmark.claims import CLAIMS, ClaimResult, judge
+from benchmark.claims import CLAIMS, ClaimResult, claim_configurations, judge
 from benchmark.generalise import read_generalisation
 from benchmark.stats import COLLAPSE_RULE, MIN_SEEDS, NOT_JUDGED, VERDICT_RULE, Comparison, format_p
 from benchmark.suites import SUITE_NAMES
@@ -22,6 +22,7 @@ from benchmark.suites.results import comparisons_table, read_suite
 from benchmark.tables import fmt, markdown_table
 from vidcap_core.errors import ConfigError
 from vidcap_core.files import atomic_write_text
+from vidcap_core.training.convergence import FELL_OFF, STATUS_RULE, UNDERTRAINED
 
 INTRO = """# vidcap benchmark report
 
@@ -80,25 +81,128 @@ def verdict_badge(name: str) -> str:
             "inconclusive": "inconclusive", "not measured": "not measured", NOT_JUDGED: f"_{NOT_JUDGED}_"}[name]
 
 
+def not_measured_reason(result: ClaimResult, suites: dict[str, dict[str, Any]]) -> str:
+    """Why a claim has no comparison, in words."""
+    claim = result.claim
+    if claim.suite not in suites:
+        return f"run the `{claim.suite}` suite"
+    if claim.per_seed:
+        seeds = seeds_of_configs(suites, claim.configs)
+        found = "; ".join(f"{label}: {len(found)}" for label, found in seeds.items()) or "none recorded"
+        if seeds and all(len(found) >= MIN_SEEDS for found in seeds.values()):
+            return (f"fewer than {MIN_SEEDS} seeds of each configuration have a finite value (seeds run: {found}); "
+                    f"see the `{claim.suite}` suite's per-seed table")
+        return f"a per-run quantity needs at least {MIN_SEEDS} seeds of each configuration (seeds found: {found})"
+    if claim.id.endswith("_oracle") and not any(seeds_of_configs(suites, claim.configs).values()):
+        return "oracle features exist for SynthClips only"
+    return f"no usable runs: see the `{claim.suite}` suite"
+
+
 def measured_text(result: ClaimResult, suites: dict[str, dict[str, Any]]) -> str:
     c = result.comparison
-    if c is None and result.claim.id.endswith("_oracle") and result.claim.suite in suites:
-        return f"{result.claim.measured}: not measured (oracle features exist for SynthClips only)"
-    if c is None and result.claim.suite not in suites:
-        return f"{result.claim.measured}: not measured (run the `{result.claim.suite}` suite)"
-    if c is None and result.claim.per_seed:
-        return f"{result.claim.measured}: not measured (a per-run quantity needs at least {MIN_SEEDS} seeds)"
     if c is None:
-        return f"{result.claim.measured}: not measured (no usable runs: see the `{result.claim.suite}` suite)"
+        return f"{result.claim.measured}: not measured ({not_measured_reason(result, suites)})"
     text = (f"{result.claim.measured}: {c.mean_a:.3f} vs {c.mean_b:.3f}, difference {c.diff:+.3f} "
             f"(p {format_p(c.p_value)}, {c.n} paired {c.unit})")
     if result.verdict.name == NOT_JUDGED:
-        text += f"; converged runs: {converged_text(c.a, c.a_converged, c.a_runs)}, {converged_text(c.b, c.b_converged, c.b_runs)}"
+        if c.a_trained is not None and c.b_trained is not None:
+            text += (f"; trained runs: {converged_text(c.a, c.a_trained, c.a_runs)}, "
+                     f"{converged_text(c.b, c.b_trained, c.b_runs)}")
+        else:
+            text += (f"; converged runs: {converged_text(c.a, c.a_converged, c.a_runs)}, "
+                     f"{converged_text(c.b, c.b_converged, c.b_runs)}")
     return text
 
 
 def converged_text(label: str, converged: int | None, runs: int | None) -> str:
     return f"{label} {'?' if converged is None else converged}/{'?' if runs is None else runs}"
+
+
+def seeds_of_configs(suites: dict[str, dict[str, Any]], labels: tuple[str, ...]) -> dict[str, list[int]]:
+    """{label: seeds recorded} for the training configurations `labels` (from every suite's runs)."""
+    found: dict[str, set[int]] = {label: set() for label in labels}
+    for run in all_runs(suites):
+        if run.get("run_label") in found and run.get("seed") is not None:
+            found[run["run_label"]].add(int(run["seed"]))
+    return {label: sorted(seeds) for label, seeds in found.items()}
+
+
+def all_runs(suites: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"suite": name, **run} for name, data in suites.items() for run in data.get("runs", [])]
+
+
+# ----------------------------------------------------------------------------- how each claim was decided
+
+DECIDED_NOTE = (
+    "Which runs each claim compared and which rule decided it. Runs: every seed of configuration A and of "
+    "configuration B with its training status ({status_rule}); a run that fell off its plateau shows its best "
+    "and its last validation (exact accuracy on SynthClips, else CIDEr-D). Rule: the training-status gate (an "
+    "undertrained run means no verdict; claims about training itself skip it), then the verdict rule on the "
+    "95% CI of the oriented effect (supported: lower bound > 0; not supported: upper bound < δ; else inconclusive)."
+)
+
+
+def run_status_text(run: dict[str, Any]) -> str:
+    """One run as the decided-by table shows it: seed, status, and best / last validation when it fell off."""
+    status = run.get("status") or ("converged" if run.get("converged") else "not recorded")
+    text = f"{fmt(run.get('seed'))}: {status}"
+    if status == FELL_OFF:
+        metric = "exact" if run.get("val_exact") is not None else "CIDEr"
+        text += (f" (best val {metric} {fmt(run.get(f'val_{metric}'))} at step {fmt(run.get('best_step'))}, last "
+                 f"{fmt(run.get(f'last_val_{metric}'))} at {fmt(run.get('last_val_step'))})")
+    elif status == UNDERTRAINED:
+        text += f" ({run.get('convergence') or 'no reason recorded'})"
+    return text
+
+
+def runs_text(suites: dict[str, dict[str, Any]], keys: tuple[str, ...] | None, label: str, fallback: str) -> str:
+    """'label: 0: converged; 1: fell off (...)' for the runs `keys` (else the runs of configuration `fallback`)."""
+    by_key = {run["run_key"]: run for run in reversed(all_runs(suites)) if run.get("run_key")}
+    if keys is not None:
+        runs = [by_key[k] for k in keys if k in by_key]
+    else:
+        runs = list({r["run_key"]: r for r in all_runs(suites) if r.get("run_label") == fallback and r.get("run_key")}.values())
+    if not runs:
+        return f"{label}: no runs recorded"
+    name = runs[0].get("run_label") or label
+    return f"{name} ({len(runs)} run(s)) seed " + "; ".join(run_status_text(r) for r in sorted(runs, key=lambda r: r.get("seed") or 0))
+
+
+def rule_text(result: ClaimResult, suites: dict[str, dict[str, Any]]) -> str:
+    """The rule that gave the claim its verdict, with the numbers it read."""
+    c, v = result.comparison, result.verdict
+    if c is None:
+        return f"not measured: {not_measured_reason(result, suites)}"
+    gate = ("training-status gate skipped (a claim about training itself)" if not result.claim.needs_convergence
+            else "every compared run trained" if c.all_trained else "training-status gate: a compared run is undertrained")
+    if v.name == NOT_JUDGED:
+        return gate
+    if v.name == "supported":
+        decided = f"CI lower bound {v.low:+.3f} > 0"
+    elif v.name == "not supported":
+        decided = f"CI upper bound {v.high:+.3f} < δ {v.delta:.3g}"
+    else:
+        decided = f"CI [{v.low:+.3f}, {v.high:+.3f}] holds 0 and δ {v.delta:.3g}"
+    return f"{gate}; {decided} ({c.method})"
+
+
+def decided_frame(results: list[ClaimResult], suites: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        c, configs = r.comparison, r.claim.configs
+        a_label, b_label = (c.a, c.b) if c is not None else (configs + ("", ""))[:2]
+        runs = "n/a"
+        if c is not None or configs:
+            fallback_a, fallback_b = (configs + (a_label, b_label))[:2]
+            runs = (f"A = {runs_text(suites, c.a_keys if c else None, a_label, fallback_a)}; "
+                    f"B = {runs_text(suites, c.b_keys if c else None, b_label, fallback_b)}")
+        rows.append({"claim": f"`{r.claim.id}`", "verdict": verdict_badge(r.verdict.name), "runs compared": runs,
+                     "decided by": rule_text(r, suites)})
+    return pd.DataFrame(rows, columns=["claim", "verdict", "runs compared", "decided by"])
+
+
+def decided_text(results: list[ClaimResult], suites: dict[str, dict[str, Any]]) -> str:
+    return "\n\n".join([DECIDED_NOTE.format(status_rule=STATUS_RULE), markdown_table(decided_frame(results, suites))])
 
 
 def claims_frame(results: list[ClaimResult], suites: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -207,8 +311,9 @@ def best_text(results: Path) -> str:
 CONVERGENCE_NOTE = (
     "Every run is judged by one rule, written by the training loop into its summary.json "
     "(vidcap_core/training/convergence.py): {rules}. A run that diverged, or whose budget of steps ran out "
-    "while it was still improving, did not converge. One row per distinct training run (runs shared between "
-    "suites appear once)."
+    "while it was still improving, did not converge. Training status, what a claim needs: {status_rule}. "
+    "One row per distinct training run (runs shared between suites appear once); best / last val: the best "
+    "and the last validation's exact accuracy (SynthClips) or CIDEr-D."
 )
 
 
@@ -224,14 +329,23 @@ def distinct_runs(suites: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def convergence_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per training run: configuration, seed, converged, the verdict's reason, steps."""
+    """One row per training run: configuration, seed, converged, training status, the verdict's reason, steps,
+    best and last validation."""
+    def best_last(run: dict[str, Any]) -> str:
+        metric = "exact" if run.get("val_exact") is not None else "CIDEr"
+        if run.get(f"val_{metric}") is None:
+            return "n/a"
+        return f"{fmt(run.get(f'val_{metric}'))} / {fmt(run.get(f'last_val_{metric}'))}"
+
     return pd.DataFrame([{
         "configuration": run.get("run_label") or run["config"], "seed": fmt(run["seed"]),
-        "converged": "yes" if run["converged"] else "**no**", "reason": run.get("convergence") or "n/a",
-        "best step / steps": f"{fmt(run.get('best_step'))} / {fmt(run.get('steps'))}",
+        "converged": "yes" if run["converged"] else "**no**",
+        "status": (f"**{run['status']}**" if run.get("status") == UNDERTRAINED else run.get("status") or "n/a"),
+        "reason": run.get("convergence") or "n/a",
+        "best step / steps": f"{fmt(run.get('best_step'))} / {fmt(run.get('steps'))}", "best / last val": best_last(run),
         "stopped by": run.get("stop_reason") or "n/a", "first used by": run["suite"],
-    } for run in runs], columns=["configuration", "seed", "converged", "reason", "best step / steps", "stopped by",
-                                 "first used by"])
+    } for run in runs], columns=["configuration", "seed", "converged", "status", "reason", "best step / steps",
+                                 "best / last val", "stopped by", "first used by"])
 
 
 def convergence_text(suites: dict[str, dict[str, Any]]) -> str:
@@ -240,8 +354,12 @@ def convergence_text(suites: dict[str, dict[str, Any]]) -> str:
         return "_No run recorded a convergence verdict (results written before convergence was recorded)._"
     rules = sorted({r["convergence_rule"] for r in runs if r.get("convergence_rule")}) or ["not recorded"]
     converged = sum(bool(r["converged"]) for r in runs)
-    return "\n\n".join([CONVERGENCE_NOTE.format(rules="; ".join(rules)),
-                         f"{converged} of {len(runs)} runs converged.", markdown_table(convergence_frame(runs))])
+    counts = f"{converged} of {len(runs)} runs converged"
+    if any(r.get("status") for r in runs):
+        undertrained = [r for r in runs if r.get("status") == UNDERTRAINED]
+        counts += f"; {len(runs) - len(undertrained)} trained, {len(undertrained)} undertrained"
+    return "\n\n".join([CONVERGENCE_NOTE.format(rules="; ".join(rules), status_rule=STATUS_RULE),
+                         f"{counts}.", markdown_table(convergence_frame(runs))])
 
 
 def collapsed_text(suites: dict[str, dict[str, Any]]) -> str:
@@ -331,13 +449,48 @@ def generalisation_text(results: Path) -> str:
     ])
 
 
+def config_seed_groups(suites: dict[str, dict[str, Any]]) -> dict[tuple[int, ...], list[str]]:
+    """{seeds: training configurations (run labels) with exactly those seeds}, over every suite's runs; a run
+    shared between suites (one key) counts under the label of the first suite that used it."""
+    seeds: dict[str, set[int]] = {}
+    seen: set[str] = set()
+    for run in all_runs(suites):
+        key = run.get("run_key")
+        if not run.get("run_label") or run.get("seed") is None or (key is not None and key in seen):
+            continue
+        if key is not None:
+            seen.add(key)
+        seeds.setdefault(run["run_label"], set()).add(int(run["seed"]))
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for label, found in seeds.items():
+        groups.setdefault(tuple(sorted(found)), []).append(label)
+    return dict(sorted(groups.items(), key=lambda kv: (-len(kv[0]), kv[0])))
+
+
 def seeds_text(suites: dict[str, dict[str, Any]], manifest: dict[str, Any], resamples: int) -> str:
-    """Every seed behind the numbers: training seeds per suite, the data seed, the bootstrap seed."""
-    by_seeds: dict[tuple[int, ...], list[str]] = {}
-    for name, data in suites.items():
-        by_seeds.setdefault(tuple(data["seeds"]), []).append(name)
-    training = "; ".join(f"{', '.join(map(str, seeds))} ({', '.join(names)})" for seeds, names in by_seeds.items())
-    return (f"Seeds. Training seeds per configuration: {training}; a seed fixes weight initialisation, batch order, "
+    """Every seed behind the numbers: training seeds per configuration (those a claim compares and the
+    others), the data seed, the bootstrap seed."""
+    groups = config_seed_groups(suites)
+    if groups:
+        claimed = claim_configurations()
+        parts = []
+        for seeds, labels in groups.items():
+            others = sorted(label for label in labels if label not in claimed)
+            compared = sorted(label for label in labels if label in claimed)
+            words = []
+            if compared:
+                words.append(f"compared by a claim: {', '.join(compared)}")
+            if others:
+                words.append(f"no claim compares them: {', '.join(others)}")
+            parts.append(f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}) for {len(labels)} configuration(s), "
+                         + "; ".join(words))
+        training = " — ".join(parts)
+    else:  # results written before suites recorded run labels
+        by_seeds: dict[tuple[int, ...], list[str]] = {}
+        for name, data in suites.items():
+            by_seeds.setdefault(tuple(data["seeds"]), []).append(name)
+        training = "; ".join(f"{', '.join(map(str, seeds))} ({', '.join(names)})" for seeds, names in by_seeds.items())
+    return (f"Seeds. Training seeds per configuration: {training}. A seed fixes weight initialisation, batch order, "
             f"dropout masks and scheduled sampling, and the same seed gives the same metrics (tests/test_training.py; "
             f"tests/test_interrupted.py compares a whole benchmark suite run twice). Data: {data_of(manifest)}. "
             f"Paired bootstraps: {resamples} resamples with generator seed 0.")
@@ -358,6 +511,7 @@ def build_report(results: Path) -> str:
         INTRO.format(data=data, data_note=SYNTH_NOTE if "SynthClips" in data else REAL_NOTE), "",
         "## Claims", "", claims_table(judged, suites), "",
         f"Verdict rule. {VERDICT_RULE} δ is stated per claim.", "", STATS_NOTE.format(resamples=resamples), "",
+        "## How each claim was decided", "", decided_text(judged, suites), "",
         seeds_text(suites, manifest, resamples), "",
         best_text(results), "",
         "## Convergence", "", convergence_text(suites), "",

@@ -30,8 +30,8 @@ from benchmark.tables import mean_std_text
 from vidcap_core.errors import ConfigError
 
 Better = Literal["higher", "lower"]
-VerdictName = Literal["supported", "not supported", "inconclusive", "not measured", "not judged (not converged)"]
-NOT_JUDGED: VerdictName = "not judged (not converged)"
+VerdictName = Literal["supported", "not supported", "inconclusive", "not measured", "not judged (undertrained)"]
+NOT_JUDGED: VerdictName = "not judged (undertrained)"
 
 CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 1000
@@ -44,9 +44,11 @@ VERDICT_RULE = (
     "interval is on the claimed side of zero). Otherwise **not supported**: hi < delta, the data rule out "
     "an effect of at least delta in the claimed direction (this includes a significant effect the other "
     "way). Otherwise **inconclusive**: the interval contains zero and effects of delta or more. "
-    "Before any of these: when a run of either compared configuration did not converge (its convergence "
-    "verdict, shown per run), the claim is **not judged (not converged)**: an undertrained model says nothing "
-    "about the cell, architecture, frame order or beam it stands for."
+    "Before any of these: when a run of either compared configuration is undertrained (its step budget ran out "
+    "while it was still improving: the training status of vidcap_core/training/convergence.py, shown per run), the "
+    "claim is **not judged (undertrained)**: an undertrained model says nothing about the cell, architecture, frame "
+    "order or beam it stands for. A run that converged, that its plateau schedule stopped, that reached its "
+    "plateau and fell off it, or that diverged is trained and counts: a plain RNN's instability is evidence."
 )
 
 # A configuration is collapsed when it emits few distinct captions for its test clips: fewer than this
@@ -105,18 +107,29 @@ class Comparison:
     n_resamples: int
     method: str  # how the CI was computed, one sentence
     # Runs of A and of B that converged, and how many runs each has (None: not recorded, e.g. a
-    # comparison stored before convergence was): the verdict rule needs all of them converged.
+    # comparison stored before convergence was).
     a_converged: int | None = None
     a_runs: int | None = None
     b_converged: int | None = None
     b_runs: int | None = None
+    # Runs of A and of B that were trained (convergence.training_status; None: stored before it was
+    # recorded, then convergence stands in for it): the verdict rule needs all of them trained.
+    a_trained: int | None = None
+    b_trained: int | None = None
+    # The run keys behind A and B, so the report can say which runs decided the claim.
+    a_keys: tuple[str, ...] | None = None
+    b_keys: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        for name in ("a_keys", "b_keys"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        return cls(**values)
 
     @property
     def all_converged(self) -> bool | None:
@@ -125,6 +138,14 @@ class Comparison:
         if any(c is None for c in counts):
             return None
         return self.a_converged == self.a_runs and self.b_converged == self.b_runs
+
+    @property
+    def all_trained(self) -> bool | None:
+        """True when every run of A and B was trained (not undertrained); for a comparison stored before
+        training status was recorded, whether all converged (None when neither was recorded)."""
+        if self.a_trained is None or self.b_trained is None or self.a_runs is None or self.b_runs is None:
+            return self.all_converged
+        return self.a_trained == self.a_runs and self.b_trained == self.b_runs
 
     @property
     def significant(self) -> bool:
@@ -246,7 +267,7 @@ def verdict(comparison: Comparison | None, better: Better, delta: float, needs_c
     """Apply VERDICT_RULE to A - B, where the claim says A is better (higher or lower).
 
     `needs_convergence` False: the claim is about training itself (e.g. gradients exploding without
-    clipping, where divergence is the effect), so unconverged runs are still evidence.
+    clipping, where divergence is the effect), so even undertrained runs are evidence.
     """
     if delta < 0:
         raise ConfigError(f"delta={delta!r}: the smallest effect of interest must be >= 0.")
@@ -259,7 +280,7 @@ def verdict(comparison: Comparison | None, better: Better, delta: float, needs_c
         effect, low, high = comparison.diff, comparison.ci_low, comparison.ci_high
     else:
         effect, low, high = -comparison.diff, -comparison.ci_high, -comparison.ci_low
-    if needs_convergence and comparison.all_converged is not True:  # unrecorded counts as not converged
+    if needs_convergence and comparison.all_trained is not True:  # unrecorded counts as undertrained
         return Verdict(NOT_JUDGED, effect, low, high, delta)
     if low > 0:
         name: VerdictName = "supported"

@@ -135,11 +135,13 @@ HEALTH_COLUMNS = ("converged", "distinct captions", "collapsed")
 
 
 def run_health(rows: pd.DataFrame, group_by: Sequence[str]) -> pd.DataFrame:
-    """One row per group (first-appearance order): `converged` (runs converged / runs), `distinct
+    """One row per group (first-appearance order): `converged` (runs converged / runs), `trained` (runs
+    trained to completion / runs: convergence.training_status; only when the rows say), `distinct
     captions` (mean share of distinct test captions over the runs, with the mean count of distinct
     captions / test clips) and `collapsed` ("no", or "yes (k/n)": runs flagged by the collapse rule,
     benchmark.stats.COLLAPSE_RULE). Rows without those facts show "n/a"."""
-    frame = rows.reindex(columns=[*group_by, "converged", "distinct_captions", "test_clips", "collapsed"])
+    with_trained = "trained" in rows
+    frame = rows.reindex(columns=[*group_by, "converged", "trained", "distinct_captions", "test_clips", "collapsed"])
     grouped = frame.groupby(list(group_by), sort=False, dropna=False)
     out = []
     for keys, group in grouped:
@@ -150,14 +152,21 @@ def run_health(rows: pd.DataFrame, group_by: Sequence[str]) -> pd.DataFrame:
         distinct = pd.to_numeric(group["distinct_captions"], errors="coerce")
         has_clips = bool((clips > 0).any())
         collapsed = int(pd.to_numeric(group["collapsed"], errors="coerce").fillna(0).astype(bool).sum())
+        trained = group["trained"].dropna()
         out.append({
             **{g: fmt(k) for g, k in zip(group_by, keys)},
             "converged": f"{int(converged.astype(bool).sum())}/{runs}" if len(converged) else NOT_AVAILABLE,
+            **({"trained": f"{int(trained.astype(bool).sum())}/{runs}" if len(trained) else NOT_AVAILABLE}
+               if with_trained else {}),
             "distinct captions": (f"{(distinct / clips).mean():.2f} ({distinct.mean():.0f}/{clips.mean():.0f})"
                                   if has_clips else NOT_AVAILABLE),
             "collapsed": (f"yes ({collapsed}/{runs})" if collapsed else "no") if has_clips else NOT_AVAILABLE,
         })
-    return pd.DataFrame(out, columns=[*group_by, *HEALTH_COLUMNS])
+    return pd.DataFrame(out, columns=[*group_by, *health_columns(with_trained)])
+
+
+def health_columns(with_trained: bool) -> list[str]:
+    return [*HEALTH_COLUMNS, *(["trained"] if with_trained else [])]
 
 
 def suite_summary(rows: pd.DataFrame, group_by: Sequence[str], columns: Sequence[str], digits: int = 3) -> pd.DataFrame:
@@ -165,4 +174,5 @@ def suite_summary(rows: pd.DataFrame, group_by: Sequence[str], columns: Sequence
     health: converged of seeds, distinct captions, collapsed (`run_health`)."""
     summary = seed_summary(rows, group_by, columns, digits)
     health = run_health(rows, group_by)
-    return pd.concat([summary.reset_index(drop=True), health[list(HEALTH_COLUMNS)].reset_index(drop=True)], axis=1)
+    columns = health_columns("trained" in rows)
+    return pd.concat([summary.reset_index(drop=True), health[columns].reset_index(drop=True)], axis=1)

@@ -69,6 +69,7 @@ def invocation_options(command: str, cache: Path, out: Path):
     params = run_command.make_context("run", words[2:]).params
     return BenchOptions(
         suites=list(params["suite"]), profile=params["profile"].value, out=out, seeds=params["seeds"],
+        claim_seeds=params.get("claim_seeds"),
         dataset=None if params["dataset"] is None else params["dataset"].value, root=params["root"],
         annotations=params["annotations"], backbone=params["backbone"], weights=params["weights"],
         max_videos=parse_max_videos(params["max_videos"]), cache=cache, jobs=params["jobs"],

@@ -291,7 +291,7 @@ def build_calibrated_checkpoint(base: Path, num_frames: int = 8, num_clips: int 
     from vidcap_core.checkpoint import load_checkpoint, save_checkpoint
     from vidcap_core.data import load_dataset
     from vidcap_core.features.backbones import build_backbone
-    from vidcap_core.features.ood import SplitVideos, decode_calibration_videos, fit_ood, save_ood
+    from vidcap_core.ood import SplitVideos, decode_calibration_videos, fit_ood, save_ood
     from vidcap_core.models import ModelConfig, build_model
     from vidcap_core.pipeline import Captioner
     from vidcap_core.synth import generate_synthclips

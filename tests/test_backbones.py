@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from vidcap_core.errors import FeatureError
 from vidcap_core.features.backbones import (
     BACKBONES,
-    SYNTH_CNN_WEIGHTS,
     TORCHVISION_BACKBONES,
     SynthCNN,
     build_backbone,
     expected_torchvision_path,
     torchvision_weight_files,
 )
+from vidcap_core.options import SYNTH_CNN_WEIGHTS
 
 TORCHVISION_NAMES = sorted(TORCHVISION_BACKBONES)
 
@@ -156,7 +156,7 @@ def test_synth_cnn_loads_committed_weights_and_is_deterministic() -> None:
 
 
 def test_committed_synth_cnn_reads_every_object_of_fresh_multi_object_frames() -> None:
-    from vidcap_core.features.pretrain import evaluate_regions, render_scene_frames
+    from vidcap_core.perception.pretrain import evaluate_regions, render_scene_frames
 
     model = build_backbone("synth-cnn")
     assert isinstance(model, SynthCNN)
@@ -172,7 +172,7 @@ def test_committed_synth_cnn_reads_every_object_of_fresh_multi_object_frames() -
 
 
 def test_region_targets_follow_the_objects() -> None:
-    from vidcap_core.features.pretrain import region_targets
+    from vidcap_core.perception.pretrain import region_targets
     from vidcap_core.synth.plan import ClipPlan, ObjectState, PlannedEvent, SpeckField
 
     start = ObjectState(20.0, 40.0, "small", 0.0, True, "red")  # region row 2, column 1 of a 4x4 grid
@@ -241,7 +241,7 @@ def test_pretrain_cli_writes_loadable_weights_and_record(tmp_path: Path) -> None
 
 def test_pretrain_rejects_bad_sizes(tmp_path: Path) -> None:
     from vidcap_core.errors import ConfigError
-    from vidcap_core.features.pretrain import pretrain_synth_cnn
+    from vidcap_core.perception.pretrain import pretrain_synth_cnn
 
     with pytest.raises(ConfigError, match="image_size 50"):
         pretrain_synth_cnn(tmp_path / "x.safetensors", steps=1, batch_size=4, seed=0, image_size=50)

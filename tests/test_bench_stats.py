@@ -74,7 +74,7 @@ def test_relative_delta_uses_the_baseline_mean():
 def test_no_verdict_unless_every_compared_run_converged(converged):
     decisive = comparison(0.20, 0.05, 0.35, converged=converged)  # would be "supported"
     judged = verdict(decisive, "higher", delta=0.05)
-    assert judged.name == NOT_JUDGED == "not judged (not converged)"
+    assert judged.name == NOT_JUDGED == "not judged (undertrained)"  # comparisons without training status: convergence decides
     assert judged.effect == pytest.approx(0.20)  # the effect is still reported, only not judged
     assert verdict(comparison(0.01, -0.02, 0.04, converged=converged), "higher", 0.05).name == NOT_JUDGED
     # a claim about training itself (gradients exploding without clipping) judges unconverged runs

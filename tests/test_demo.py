@@ -608,8 +608,8 @@ def calibrated_copy(demo_data, folder: Path, threshold: float) -> dict[str, Path
     from vidcap_core.checkpoint import load_checkpoint
     from vidcap_core.features.backbones import build_backbone
     from vidcap_core.features.extract import encode_frames
-    from vidcap_core.features.frame_statistics import Geometry, summarize_clip
-    from vidcap_core.features.ood import fit_ood, save_ood
+    from vidcap_core.ood import fit_ood, save_ood
+    from vidcap_core.ood.frame_statistics import Geometry, summarize_clip
     from vidcap_core.video import probe_video, read_frames
 
     folder.mkdir(parents=True)

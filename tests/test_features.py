@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from vidcap_core.data.records import VideoRecord
 from vidcap_core.errors import ConfigError, FeatureError
 from vidcap_core.features.backbones import build_backbone
-from vidcap_core.features.extract import extract_features, parse_shard, shard_records
+from vidcap_core.features.extract import extract_features
+from vidcap_core.features.jobs import parse_shard, shard_records
 from vidcap_core.features.store import FeatureStore
 from vidcap_core.video import read_frames
 
@@ -342,7 +343,7 @@ def test_oracle_is_refused_on_data_that_is_not_synthclips(videos: list[VideoReco
 
 
 def test_linear_probe_finds_a_linear_label_and_not_noise() -> None:
-    from vidcap_core.features.probes import ClipMatrix, probe_one
+    from vidcap_core.perception.probes import ClipMatrix, probe_one
 
     rng = np.random.default_rng(0)
 
@@ -365,7 +366,7 @@ def test_probe_features_on_a_tiny_synthclips(tiny_synth: Path, tmp_path: Path) -
 
     from vidcap_core.cli import app
     from vidcap_core.data import load_dataset
-    from vidcap_core.features.probes import POOLINGS, TARGETS, probe_features, probe_table
+    from vidcap_core.perception.probes import POOLINGS, TARGETS, probe_features, probe_table
 
     records = load_dataset("synth", tiny_synth).records
     extract_features(records, "oracle", tmp_path / "oracle", num_frames=8, progress=False)

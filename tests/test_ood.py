@@ -14,7 +14,19 @@ import pytest
 from typer.testing import CliRunner
 
 from vidcap_core.errors import CheckpointError, FeatureError
-from vidcap_core.features.frame_statistics import (
+from vidcap_core.ood.calibration import (
+    OOD_VERSION,
+    OodCalibrationSkipped,
+    SplitVideos,
+    calibrate_checkpoint,
+    decode_calibration_videos,
+    fit_ood,
+    load_ood,
+    save_ood,
+    sidecar_path,
+)
+from vidcap_core.ood.feature_distance import fit_feature_distance, frame_vectors, real_frames, shrunk_covariance
+from vidcap_core.ood.frame_statistics import (
     STATISTIC_NAMES,
     FrameStatistics,
     Geometry,
@@ -22,21 +34,6 @@ from vidcap_core.features.frame_statistics import (
     sample_paths,
     summarize_clip,
     summarize_videos,
-)
-from vidcap_core.features.ood import (
-    OOD_VERSION,
-    OodCalibrationSkipped,
-    SplitVideos,
-    calibrate_checkpoint,
-    decode_calibration_videos,
-    fit_feature_distance,
-    fit_ood,
-    frame_vectors,
-    load_ood,
-    real_frames,
-    save_ood,
-    shrunk_covariance,
-    sidecar_path,
 )
 
 FACTS = {"backbone": "random", "weights": "w", "feature_dim": 16, "num_frames": 16, "frame_size": [64, 64]}

@@ -3,7 +3,7 @@ the sentences `vidcap caption` prints and the demo page shows."""
 
 from __future__ import annotations
 
-from vidcap_core.features.frame_statistics import STATISTIC_NAMES
+from vidcap_core.ood.frame_statistics import STATISTIC_NAMES
 from vidcap_core.pipeline.scope import (
     OTHER_SCOPE,
     STATISTIC_WORDS,

@@ -33,7 +33,7 @@ NUMERICS_VERSIONS: dict[str, int] = {
     "text": 1,
     # feature extraction around any backbone: frame sizing, batching, cache dtype, stacking (features/)
     "features": 1,
-    # one per backbone: the encoder's own arithmetic and weights layout (features/backbones.py, oracle.py, slots.py)
+    # one per backbone: the encoder's own arithmetic and weights layout (features/backbones/, oracle.py, slots.py)
     "backbone.synth-cnn": 1,
     "backbone.synth-slots": 1,  # synth-cnn's detections tracked as object slots
     "backbone.random": 1,

@@ -1,6 +1,6 @@
 """`vidcap-bench ood`: how often the out-of-distribution flag fires, where it should and where it should not.
 
-The served checkpoint's OOD calibration (vidcap_core/features/ood.py, `<stem>.ood.npz`) flags a clip
+The served checkpoint's OOD calibration (vidcap_core/ood/, `<stem>.ood.npz`) flags a clip
 whose frame features lie far from its training frames, or whose decoded frames' low-level statistics
 (noise, edges, colours, motion, size, frame rate) lie outside its training clips' range. This program
 measures that flag through the one captioning corridor (`Captioner.caption(path).ood`, as `vidcap

@@ -20,7 +20,10 @@ from vidcap_core.errors import CheckpointError, DatasetError, VidcapError
 DEFAULT_PRESET, DEFAULT_SEED = "standard", 0  # what `vidcap-bench run` trains on when no model card says otherwise
 MODEL_CARD = "MODEL_CARD.md"
 # the model card's data line, as benchmark.prepare.DatasetSource.label writes it for generated SynthClips
-CARD_DATASET = re.compile(r"^- Dataset: SynthClips (?P<preset>[\w-]+)(?:, (?P<clips>\d+) clips)? \(seed (?P<seed>\d+)\)\s*$",
+# A set grown to N x its training clips ("..., 4 x its training clips (val and test unchanged) (seed 0)") has the
+# preset's own test clips, so the preset's set is the one to score.
+CARD_DATASET = re.compile(r"^- Dataset: SynthClips (?P<preset>[\w-]+)(?:, (?P<clips>\d+) clips)?"
+                          r"(?:, \d+ x its training clips \(val and test unchanged\))? \(seed (?P<seed>\d+)\)\s*$",
                           re.MULTILINE)
 
 # set names, in report order
@@ -174,7 +177,7 @@ def score_file(captioner: Any, path: Path, set_name: str, name: str, what: str) 
 
 def load_calibrated(checkpoint: Path, decoder: Any) -> Any:
     """Captioner of `checkpoint` decoding through `decoder`; CheckpointError without an OOD calibration."""
-    from vidcap_core.features.ood import sidecar_path
+    from vidcap_core.ood import sidecar_path
     from vidcap_core.pipeline import Captioner
 
     captioner = Captioner.from_checkpoint(checkpoint, reader=decoder.read, prober=decoder.probe)

@@ -4,7 +4,7 @@ dimensions, one frame, audio only, text named .mp4), two good ones, and the real
 
 Every generated H.264 clip goes through `encode_h264` (with x264 options `QUIET_X264` by default): the
 one place that decides how the benchmark's own clips are encoded (robustness cases, the OOD patterns,
-the perf clip).
+the perf clip); it writes with the library's one H.264 writer, the one SynthClips uses.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcap_core.synth.x264 import deterministic_x264_options
+from vidcap_core.synth.x264 import deterministic_x264_options, write_h264_mp4
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[3] / "shared" / "videos"
 CLIP_HW = (48, 64)  # (H, W) of the generated clips: small, so every case encodes in milliseconds
@@ -40,23 +40,11 @@ class RobustnessCase:
 
 def encode_h264(path: Path, frames: Iterable[np.ndarray], fps: int = 10, options: dict[str, str] = QUIET_X264,
                 container_options: dict[str, str] | None = None) -> Path:
-    """An H.264 yuv420p mp4 of (H, W, 3) uint8 RGB frames at `path` (the first frame sets the size).
+    """An H.264 yuv420p mp4 of (H, W, 3) uint8 RGB frames at `path` (the first frame sets the size), by the
+    library's one writer (`vidcap_core.synth.x264.write_h264_mp4`) with the benchmark's defaults.
     Written in place, not atomically: every caller writes into a scratch folder of its own, and
     `movflags=faststart` needs the muxer to reopen the file by name."""
-    import av
-
-    with av.open(str(path), mode="w", options=container_options or {}) as container:
-        stream = None
-        for frame in frames:
-            if stream is None:
-                stream = container.add_stream("libx264", rate=fps, options=options)
-                stream.height, stream.width = frame.shape[:2]
-                stream.pix_fmt = "yuv420p"
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        if stream is not None:
-            for packet in stream.encode():
-                container.mux(packet)
+    write_h264_mp4(path, frames, fps, options, container_options)
     return path
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from benchmark.runner.spec import EvalRequest
 from vidcap_core.files import read_jsonl
+from vidcap_core.training.convergence import TRAINED_STATUSES, training_status
 
 
 @dataclass
@@ -43,8 +44,19 @@ class RunRecord:
 
     @property
     def convergence(self) -> dict[str, Any]:
-        """The run's convergence verdict (vidcap_core.training.convergence): converged, reason, rule..."""
-        return dict(self.result.get("convergence") or {})
+        """The run's convergence verdict (vidcap_core.training.convergence): converged, reason, rule, and its
+        training status (added here for runs trained before the loop recorded it)."""
+        verdict = dict(self.result.get("convergence") or {})
+        if "status" not in verdict:
+            verdict["status"] = training_status({"stop_reason": self.result.get("stop_reason"), **verdict})
+            verdict["trained"] = verdict["status"] in TRAINED_STATUSES
+        return verdict
+
+    @property
+    def trained(self) -> bool:
+        """Trained to completion (convergence.training_status): converged, stopped by its schedule, fell off
+        its plateau or diverged; False for a run whose budget ran out while it was still improving."""
+        return bool(self.convergence.get("trained"))
 
     @property
     def converged(self) -> bool:

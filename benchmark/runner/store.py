@@ -125,7 +125,7 @@ def unstarted_summary(parent: RunRecord) -> dict[str, Any]:
     """The summary of a fine-tune whose parent left no best.pt: no step taken, diverged, not converged."""
     reason = f"its parent run {parent.key} ({parent.label}) has no best.pt to start from (it diverged at once)"
     return {"steps_done": 0, "best_step": None, "best_val": None, "stop_reason": "diverged", "diverged": True,
-            "convergence": {"converged": False, "reason": reason}}
+            "convergence": {"converged": False, "reason": reason, "stop_reason": "diverged"}}
 
 
 def per_video_semantic(root: Path, predictions_file: Path) -> dict[str, dict[str, float | None]]:

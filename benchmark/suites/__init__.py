@@ -16,8 +16,10 @@ from benchmark.suites import (
     backbone,
     beam,
     cells,
+    data,
     gradients,
     length,
+    perception,
     seeds,
     temporal,
 )
@@ -35,6 +37,6 @@ class Suite:
 
 SUITES: dict[str, Suite] = {
     module.NAME: Suite(module.NAME, module.TITLE, module.plan, module.run)
-    for module in (cells, attention, temporal, gradients, backbone, length, seeds, beam)
+    for module in (perception, cells, attention, data, temporal, gradients, backbone, length, seeds, beam)
 }
 SUITE_NAMES: tuple[str, ...] = tuple(SUITES)

@@ -1,6 +1,7 @@
 """Paired comparisons between configurations (A - B with a bootstrap CI, see benchmark.stats),
-keyed '<A> vs <B>: <metric>'. Each comparison carries how many runs of A and of B converged, so a
-claim judged from it can be refused a verdict (benchmark.stats.verdict)."""
+keyed '<A> vs <B>: <metric>'. Each comparison carries how many runs of A and of B converged and were
+trained, and their keys, so a claim judged from it can be refused a verdict (benchmark.stats.verdict)
+and the report can name the runs that decided it."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ def per_video(evaluations: Sequence[EvalRecord | None], metric: str) -> list[dic
 
 
 def with_convergence(comparison: Comparison, a_runs: Sequence[RunRecord], b_runs: Sequence[RunRecord]) -> Comparison:
-    """The comparison with how many runs of each side converged."""
+    """The comparison with how many runs of each side converged and were trained, and which runs they are."""
     return replace(comparison, a_converged=sum(r.converged for r in a_runs), a_runs=len(a_runs),
-                   b_converged=sum(r.converged for r in b_runs), b_runs=len(b_runs))
+                   b_converged=sum(r.converged for r in b_runs), b_runs=len(b_runs),
+                   a_trained=sum(r.trained for r in a_runs), b_trained=sum(r.trained for r in b_runs),
+                   a_keys=tuple(r.key for r in a_runs), b_keys=tuple(r.key for r in b_runs))
 
 
 def compare_configs(ctx: BenchContext, a_label: str, a_group: Trained, b_label: str, b_group: Trained,

@@ -24,7 +24,7 @@ class BenchContext:
     """Everything a suite needs to plan runs, get them trained and evaluated, and write results."""
 
     profile: Profile
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # of a configuration no claim compares
     out: Path
     main: FeatureSource  # dataset + features of every suite but `length` (and `backbone`'s alternatives)
     length_sources: dict[int, FeatureSource]  # frames -> features for the `length` suite
@@ -36,7 +36,24 @@ class BenchContext:
     # The main data read as tracked object slots (synth-slots) when the main backbone is synth-cnn:
     # what attention over regions reads instead of synth-cnn's 4 x 4 grid of places (region_source).
     objects: FeatureSource | None = None
+    # Seeds of every configuration a claim compares (benchmark.claims.claim_configurations: `claim_configs`),
+    # and per-label overrides; `seeds_for` says which a configuration gets.
+    claim_seeds: tuple[int, ...] = ()
+    claim_configs: frozenset[str] = frozenset()
+    config_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _scorer: Any = None
+
+    def seeds_for(self, label: str) -> tuple[int, ...]:
+        """The seeds of configuration `label`: its own override, else the claim seeds when a claim compares
+        it, else the default seeds."""
+        if label in self.config_seeds:
+            return self.config_seeds[label]
+        return self.claim_seeds if label in self.claim_configs and self.claim_seeds else self.seeds
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        """Every seed some configuration gets."""
+        return tuple(sorted({*self.seeds, *self.claim_seeds, *(s for v in self.config_seeds.values() for s in v)}))
 
     @property
     def is_synth(self) -> bool:
@@ -50,16 +67,19 @@ class BenchContext:
 
     def spec(self, arch: str, cell: str, seed: int, features: FeatureSource | None = None, suffix: str = "",
              **overrides: Any) -> RunSpec:
-        """The run of `arch` x `cell` with this seed, the profile's settings and any overrides."""
+        """The run of `arch` x `cell` with this seed, the profile's settings (its step budget for this label or
+        architecture, if it has one) and any overrides (--max-steps, then the suite's)."""
         source = features or self.region_source(bool(overrides.get("regions")))
         data = source.dataset
+        label = f"{arch}-{cell}{suffix}"
+        budget = self.profile.config_max_steps.get(label, self.profile.arch_max_steps.get(arch))  # None: train's
         values = {
-            **self.profile.train, **self.train_overrides, **overrides,
+            **self.profile.train, **({"max_steps": budget} if budget is not None else {}), **self.train_overrides,
+            **overrides,
             "dataset": data.name, "root": str(data.root), "features": str(source.dir),
             "annotations": None if data.annotations is None else str(data.annotations),
             "max_videos": data.max_videos, "arch": arch, "cell": cell, "seed": seed,
         }
-        label = f"{arch}-{cell}{suffix}"
         return RunSpec(label=label, config=TrainConfig.from_dict(values, source=label), features=source)
 
     def finetune_spec(self, parent: RunSpec, method: str, suffix: str, **options: Any) -> RunSpec:
@@ -83,9 +103,10 @@ class BenchContext:
         over regions when there are any, else the main features."""
         return self.region_source(bool(record.config.get("regions")))
 
-    def grid(self, arch: str, cell: str, **kwargs: Any) -> list[RunSpec]:
-        """The same configuration for every seed."""
-        return [self.spec(arch, cell, seed, **kwargs) for seed in self.seeds]
+    def grid(self, arch: str, cell: str, seeds: tuple[int, ...] | None = None, **kwargs: Any) -> list[RunSpec]:
+        """The same configuration for each of its seeds (`seeds_for` its label, unless `seeds` says)."""
+        label = f"{arch}-{cell}{kwargs.get('suffix', '')}"
+        return [self.spec(arch, cell, seed, **kwargs) for seed in (self.seeds_for(label) if seeds is None else seeds)]
 
     def variants(self, arch: str, cell: str, **kwargs: Any) -> dict[str, list[RunSpec]]:
         """{label: seeds} of one configuration on the main features and, on SynthClips, the same

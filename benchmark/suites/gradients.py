@@ -83,7 +83,8 @@ def gradient_facts(record: RunRecord) -> dict[str, Any]:
         "log10_grad_norm_max": math.log10(facts["grad_norm_max"]) if facts["grad_norm_max"] > 0 else float("nan"),
         "diverged": record.diverged,
         **{name: facts[name] for name in ("steps", "best_step", "stop_reason", "converged", "convergence",
-                                          "convergence_rule")},
+                                          "convergence_rule", "status", "trained", "val_exact", "val_CIDEr",
+                                          "last_val_step", "last_val_exact", "last_val_CIDEr", "train_seconds")},
     }
 
 

@@ -22,8 +22,9 @@ from vidcap_core.files import atomic_write_text, json_safe, write_json
 NO_COMPARISON = "_No paired comparison could be computed._"
 # Columns of a suite's table that tell its rows apart besides config and seed (which ones a suite has varies).
 VARIANT_COLUMNS = ("backbone", "frames", "beam", "train_order", "test_order")
-RUN_FACTS = ("run_label", "converged", "convergence", "convergence_rule", "stop_reason", "steps", "best_step", "test_clips", "distinct_captions",
-             "distinct_references", "collapsed", "run_key", "parent_key", "parent_converged")
+RUN_FACTS = ("run_label", "converged", "convergence", "convergence_rule", "status", "trained", "stop_reason", "steps",
+             "best_step", "val_exact", "val_CIDEr", "last_val_step", "last_val_exact", "last_val_CIDEr", "test_clips",
+             "distinct_captions", "distinct_references", "collapsed", "run_key", "parent_key", "parent_converged")
 
 
 @dataclass
@@ -88,15 +89,28 @@ def run_facts(table: pd.DataFrame) -> list[dict[str, Any]]:
     return json_safe(facts.astype(object).where(facts.notna(), None).to_dict(orient="records"))
 
 
+def config_seeds(table: pd.DataFrame) -> dict[str, list[int]]:
+    """{trained configuration (run label): its seeds} of a suite's table."""
+    if table.empty or "seed" not in table:
+        return {}
+    label = "run_label" if "run_label" in table else "config"
+    return {str(k): sorted(int(s) for s in set(v)) for k, v in table.groupby(label, sort=False)["seed"]}
+
+
 def write_suite(out: Path, result: SuiteResult, profile: Profile, seeds: Sequence[int]) -> None:
-    """`<suite>.csv`, `<suite>.md` and `<suite>.json` (what `vidcap-bench report` reads)."""
+    """`<suite>.csv`, `<suite>.md` and `<suite>.json` (what `vidcap-bench report` reads); `seeds`: every seed
+    the invocation may use, narrowed to those the suite's table holds."""
     out.mkdir(parents=True, exist_ok=True)
+    by_config = config_seeds(result.table)
+    if by_config:
+        seeds = sorted({s for values in by_config.values() for s in values})
     atomic_write_text(out / f"{result.name}.csv", csv_text(result.table))
     atomic_write_text(out / f"{result.name}.md", suite_markdown(result, profile, seeds))
     write_json(out / f"{result.name}.json", {
         "name": result.name, "title": result.title, "profile": profile.name, "seeds": list(seeds),
         "body": result.body, "figures": result.figures, "notes": result.notes,
         "comparisons": {k: c.to_dict() for k, c in result.comparisons.items()},
+        "config_seeds": by_config,
         "facts": json_safe(result.facts), "runs": run_facts(result.table), "wall_seconds": round(result.wall_seconds, 2),
         "runs_trained": result.runs_trained, "runs_reused": result.runs_reused,
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -34,6 +34,8 @@ def history_facts(record: RunRecord) -> dict[str, Any]:
     norms = [float(r["grad_norm_max"]) for r in rows if r.get("grad_norm_max") is not None]
     best_val = record.result.get("best_val") or {}
     convergence = record.convergence
+    last = next((r for r in reversed(record.history) if r.get("val")), None)  # the last validation
+    last_val = (last or {}).get("val") or {}
     return {
         "steps": int(record.result.get("steps_done") or sum(steps)),
         "best_step": record.result.get("best_step"),
@@ -41,9 +43,14 @@ def history_facts(record: RunRecord) -> dict[str, Any]:
         "converged": record.converged,
         "convergence": convergence.get("reason", "no verdict recorded"),
         "convergence_rule": convergence.get("rule"),
+        "status": convergence.get("status"),  # training status (convergence.training_status)
+        "trained": record.trained,
         "diverged": record.diverged,
         "val_exact": _number(best_val.get("exact")),  # of best.pt (the selection), SynthClips only
         "val_CIDEr": _number(best_val.get(PRIMARY)),
+        "last_val_step": None if last is None else int(last["step"]),  # best and last: a run that fell off its plateau
+        "last_val_exact": _number(last_val.get("exact")),
+        "last_val_CIDEr": _number(last_val.get(PRIMARY)),
         "train_ms_per_step": 1000 * sum(train_seconds) / sum(steps) if sum(steps) else float("nan"),
         "train_seconds": sum(float(r["seconds"]) for r in rows),
         "s_to_95pct_val_CIDEr": to_95,

@@ -71,13 +71,20 @@ def mle_groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
 
 
 def groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
-    """Every configuration of the suite: the MLE ones, then the fine-tunes of FINETUNE_PARENT per seed."""
+    """Every configuration of the suite: the MLE ones, then the fine-tunes of FINETUNE_PARENT, one per
+    seed the fine-tune's label gets (`BenchContext.seeds_for`) among its parent's seeds."""
     out = mle_groups(ctx)
     parents = out[FINETUNE_PARENT]
-    out[ADVERSARIAL] = [ctx.finetune_spec(p, "adversarial", "-adversarial") for p in parents]
-    out[SCST] = [ctx.finetune_spec(p, "scst", "-scst", reward="cider") for p in parents]
+
+    def finetunes(label: str, method: str, **options: object) -> list[RunSpec]:
+        wanted = set(ctx.seeds_for(label))
+        return [ctx.finetune_spec(p, method, label.removeprefix(FINETUNE_PARENT), **options)
+                for p in parents if p.seed in wanted]
+
+    out[ADVERSARIAL] = finetunes(ADVERSARIAL, "adversarial")
+    out[SCST] = finetunes(SCST, "scst", reward="cider")
     if ctx.is_synth:  # the semantic checker needs SynthClips ground truth
-        out[SCST_SEMANTIC] = [ctx.finetune_spec(p, "scst", "-scst-semantic", reward="semantic") for p in parents]
+        out[SCST_SEMANTIC] = finetunes(SCST_SEMANTIC, "scst", reward="semantic")
     return out
 
 

@@ -43,7 +43,8 @@ def features(
     """Extract frame features of a dataset's videos into a resumable on-disk cache."""
     from vidcap_core.data import load_dataset, parse_max_videos
     from vidcap_core.errors import FeatureError
-    from vidcap_core.features.extract import extract_features, parse_shard
+    from vidcap_core.features.extract import extract_features
+    from vidcap_core.features.jobs import parse_shard
 
     try:
         if backbone == "oracle" and dataset != "synth":
@@ -85,7 +86,7 @@ def pretrain_cnn(
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Accuracies as text or JSON.")] = "text",
 ) -> None:
     """Pretrain synth-cnn on SynthClips frames (per grid region: object, shape, colour, size, position, angle) and save its weights."""
-    from vidcap_core.features.pretrain import pretrain_synth_cnn
+    from vidcap_core.perception.pretrain import pretrain_synth_cnn
 
     try:
         accuracies = pretrain_synth_cnn(
@@ -115,7 +116,7 @@ def probe_features_command(
     import pandas as pd
 
     from vidcap_core.errors import ConfigError
-    from vidcap_core.features.probes import POOLINGS, frame_probe_table, probe_features, probe_frame_features, probe_table
+    from vidcap_core.perception.probes import POOLINGS, frame_probe_table, probe_features, probe_frame_features, probe_table
     from vidcap_core.files import atomic_write_text
 
     try:

@@ -60,7 +60,7 @@ def calibrate_checkpoint_from_dataset(checkpoint: Path, features: Path, dataset:
     from vidcap_core.checkpoint import load_checkpoint
     from vidcap_core.data import load_dataset
     from vidcap_core.errors import FeatureError
-    from vidcap_core.features.ood import SplitVideos, calibrate_from_features, save_ood
+    from vidcap_core.ood import SplitVideos, calibrate_from_features, save_ood
     from vidcap_core.features.store import FeatureStore
 
     preprocessing = dict(load_checkpoint(checkpoint).preprocessing or {})
@@ -92,7 +92,7 @@ def calibrate_checkpoint_from_dataset(checkpoint: Path, features: Path, dataset:
 
 def flagged_shares(calibration: Any, store: Any, records: list[Any], preprocessing: dict[str, Any]) -> dict[str, Any]:
     """Score every clip of `records` that decodes: {clips, flagged, features_flagged, frames_flagged} (shares)."""
-    from vidcap_core.features.frame_statistics import frame_size_of, summarize_videos
+    from vidcap_core.ood.frame_statistics import frame_size_of, summarize_videos
 
     decoded = summarize_videos([r.path for r in records], int(preprocessing["num_frames"]), frame_size_of(preprocessing))
     unreadable = {str(path) for path, _ in decoded.unreadable}
@@ -114,7 +114,7 @@ def check_features_match_videos(store: Any, record: Any, preprocessing: dict[str
     from vidcap_core.errors import FeatureError, VidcapError
     from vidcap_core.features.backbones import build_backbone
     from vidcap_core.features.extract import encode_clips
-    from vidcap_core.features.frame_statistics import frame_size_of
+    from vidcap_core.ood.frame_statistics import frame_size_of
     from vidcap_core.video import read_frames
 
     try:

@@ -28,6 +28,7 @@ def synth(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder; default data/synthclips-<preset>. Rerun with the same options to resume.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same preset and seed give identical clips.")] = 0,
     num_clips: Annotated[Optional[int], typer.Option("--num-clips", min=1, help="Number of clips; default: the preset's.")] = None,
+    train_multiplier: Annotated[int, typer.Option("--train-multiplier", min=1, help="N times the preset's training clips, its val and test clips unchanged (same files and ids; synth.json says how the set was made).")] = 1,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Rendering processes; default min(2, CPUs). The output does not depend on it.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     format: Annotated[SynthOutput, typer.Option("--format", help="Summary as text or JSON.")] = SynthOutput.text,
@@ -38,7 +39,7 @@ def synth(
     folder = out if out is not None else Path("data") / f"synthclips-{preset.value}"
     try:
         summary = generate_synthclips(preset.value, folder, seed=seed, num_clips=num_clips, workers=workers,
-                                      progress=progress)
+                                      progress=progress, train_multiplier=train_multiplier)
     except VidcapError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc

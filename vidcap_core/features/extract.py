@@ -1,62 +1,34 @@
 """Encode the frames of many videos with a backbone and cache one `.npy` per video.
 
-Layout of `out_dir`:
-  features.json           settings of the run (backbone, weights, frames, sizes, dtype, version)
-  <video_id>.npy          (T, F) float16
-  <video_id>.grid.npy     (T, R, G) float16, only with grid=True
-
-Every file is written atomically (vidcap_core.files: a temp file, then rename), so a finished name is
-always complete: an interrupted run is resumed by running it again, which first deletes the temp
-files a killed write of a clip it redoes left behind.
-Frames are decoded by a small thread pool while the CNN encodes the previous clips; frames of
-several videos are batched into one forward pass.
+`extract_features` is the entry point for every backbone: it picks the `ClipEncoder` (decoded frames
+through a CNN, here; SynthClips' ground truth for `oracle`, features/oracle.py) and hands it to the
+one job loop (features/jobs.py: cache layout, resume, atomic writes). Frames are decoded by a small
+thread pool while the CNN encodes the previous clips; frames of several videos are batched into one
+forward pass. `encode_clips` is the same encoding for clips already in memory (the Captioner, OOD
+calibration, perf).
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vidcap_core.data.records import VideoRecord
 from vidcap_core.devices import pick_device
 from vidcap_core.errors import FeatureError, VideoReadError
 from vidcap_core.features.backbones import Backbone, build_backbone
-from vidcap_core.features.store import (
-    DISK_DTYPE,
-    FEATURES_VERSION,
-    META_FILE,
-    feature_path,
-    grid_path,
-)
-from vidcap_core.files import atomic_write, sweep_interrupted_writes_of, write_json
+from vidcap_core.features.jobs import ClipEncoder, ClipResult, ExtractionSummary, run_extraction, shard_of
+from vidcap_core.features.oracle import ORACLE_BACKBONE, OracleEncoder
+from vidcap_core.features.store import DISK_DTYPE, FEATURES_VERSION
 from vidcap_core.video import read_frames
 
 READ_THREADS = 2
-
-
-@dataclass
-class ExtractionSummary:
-    """What one call did. `seconds` covers reading + encoding + saving, not building the backbone."""
-
-    done: int
-    skipped: int
-    failed: dict[str, str] = field(default_factory=dict)  # video_id -> error message
-    seconds: float = 0.0
-    clips_per_s: float = 0.0
-    frames_per_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -99,56 +71,6 @@ def extraction_meta(backbone: Backbone, num_frames: int, size: tuple[int, int], 
     }
 
 
-def claim_out_dir(out_dir: Path, meta: dict[str, Any]) -> None:
-    """Write features.json, or check that the one already there has the same settings."""
-    path = out_dir / META_FILE
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise FeatureError(f"{path} is unreadable ({exc}): delete {out_dir} or choose another --out") from exc
-        diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
-        if diff:
-            shown = "; ".join(f"{k}: cached {a!r}, requested {b!r}" for k, (a, b) in diff.items())
-            raise FeatureError(
-                f"{out_dir} holds features extracted with other settings ({shown}): "
-                f"choose another --out, or delete {out_dir} to re-extract"
-            )
-        return
-    write_json(path, meta)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'i/n' -> (i, n) with 0 <= i < n."""
-    from vidcap_core.errors import ConfigError
-
-    try:
-        i, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"shard {text!r} must look like i/n, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise ConfigError(f"shard {text!r} needs 0 <= i < n")
-    return i, n
-
-
-def shard_records(records: Sequence[VideoRecord], shard: tuple[int, int]) -> list[VideoRecord]:
-    """Records whose index (sorted by video_id, duplicates dropped) % n == i."""
-    i, n = shard
-    if n < 1 or not 0 <= i < n:
-        raise FeatureError(f"shard {i}/{n} is invalid: need 0 <= i < n")
-    unique = {r.video_id: r for r in sorted(records, key=lambda r: r.video_id)}
-    return [r for k, r in enumerate(unique.values()) if k % n == i]
-
-
-def is_done(out_dir: Path, video_id: str, grid: bool) -> bool:
-    return feature_path(out_dir, video_id).is_file() and (not grid or grid_path(out_dir, video_id).is_file())
-
-
-def check_video_id(video_id: str) -> None:
-    if not video_id or "/" in video_id or "\\" in video_id or video_id.startswith("."):
-        raise FeatureError(f"video id {video_id!r} cannot be a file name: ids must not contain slashes or start with '.'")
-
-
 # ----------------------------------------------------------------------------- reading
 
 
@@ -183,10 +105,6 @@ def prefetched_clips(
 
 
 # ----------------------------------------------------------------------------- encoding
-
-
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 @torch.inference_mode()
@@ -226,14 +144,52 @@ def encode_clips(
     return encoded
 
 
-def encode_and_save(
-    backbone: Backbone, clips: list[tuple[VideoRecord, np.ndarray]], out_dir: Path, batch_size: int, grid: bool
-) -> None:
-    encoded = encode_clips(backbone, [frames for _, frames in clips], batch_size, grid)
-    for (record, _), (glob, regions) in zip(clips, encoded):
-        if regions is not None:  # grid first: a finished global file implies a finished grid
-            save_npy_atomic(grid_path(out_dir, record.video_id), regions)  # (T, R, G)
-        save_npy_atomic(feature_path(out_dir, record.video_id), glob)  # (T, F)
+class FrameEncoder:
+    """A `ClipEncoder` over decoded frames: videos read `READ_THREADS` at a time ahead of the CNN,
+    clips grouped until they fill `batch_size` frames, each group encoded by shared forward passes."""
+
+    def __init__(self, backbone: Backbone, size: tuple[int, int], batch_size: int) -> None:
+        self.backbone, self.size, self.batch_size = backbone, size, batch_size
+        self.label = backbone.name
+
+    def meta(self, num_frames: int, grid: bool) -> dict[str, Any]:
+        return extraction_meta(self.backbone, num_frames, self.size, grid)
+
+    def encode(self, records: Sequence[VideoRecord], num_frames: int, grid: bool) -> Iterator[list[tuple[VideoRecord, ClipResult]]]:
+        pending: list[tuple[VideoRecord, np.ndarray]] = []
+        ahead = max(4, 2 * self.batch_size // num_frames + 2)
+        pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="vidcap-read")
+        try:
+            for record, clip in prefetched_clips(pool, records, num_frames, self.size, ahead):
+                if isinstance(clip, str):
+                    yield [(record, clip)]
+                    continue
+                pending.append((record, clip))
+                if len(pending) * num_frames >= self.batch_size:
+                    yield self.encode_group(pending, grid)
+                    pending = []
+            if pending:
+                yield self.encode_group(pending, grid)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def encode_group(self, clips: list[tuple[VideoRecord, np.ndarray]], grid: bool) -> list[tuple[VideoRecord, ClipResult]]:
+        encoded = encode_clips(self.backbone, [frames for _, frames in clips], self.batch_size, grid)
+        return [(record, result) for (record, _), result in zip(clips, encoded)]
+
+
+# ----------------------------------------------------------------------------- the entry point
+
+
+def clip_encoder(backbone: str, records: Sequence[VideoRecord], frame_size: int | tuple[int, int] | None,
+                 weights: Path | None, batch_size: int, device: str | None) -> ClipEncoder:
+    """The encoder of `backbone` for these records: the oracle reads their SynthClips plans, every
+    other backbone their decoded frames."""
+    if backbone == ORACLE_BACKBONE:  # SynthClips ground truth, not pixels: same cache, another source
+        build_backbone(backbone, weights)  # refuses --weights
+        return OracleEncoder(records)
+    model = build_backbone(backbone, weights).to(pick_device(device)).eval()
+    return FrameEncoder(model, as_size(frame_size, model), batch_size)
 
 
 def extract_features(
@@ -252,54 +208,11 @@ def extract_features(
     """Extract and cache features of `records` (this shard only) into `out_dir`; skip what is cached.
 
     `batch_size` counts frames per forward pass, batched across videos. `frame_size` defaults to the
-    backbone's input size. Videos that cannot be read are reported in `failed`; the rest go on.
+    backbone's input size (the oracle ignores it). Videos that cannot be read are reported in
+    `failed`; the rest go on.
     """
     if num_frames < 1 or batch_size < 1:
         raise FeatureError(f"num_frames ({num_frames}) and batch_size ({batch_size}) must be at least 1")
-    if backbone == "oracle":  # SynthClips ground truth, not pixels: same cache, another source
-        from vidcap_core.features.oracle import extract_oracle_features
-
-        build_backbone(backbone, weights)  # refuses --weights
-        return extract_oracle_features(records, Path(out_dir), num_frames, grid=grid, shard=shard, progress=progress)
-    mine = shard_records(records, shard)
-    for record in mine:
-        check_video_id(record.video_id)
-    out_dir = Path(out_dir)
-    model = build_backbone(backbone, weights).to(pick_device(device)).eval()
-    size = as_size(frame_size, model)
-    claim_out_dir(out_dir, extraction_meta(model, num_frames, size, grid))
-
-    todo = [r for r in mine if not is_done(out_dir, r.video_id, grid)]
-    for record in todo:  # only this shard's clips: other shards may be writing into out_dir now
-        sweep_interrupted_writes_of(feature_path(out_dir, record.video_id))
-        sweep_interrupted_writes_of(grid_path(out_dir, record.video_id))
-    summary = ExtractionSummary(done=0, skipped=len(mine) - len(todo))
-    started = time.perf_counter()
-    pending: list[tuple[VideoRecord, np.ndarray]] = []
-    ahead = max(4, 2 * batch_size // num_frames + 2)
-    pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="vidcap-read")
-    bar = tqdm(total=len(todo), unit="clip", desc=f"{backbone} features", disable=not progress)
-    try:
-        for record, clip in prefetched_clips(pool, todo, num_frames, size, ahead):
-            if isinstance(clip, str):
-                summary.failed[record.video_id] = clip
-                bar.update(1)
-                continue
-            pending.append((record, clip))
-            if len(pending) * num_frames >= batch_size:
-                encode_and_save(model, pending, out_dir, batch_size, grid)
-                summary.done += len(pending)
-                bar.update(len(pending))
-                pending = []
-        if pending:
-            encode_and_save(model, pending, out_dir, batch_size, grid)
-            summary.done += len(pending)
-            bar.update(len(pending))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-    summary.seconds = time.perf_counter() - started
-    if summary.seconds > 0:
-        summary.clips_per_s = summary.done / summary.seconds
-        summary.frames_per_s = summary.done * num_frames / summary.seconds
-    return summary
+    mine = shard_of(records, shard)
+    encoder = clip_encoder(backbone, mine, frame_size, weights, batch_size, device)
+    return run_extraction(encoder, mine, Path(out_dir), num_frames, grid, progress)

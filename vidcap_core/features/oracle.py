@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,8 @@ import numpy as np
 
 from vidcap_core.data.records import VideoRecord
 from vidcap_core.errors import FeatureError
+from vidcap_core.features.jobs import ClipResult
+from vidcap_core.features.store import DISK_DTYPE, FEATURES_VERSION
 from vidcap_core.synth.catalog import COLOURS, SHAPES, SIZES
 from vidcap_core.synth.config import SynthConfig
 from vidcap_core.synth.plan import ClipPlan, ObjectState
@@ -95,7 +96,7 @@ class SynthClipsPlans:
     """Every clip plan of one generated SynthClips folder, rebuilt from its recorded parameters."""
 
     def __init__(self, root: Path) -> None:
-        from vidcap_core.synth.generator import assign_splits
+        from vidcap_core.synth.generator import grown_roles
 
         self.root = Path(root)
         info_path, truth_path = self.root / SYNTH_INFO, self.root / GROUND_TRUTH
@@ -105,13 +106,14 @@ class SynthClipsPlans:
             info = json.loads(info_path.read_text(encoding="utf-8"))
             self.cfg = config_from_json(info["config"])
             self.seed = int(info["seed"])
+            self.train_multiplier = int(info.get("train_multiplier", 1))  # a set grown with val and test fixed
             self.truths: dict[str, Any] = json.loads(truth_path.read_text(encoding="utf-8"))["clips"]
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise FeatureError(
                 f"cannot read SynthClips parameters in {self.root} ({type(exc).__name__}: {exc}); "
                 f"regenerate the folder with `vidcap data synth --out {self.root}`"
             ) from exc
-        self.roles = assign_splits(self.cfg, self.seed)
+        self.roles = grown_roles(self.cfg, self.seed, self.train_multiplier)
 
     def plan(self, video_id: str) -> ClipPlan:
         """The plan clip `video_id` was rendered from; FeatureError if it is not this folder's clip
@@ -219,8 +221,6 @@ def decode_slot(vector: np.ndarray) -> dict[str, Any]:
 
 def oracle_meta(num_frames: int, frame_size: int, grid: bool) -> dict[str, Any]:
     """features.json of an oracle cache: the keys every backbone writes, plus the slot layout."""
-    from vidcap_core.features.store import DISK_DTYPE, FEATURES_VERSION
-
     return {
         "backbone": ORACLE_BACKBONE,
         "weights": ORACLE_WEIGHTS_ID,
@@ -239,57 +239,24 @@ def oracle_meta(num_frames: int, frame_size: int, grid: bool) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the cache
 
 
-def extract_oracle_features(
-    records: Sequence[VideoRecord],
-    out_dir: Path,
-    num_frames: int = 32,
-    grid: bool = False,
-    shard: tuple[int, int] = (0, 1),
-    progress: bool = True,
-) -> Any:
-    """`extract_features` for backbone 'oracle': the same cache layout, features.json and resume rules,
-    from each clip's ground truth instead of its pixels. Returns an ExtractionSummary."""
-    from tqdm import tqdm
+class OracleEncoder:
+    """The job loop's `ClipEncoder` for backbone 'oracle' (features/jobs.py): the same cache layout,
+    features.json and resume rules as every backbone, from each clip's ground truth instead of its
+    pixels. FeatureError when a record is not a clip of a SynthClips folder of this version."""
 
-    from vidcap_core.features.extract import (
-        ExtractionSummary,
-        check_video_id,
-        claim_out_dir,
-        is_done,
-        save_npy_atomic,
-        shard_records,
-    )
-    from vidcap_core.features.store import DISK_DTYPE, feature_path, grid_path
-    from vidcap_core.files import sweep_interrupted_writes_of
+    label = ORACLE_BACKBONE
 
-    if num_frames < 1:
-        raise FeatureError(f"num_frames ({num_frames}) must be at least 1")
-    mine = shard_records(records, shard)
-    for record in mine:
-        check_video_id(record.video_id)
-    folders: dict[Path, SynthClipsPlans] = {}
-    for root in dict.fromkeys(synth_root_of(r) for r in mine):
-        folders[root] = SynthClipsPlans(root)
-    out_dir = Path(out_dir)
-    frame_sizes = {plans.cfg.frame_size for plans in folders.values()}
-    if len(frame_sizes) > 1:
-        raise FeatureError(f"the records come from SynthClips folders of different frame sizes {sorted(frame_sizes)}")
-    frame_size = frame_sizes.pop() if frame_sizes else 0
-    claim_out_dir(out_dir, oracle_meta(num_frames, frame_size, grid))
-    todo = [r for r in mine if not is_done(out_dir, r.video_id, grid)]
-    for record in todo:  # temp files a killed write of this shard's clips left behind
-        sweep_interrupted_writes_of(feature_path(out_dir, record.video_id))
-        sweep_interrupted_writes_of(grid_path(out_dir, record.video_id))
-    summary = ExtractionSummary(done=0, skipped=len(mine) - len(todo))
-    started = time.perf_counter()
-    for record in tqdm(todo, unit="clip", desc="oracle features", disable=not progress):
-        glob, slots = oracle_features(folders[synth_root_of(record)].plan(record.video_id), num_frames)
-        if grid:  # grid first: a finished global file implies a finished grid
-            save_npy_atomic(grid_path(out_dir, record.video_id), slots.astype(DISK_DTYPE))  # (T, R, G)
-        save_npy_atomic(feature_path(out_dir, record.video_id), glob.astype(DISK_DTYPE))  # (T, F)
-        summary.done += 1
-    summary.seconds = time.perf_counter() - started
-    if summary.seconds > 0:
-        summary.clips_per_s = summary.done / summary.seconds
-        summary.frames_per_s = summary.done * num_frames / summary.seconds
-    return summary
+    def __init__(self, records: Sequence[VideoRecord]) -> None:
+        self.folders = {root: SynthClipsPlans(root) for root in dict.fromkeys(synth_root_of(r) for r in records)}
+        frame_sizes = {plans.cfg.frame_size for plans in self.folders.values()}
+        if len(frame_sizes) > 1:
+            raise FeatureError(f"the records come from SynthClips folders of different frame sizes {sorted(frame_sizes)}")
+        self.frame_size = frame_sizes.pop() if frame_sizes else 0
+
+    def meta(self, num_frames: int, grid: bool) -> dict[str, Any]:
+        return oracle_meta(num_frames, self.frame_size, grid)
+
+    def encode(self, records: Sequence[VideoRecord], num_frames: int, grid: bool) -> Iterator[list[tuple[VideoRecord, ClipResult]]]:
+        for record in records:
+            glob, slots = oracle_features(self.folders[synth_root_of(record)].plan(record.video_id), num_frames)
+            yield [(record, (glob.astype(DISK_DTYPE), slots.astype(DISK_DTYPE) if grid else None))]  # (T, F), (T, R, G)

@@ -1,6 +1,6 @@
 """Object slots from synth-cnn's region perception: one slot per object, tracked through the clip.
 
-synth-cnn perceives a frame as a 4x4 grid of regions (features/backbones.py): each region says
+synth-cnn perceives a frame as a 4x4 grid of regions (features/backbones/synth_cnn.py): each region says
 whether an object's centre lies in it and, if so, its shape, colour, size, angle and (x, y) in the
 frame. A grid region is a place, not an object: an object that crosses a region boundary moves
 its description into another region, so a decoder attending over regions loses the object's
@@ -66,6 +66,8 @@ PERCEPTION_FIELDS: tuple[str, ...] = (
 )
 SLOT_FIELDS: tuple[str, ...] = (*PERCEPTION_FIELDS, "vx", "vy")
 SLOT_DIM = len(SLOT_FIELDS)  # 21: the grid's channels without the region-relative offset, and a velocity
+CONFIDENCE_FIELD = "p"  # the field that says a slot holds an object in a frame (0: empty)
+SCALED_BY_CONFIDENCE = True  # every other field is stored times p
 _KEEP = np.r_[_P, np.arange(_ATTRIBUTES.start, _ATTRIBUTES.stop), np.arange(_ANGLE.start, _XY.stop)]
 
 

@@ -28,7 +28,7 @@ from vidcap_core.devices import pick_device
 from vidcap_core.errors import CheckpointError, ConfigError, FeatureError
 from vidcap_core.features.backbones import build_backbone
 from vidcap_core.features.extract import encode_clips
-from vidcap_core.features.ood import OodCalibration, load_ood
+from vidcap_core.ood import OodCalibration, load_ood
 from vidcap_core.pipeline.scope import scope_sentence
 from vidcap_core.text import Vocabulary
 from vidcap_core.video import VideoInfo, probe_video, read_frames, sample_frame_indices
@@ -99,7 +99,7 @@ class Captioner:
         self.checkpoint = checkpoint
         self.reader = reader
         self.prober = prober
-        self.ood = ood  # scores each clip against the training features (features/ood.py); None = not calibrated
+        self.ood = ood  # scores each clip against the training features (vidcap_core/ood); None = not calibrated
         size = preprocessing["frame_size"]
         self.frame_size: tuple[int, int] = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.num_frames = int(preprocessing["num_frames"])

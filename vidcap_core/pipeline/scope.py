@@ -21,7 +21,7 @@ SYNTH_SCOPE = (
 )
 OTHER_SCOPE = ("This model describes videos like the ones it was trained on; on other kinds of video its captions "
                "are guesses.")
-# The frame statistics of vidcap_core.features.frame_statistics, as what differs from the training videos.
+# The frame statistics of vidcap_core.ood.frame_statistics, as what differs from the training videos.
 STATISTIC_WORDS = {
     "brightness": "brightness",
     "contrast": "contrast",

@@ -1,4 +1,5 @@
-"""libx264 options under which encoding the same frames gives the same bytes on every run.
+"""libx264 options under which encoding the same frames gives the same bytes on every run, and the one
+H.264 writer (`write_h264_mp4`) that SynthClips and the benchmark's generated clips both use.
 
 x264's AVX-512 code (core 165, the libx264 bundled with PyAV 18) made about 1 in 200 encodes of
 our 64x64 clips come out as a second bitstream from identical yuv420p input, in one process and
@@ -19,7 +20,11 @@ from __future__ import annotations
 
 import functools
 import platform
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 CPUINFO = Path("/proc/cpuinfo")
 # x264 uses its AVX-512 code only when all of these are present (and the OS saves zmm state,
@@ -49,3 +54,30 @@ def deterministic_x264_options(*x264_params: str) -> dict[str, str]:
     ("key=value" strings, e.g. "log-level=error") plus `asm=AVX2` where x264 would pick AVX-512."""
     params = [*x264_params, *([CAP_AT_AVX2] if x264_would_use_avx512() else [])]
     return {"threads": "1", **({"x264-params": ":".join(params)} if params else {})}
+
+
+def write_h264_mp4(target: Path | BinaryIO, frames: Iterable[np.ndarray], fps: int, options: Mapping[str, str],
+                   container_options: Mapping[str, str] | None = None) -> None:
+    """The one H.264 writer: (H, W, 3) uint8 RGB frames as a yuv420p mp4 into `target`, a path or a binary
+    file opened for writing; the first frame sets the size (no frames: a file with no video stream).
+
+    `options` go to libx264 as given (callers start from `deterministic_x264_options` so the same frames
+    give the same bytes); its "threads" also sets the codec context's thread count. Nothing here is
+    atomic: SynthClips wraps it in `files.atomic_write`; a path is needed where the muxer reopens the
+    file by name (`movflags=faststart` in `container_options`).
+    """
+    import av  # heavy; only encoding needs it
+
+    with av.open(str(target) if isinstance(target, Path) else target, mode="w", format="mp4",
+                 options=dict(container_options or {})) as container:
+        stream = None
+        for frame in frames:
+            if stream is None:
+                stream = container.add_stream("libx264", rate=fps, options=dict(options))
+                stream.height, stream.width = frame.shape[:2]  # (H, W, 3)
+                stream.pix_fmt = "yuv420p"
+                if "threads" in options:
+                    stream.codec_context.thread_count = int(options["threads"])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        if stream is not None:
+            container.mux(stream.encode(None))  # flush the encoder's delayed frames

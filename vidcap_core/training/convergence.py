@@ -1,11 +1,16 @@
 """Model selection, the plateau schedule (LR cuts and stopping) and the convergence verdict of a run.
 
-Three questions, three functions, all on validation scores only (never test):
+Four questions, one function each, all on validation scores only (never test):
 - which checkpoint is best: `selection_key` (SynthClips: semantic exact accuracy, ties broken by
   CIDEr-D; real data: CIDEr-D), compared lexicographically;
 - is the model still learning: `PlateauSchedule.update` (progress = any component of the key beats
   its best so far by more than its threshold: absolute for exact accuracy, relative for CIDEr-D);
-- did the run converge: `convergence_verdict`, the one written rule every run is judged by.
+- did the run converge: `convergence_verdict`, the one written rule every run is judged by;
+- was the run trained to completion: `training_status` (in the verdict as "status" and "trained"). A
+  claim compares trained runs: a run that converged, that its plateau schedule stopped, that reached
+  its plateau and then fell off it, or that diverged has been trained (more steps of this recipe
+  would not change what it is: the instability of a plain RNN is a finding, not a missing result);
+  a run whose budget ran out while it was still improving is UNDERTRAINED, and says nothing yet.
 
 Why a plateau schedule rather than "stop after `patience` validations without a new best": val
 scores of a model still improving are noisy, so a fixed patience stops on a dip (the benchmark's
@@ -32,6 +37,22 @@ EXACT_EPSILON = 0.03
 CIDER_RELATIVE_EPSILON = 0.05  # and within 5% of the best CIDEr-D (its plateau wander is about +-4%)
 
 STOP_REASONS = ("plateau", "budget", "diverged")
+
+# `training_status`: what a run is, for the claims that compare it.
+CONVERGED = "converged"  # plateau reached and held (the convergence rule)
+SCHEDULE_ENDED = "schedule ended"  # its plateau schedule stopped it (LR cuts without progress), rule not met
+FELL_OFF = "fell off"  # reached its plateau early enough, then its last validations fell below the best
+DIVERGED = "diverged"  # non-finite loss or gradient: stopped at once
+UNDERTRAINED = "undertrained"  # the budget ran out while it was still improving (or it never validated)
+TRAINED_STATUSES = (CONVERGED, SCHEDULE_ENDED, FELL_OFF, DIVERGED)
+STATUS_RULE = (
+    "a run is **trained** when it converged, when its plateau schedule stopped it (the learning rate was cut "
+    "and cut again without progress), when it reached its plateau before the last "
+    f"{LATE_FRACTION:.0%} of its steps and then fell off it, or when it diverged: more steps of the recipe would "
+    "not change what it is, and a plain RNN's instability is a finding; it is **undertrained** when its step "
+    "budget ran out while it was still improving (plateau inside the last "
+    f"{LATE_FRACTION:.0%} of its steps, or fewer than {FINAL_VALIDATIONS} validations after it) or it never validated"
+)
 
 
 def selection_key(val: Mapping[str, float], synth: bool) -> tuple[float, ...]:
@@ -135,6 +156,41 @@ def convergence_verdict(validations: Sequence[tuple[int, Sequence[float]]], step
     flattened converged; a run stopped by the plateau schedule while the rule fails (it can: the
     schedule counts progress on any key component) did not.
     """
+    verdict = _convergence(validations, steps_done, stop_reason, val_clips)
+    status = training_status(verdict)
+    return {**verdict, "status": status, "trained": status in TRAINED_STATUSES, "status_rule": STATUS_RULE,
+            **best_and_last(validations)}
+
+
+def training_status(verdict: Mapping[str, Any]) -> str:
+    """STATUS_RULE applied to a convergence verdict (`convergence_verdict`'s keys; older verdicts without
+    "validations_after_plateau" count as having enough validations after their plateau)."""
+    stop = verdict.get("stop_reason")
+    if stop == "diverged":
+        return DIVERGED
+    if verdict.get("converged"):
+        return CONVERGED
+    if not verdict.get("validations") or verdict.get("plateau_fraction") is None:
+        return UNDERTRAINED
+    if stop == "plateau":
+        return SCHEDULE_ENDED
+    late = float(verdict["plateau_fraction"]) > 1.0 - LATE_FRACTION
+    if late or int(verdict.get("validations_after_plateau", FINAL_VALIDATIONS)) < FINAL_VALIDATIONS:
+        return UNDERTRAINED
+    return FELL_OFF
+
+
+def best_and_last(validations: Sequence[tuple[int, Sequence[float]]]) -> dict[str, Any]:
+    """The best validation (first of ties) and the last one: {"best_validation": {"step", "key"}, "last_validation": ...}."""
+    if not validations:
+        return {"best_validation": None, "last_validation": None}
+    best = max(range(len(validations)), key=lambda i: (tuple(validations[i][1]), -i))
+    return {"best_validation": {"step": validations[best][0], "key": [float(k) for k in validations[best][1]]},
+            "last_validation": {"step": validations[-1][0], "key": [float(k) for k in validations[-1][1]]}}
+
+
+def _convergence(validations: Sequence[tuple[int, Sequence[float]]], steps_done: int, stop_reason: str | None,
+                 val_clips: int | None) -> dict[str, Any]:
     verdict: dict[str, Any] = {
         "converged": False, "stop_reason": stop_reason, "steps_done": steps_done, "validations": len(validations),
         "best_step": None, "plateau_step": None, "plateau_fraction": None, "final_gap": None,
@@ -153,7 +209,8 @@ def convergence_verdict(validations: Sequence[tuple[int, Sequence[float]]], step
     plateau_step = validations[plateau_index][0]
     final = validations[-FINAL_VALIDATIONS:]
     verdict.update(best_step=best_step, plateau_step=plateau_step, plateau_fraction=round(plateau_step / steps_done, 4),
-                   final_gap=final_gap(final, best_key), exact_epsilon=round(exact_epsilon, 4))
+                   final_gap=final_gap(final, best_key), exact_epsilon=round(exact_epsilon, 4),
+                   validations_after_plateau=len(validations) - 1 - plateau_index)
     if plateau_step > (1.0 - LATE_FRACTION) * steps_done:
         reason = (f"still improving: plateau reached at step {plateau_step} of {steps_done}, inside the last "
                   f"{LATE_FRACTION:.0%}" + (" (stopped by the budget)" if stop_reason == "budget" else ""))

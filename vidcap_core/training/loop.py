@@ -48,7 +48,7 @@ from vidcap_core.features.clips import (
 from vidcap_core.features.store import FeatureStore
 from vidcap_core.files import append_jsonl, json_safe, read_jsonl, write_json
 from vidcap_core.models import PAD_ID, ModelConfig, build_model
-from vidcap_core.features.ood import calibrate_checkpoint, dataset_videos
+from vidcap_core.ood import calibrate_checkpoint, dataset_videos
 from vidcap_core.runs import RunDir
 from vidcap_core.text import Vocabulary
 from vidcap_core.training.batches import (

@@ -32,8 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from vidcap_core.errors import FeatureError
+from vidcap_core.features.oracle import SLOT_FIELDS, SynthClipsPlans, oracle_features
 from vidcap_core.features.store import FeatureStore
 from vidcap_core.synth.catalog import ACTIONS, COLOURS, SHAPES
+from vidcap_core.synth.checker import load_ground_truth
 from vidcap_core.synth.truth import ClipTruth
 
 TARGETS: dict[str, Callable[[ClipTruth], int]] = {
@@ -206,8 +208,6 @@ def probe_features(
     """Linear-probe accuracy of every feature cache in `features` ({label: folder}) on the SynthClips
     folder `synth_root`: one row per (features, pooling, target). `max_train` caps the train clips
     (the first N by id) to measure a smaller set."""
-    from vidcap_core.synth.checker import load_ground_truth
-
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise FeatureError(f"unknown probe target(s) {unknown}: choose from {', '.join(TARGETS)}")
@@ -251,8 +251,6 @@ FRAME_HIDDEN = 256
 def frame_scene_targets(slots: np.ndarray) -> dict[str, np.ndarray]:
     """Per frame, from oracle slots (T, R, G) with opacity >= 0.5 counting as seen: the number of
     objects (T,), and multi-hot sets (T, k) of colours (7), shapes (5) and colour-shape pairs (35)."""
-    from vidcap_core.features.oracle import SLOT_FIELDS
-
     col = {name: i for i, name in enumerate(SLOT_FIELDS)}
     seen = slots[..., col["opacity"]] >= 0.5  # (T, R)
     colour = slots[..., [col[f"colour={c}"] for c in COLOURS]].argmax(-1)  # (T, R)
@@ -277,8 +275,6 @@ class FrameMatrix:
 
 def frame_matrix(store: FeatureStore, plans, truths: dict[str, ClipTruth], split: str, frames_per_clip: int) -> FrameMatrix:
     """`frames_per_clip` evenly spaced frames of each clip of `split`, with targets from the ground truth."""
-    from vidcap_core.features.oracle import oracle_features
-
     ids = sorted(v for v, t in truths.items() if t.split == split)
     feats, parts, heldout = [], [], []
     for video_id in ids:
@@ -349,9 +345,6 @@ def probe_frames(store: FeatureStore, plans, truths: dict[str, ClipTruth], frame
 def probe_frame_features(features: dict[str, Path], synth_root: Path, frames_per_clip: int = 16) -> pd.DataFrame:
     """probe_frames for every feature cache in `features` ({label: folder}) of the SynthClips folder
     `synth_root`: one row per (features, target)."""
-    from vidcap_core.features.oracle import SynthClipsPlans
-    from vidcap_core.synth.checker import load_ground_truth
-
     truths = load_ground_truth(Path(synth_root))
     plans = SynthClipsPlans(Path(synth_root))
     rows = []

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vidcap_core.errors import ConfigError
-from vidcap_core.features.backbones import REGION_HEADS, SynthCNN, SynthCNNConfig, save_synth_cnn
+from vidcap_core.features.backbones.synth_cnn import REGION_HEADS, SynthCNN, SynthCNNConfig, save_synth_cnn
 from vidcap_core.features.oracle import ROTATION_ORDER
 from vidcap_core.files import json_safe, write_json
 from vidcap_core.synth.catalog import COLOURS, SHAPES, SIZES

@@ -1,6 +1,6 @@
 """Low-level statistics of a clip's decoded frames: the second, independent half of the OOD score.
 
-The feature half (features/ood.py) measures how far a clip's backbone features lie from the
+The feature half (ood/feature_distance.py) measures how far a clip's backbone features lie from the
 training frames'. A backbone trained on SynthClips maps images it never saw into codes it
 knows: seeded noise scored 2.16 against a SynthClips median of 11, a textured 480p clip 9.4
 (results/ood.md before this score existed). What SynthClips pins down tightly is the pixels

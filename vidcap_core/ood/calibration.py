@@ -1,36 +1,7 @@
-"""How unlike its training data a clip looks: an out-of-distribution (OOD) score per caption.
-
-A captioner trained on SynthClips answers any video with a SynthClips sentence, so a caption of
-a cooking video reads as confidently as one of a synthetic clip. Two independent scores tell them
-apart, and a clip is flagged when either exceeds its own threshold:
-
-1. Features (`FeatureDistance`), what the model itself sees: every frame feature of the training
-   clips goes into one mean and one covariance, shrunk towards a scaled identity (Ledoit-Wolf;
-   frames, not clip averages, because 420 clips do not pin down a 256 x 256 covariance, while
-   their 13,000 frames do); a clip's score is the mean over its frames of each frame's
-   Mahalanobis distance from it. Per-frame features with extra trailing dims (a region grid
-   (T, R, G)) are flattened to one vector per frame.
-2. Frames (`frame_statistics.FrameStatistics`), what the decoder delivered: low-level statistics
-   of the decoded frames (noise, edges, colours, motion) and the video's size and frame rate,
-   each measured against the training clips' range. A backbone trained on SynthClips maps images
-   it never saw into codes it knows (seeded noise scored 2.16 on the feature score, below the
-   SynthClips median of 11); the pixels of SynthClips are pinned down far more tightly.
-
-Each threshold is the DEFAULT_PERCENTILE (99.75th) percentile of the validation clips' scores
-(clips the fit never saw), so each flags about 0.25% of in-distribution clips and the two
-together at most 0.5% (a union bound), inside the 1% budget of issue #12. The score reported is
-the larger of the two scores, each divided by its own threshold, so above 1.0 is flagged.
-
-Measured with `vidcap-bench ood` on the best model of results/ (SynthClips standard): the feature
-score alone (99.5th percentile) flagged 1 of 3 readable real videos in ../shared/videos, 1 of 4
-generated patterns and 1.0% of the 600 test clips; both scores at the 99.75th percentile flag 3 of
-3, 4 of 4 and 0.8% (5 clips: 4 by the features, all of them held-out compositions, 1 by the frames).
-
-The calibration is data stored next to its checkpoint (`<checkpoint stem>.ood.npz`: arrays
-and one JSON string, read with `allow_pickle=False`), together with the checkpoint's
-preprocessing facts; a calibration made for other features, or by an older version, is refused
-when loaded. It is written at the end of `vidcap train` (which decodes a sample of the training
-and validation videos for the frame statistics) and by `vidcap calibrate-ood`.
+"""The OOD calibration of a checkpoint: both scores fitted (`fit_ood`), stored next to it and read back
+checked (`save_ood` / `load_ood`: `<checkpoint stem>.ood.npz`), made at the end of training
+(`calibrate_checkpoint`) or from a feature cache (`calibrate_from_features`, `vidcap calibrate-ood`).
+What the two scores are and how they were measured: vidcap_core/ood/__init__.py.
 """
 
 from __future__ import annotations
@@ -47,7 +18,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vidcap_core.errors import CheckpointError, FeatureError
-from vidcap_core.features.frame_statistics import (
+from vidcap_core.ood.feature_distance import (
+    DEFAULT_PERCENTILE,
+    FeatureDistance,
+    check_percentile,
+    fit_feature_distance,
+    real_frames,
+)
+from vidcap_core.ood.frame_statistics import (
     DEFAULT_TRAIN_SAMPLE,
     DEFAULT_VAL_SAMPLE,
     STATISTIC_NAMES,
@@ -63,11 +41,11 @@ from vidcap_core.features.frame_statistics import (
     summarize_clip,
     summarize_videos,
 )
+from vidcap_core.features.store import FeatureStore
 from vidcap_core.files import atomic_write_bytes
 from vidcap_core.video import VideoInfo, probe_video, read_frames
 
 OOD_VERSION = 2  # 2: the frame statistics joined the feature score
-DEFAULT_PERCENTILE = 99.75  # of each score: the two together flag at most 0.5% of validation clips
 COMBINED_THRESHOLD = 1.0  # OodScore.score is in units of each part's own threshold
 SIDECAR_SUFFIX = ".ood.npz"
 # Preprocessing facts that decide what the features mean; a calibration is valid only for these.
@@ -126,40 +104,6 @@ class OodScore:
                 "features": self.features.to_dict(), "frames": self.frames.to_dict()}
 
 
-def frame_vectors(feats: np.ndarray, dim: int) -> np.ndarray:
-    """One clip's per-frame features (T, F), (T, R, G) or with a leading batch of 1 -> (T, dim):
-    the trailing dims whose product is `dim` become each frame's vector. FeatureError when none do."""
-    feats = np.asarray(feats, dtype=np.float64)
-    for first in range(1, feats.ndim):
-        if math.prod(feats.shape[first:]) == dim:
-            return feats.reshape(-1, dim)  # (T, dim)
-    raise FeatureError(f"clip features of shape {feats.shape} have no per-frame vector of {dim} dims as the OOD "
-                       "calibration expects; recalibrate with `vidcap calibrate-ood`.")
-
-
-@dataclass(frozen=True)
-class FeatureDistance:
-    """Mean and shrunk inverse covariance of the training frames' features, and the threshold."""
-
-    mean: np.ndarray  # (F,) float64, over training frames
-    precision: np.ndarray  # (F, F) float64: inverse of the shrunk covariance of training frames
-    threshold: float
-    percentile: float
-    shrinkage: float  # 0 = sample covariance, 1 = scaled identity
-    train_clips: int
-    val_clips: int
-    val_scores: np.ndarray  # (M,) scores of the validation clips (the threshold's evidence)
-
-    def frame_distances(self, frames: np.ndarray) -> np.ndarray:
-        """(T, F) frame features -> (T,) Mahalanobis distances from the training frames."""
-        centred = np.asarray(frames, dtype=np.float64) - self.mean  # (T, F)
-        return np.sqrt(np.maximum(np.einsum("tf,fg,tg->t", centred, self.precision, centred), 0.0))
-
-    def clip_score(self, feats: np.ndarray) -> float:
-        """One clip's features ((T, F), (T, R, G), or either with a leading 1) -> the mean of its frames' distances."""
-        return float(self.frame_distances(frame_vectors(feats, len(self.mean))).mean())
-
-
 @dataclass(frozen=True)
 class OodCalibration:
     """Both scores' calibrations and the preprocessing facts their features came from."""
@@ -180,48 +124,6 @@ class OodCalibration:
         (T, H, W, 3) uint8 at the model's frame size, and the video's probe (size and rate) -> OodScore."""
         geometry = video if isinstance(video, Geometry) else Geometry.of(video)
         return self.score_summary(feats, summarize_clip(frames, geometry))
-
-
-def real_frames(feats: np.ndarray, mask: np.ndarray | None = None) -> list[np.ndarray]:
-    """(N, T, ...) frame features (and an optional (N, T) mask of real frames) -> N arrays (T_i, ...)."""
-    feats = np.asarray(feats)
-    if mask is None:
-        return list(feats)
-    return [clip[np.asarray(keep, dtype=bool)] for clip, keep in zip(feats, mask)]
-
-
-def shrunk_covariance(vectors: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ledoit-Wolf shrinkage of the sample covariance of (N, F) vectors: (covariance (F, F), shrinkage)."""
-    n, f = vectors.shape
-    centred = vectors - vectors.mean(axis=0)  # (N, F)
-    sample = centred.T @ centred / n  # (F, F)
-    scale = np.trace(sample) / f
-    target_distance = float(((sample - scale * np.eye(f)) ** 2).sum()) / f
-    spread = (float(((centred ** 2).sum(axis=1) ** 2).sum()) / n - float((sample ** 2).sum())) / (n * f)
-    shrinkage = 1.0 if target_distance <= 0 else float(np.clip(spread / target_distance, 0.0, 1.0))
-    return (1.0 - shrinkage) * sample + shrinkage * scale * np.eye(f), shrinkage
-
-
-def check_percentile(percentile: float) -> float:
-    if not 50.0 <= percentile <= 100.0:
-        raise FeatureError(f"OOD percentile must be in [50, 100], got {percentile}.")
-    return float(percentile)
-
-
-def fit_feature_distance(train_clips: Sequence[np.ndarray], val_clips: Sequence[np.ndarray],
-                         percentile: float = DEFAULT_PERCENTILE) -> FeatureDistance:
-    """Fit on the frame features of training clips ((T_i, F) or (T_i, R, G) each), threshold on validation clips'."""
-    if len(train_clips) < 2 or len(val_clips) < 1:
-        raise FeatureError(f"OOD calibration needs at least 2 training and 1 validation clips, got "
-                           f"{len(train_clips)} and {len(val_clips)}.")
-    check_percentile(percentile)
-    frames = np.concatenate([np.asarray(c, dtype=np.float64).reshape(len(c), -1) for c in train_clips])  # (sum T_i, F)
-    covariance, shrinkage = shrunk_covariance(frames)
-    partial = FeatureDistance(frames.mean(axis=0), np.linalg.pinv(covariance, hermitian=True), np.inf, percentile,
-                              shrinkage, len(train_clips), len(val_clips), np.zeros(0))
-    val_scores = np.array([partial.clip_score(clip) for clip in val_clips])  # (M,)
-    return FeatureDistance(partial.mean, partial.precision, float(np.percentile(val_scores, percentile)), percentile,
-                           shrinkage, len(train_clips), len(val_clips), val_scores)
 
 
 def fit_ood(train_clips: Sequence[np.ndarray], val_clips: Sequence[np.ndarray], train_frames: Sequence[ClipSummary],
@@ -353,8 +255,6 @@ def calibrate_from_features(features_dir: Path, train_ids: Sequence[str], val_id
                             ) -> OodCalibration:
     """Fit from a feature cache (vidcap features), the ids of the training and validation clips, and
     their videos (decoded for the frame statistics: a sample of `train_sample` training videos)."""
-    from vidcap_core.features.store import FeatureStore
-
     store = FeatureStore(features_dir)
     mismatched = {key: (store.meta.get(key), preprocessing.get(key)) for key in ("backbone", "feature_dim", "num_frames")
                   if store.meta.get(key) != preprocessing.get(key)}

@@ -1,0 +1,122 @@
+"""Perception measured against the oracle (vidcap_core/perception/measure.py) and the benchmark's
+`perception` suite: hand-made slots with a known swap and a lost object, the oracle measured against
+itself, synth-slots on real SynthClips clips, and the suite on the smoke profile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vidcap_core.features.oracle import SLOT_FIELDS as ORACLE_FIELDS
+from vidcap_core.perception.measure import (
+    FIELDS,
+    identity_swaps,
+    match_slots,
+    measure_perception,
+    perception_table,
+    read_oracle,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+COLUMN = {name: i for i, name in enumerate(ORACLE_FIELDS)}
+
+
+def oracle_slots(xy: np.ndarray, opacity: np.ndarray) -> np.ndarray:
+    """Slots (T, K, G) in the oracle's layout: red large squares at `xy` (T, K, 2) with `opacity` (T, K)."""
+    T, K = opacity.shape
+    slots = np.zeros((T, K, len(ORACLE_FIELDS)), np.float32)
+    for name in ("shape=square", "colour=red", "size=large"):
+        slots[..., COLUMN[name]] = 1.0
+    slots[..., COLUMN["scale"]] = 0.17
+    slots[..., COLUMN["x"]], slots[..., COLUMN["y"]] = xy[..., 0], xy[..., 1]
+    slots[..., COLUMN["angle_cos"]] = 1.0
+    slots[..., COLUMN["present"]] = opacity > 0
+    slots[..., COLUMN["opacity"]] = opacity
+    slots[opacity <= 0] = 0.0
+    return slots
+
+
+def crossing(T: int = 8) -> np.ndarray:
+    """Two objects crossing: object 0 goes left to right along y = 0.3, object 1 right to left along y = 0.7."""
+    t = np.linspace(0.1, 0.9, T)
+    return np.stack([np.stack([t, np.full(T, 0.3)], -1), np.stack([t[::-1], np.full(T, 0.7)], -1)], 1)  # (T, 2, 2)
+
+
+def test_a_slot_that_jumps_to_the_other_object_counts_two_swaps():
+    xy = crossing()
+    truth = read_oracle(oracle_slots(xy, np.ones((8, 2))))
+    jumped = xy.copy()
+    jumped[4:] = xy[4:, ::-1]  # from frame 4 on, slot 0 holds object 1 and slot 1 object 0
+    learned = read_oracle(oracle_slots(jumped, np.ones((8, 2))))
+    assert match_slots(truth, learned, 2) in ({0: 0, 1: 1}, {0: 1, 1: 0})
+    assert identity_swaps(truth, learned, 2).tolist() == [1, 1]
+    assert identity_swaps(truth, truth, 2).tolist() == [0, 0]
+
+
+def test_matching_follows_position_over_the_clip_not_slot_order():
+    xy = crossing()
+    truth = read_oracle(oracle_slots(xy, np.ones((8, 2))))
+    reordered = read_oracle(oracle_slots(xy[:, ::-1], np.ones((8, 2))))  # the same objects in the other slots
+    assert match_slots(truth, reordered, 2) == {0: 1, 1: 0}
+    assert identity_swaps(truth, reordered, 2).tolist() == [0, 0]
+
+
+@pytest.fixture(scope="module")
+def tiny_caches(tiny_synth, tmp_path_factory):
+    """The tiny SynthClips clips under the oracle and synth-slots, with their slot grids."""
+    from vidcap_core.data import load_dataset
+    from vidcap_core.features.extract import extract_features
+
+    records = load_dataset("synth", tiny_synth).records
+    out = tmp_path_factory.mktemp("perception")
+    for backbone in ("oracle", "synth-slots"):
+        extract_features(records, backbone, out / backbone, num_frames=8, grid=True, progress=False, device="cpu")
+    return out
+
+
+def test_the_oracle_measured_against_itself_is_perfect(tiny_synth, tiny_caches):
+    rows = measure_perception(tiny_caches / "oracle", tiny_synth, split="train")
+    table = perception_table(rows).set_index("group")
+    everything = table.loc["all"]
+    assert everything["object-frames"] == len(rows.frames) > 100
+    for name in ("presence", "shape", "colour", "size"):
+        assert everything[name] == 1.0, name
+    for name in ("scale_px", "position_px", "angle_deg", "opacity"):
+        assert everything[name] < 0.05, name  # float16 storage rounding only
+    assert everything["swaps per clip"] == 0 and everything["unfollowed"] == 0
+    assert {"1 object", "2 objects"} <= set(table.index)  # the tiny preset draws 1 or 2 objects
+
+
+def test_synth_slots_measured_on_real_clips(tiny_synth, tiny_caches):
+    table = perception_table(measure_perception(tiny_caches / "synth-slots", tiny_synth, split="train"))
+    everything = table.set_index("group").loc["all"]
+    assert 0.8 < everything["presence"] <= 1.0 and 0.8 < everything["shape"] <= 1.0
+    assert everything["position_px"] < 3.0  # synth-cnn places a centre within about a pixel
+    assert list(table.columns[:4]) == ["group", "clips", "objects", "object-frames"]
+    assert set(FIELDS) <= set(table.columns)
+
+
+def test_measuring_features_without_slots_names_what_to_extract(tiny_synth, tiny_caches, tmp_path):
+    from vidcap_core.data import load_dataset
+    from vidcap_core.errors import FeatureError
+    from vidcap_core.features.extract import extract_features
+
+    records = load_dataset("synth", tiny_synth).records[:2]
+    extract_features(records, "synth-cnn", tmp_path, num_frames=4, grid=True, progress=False, device="cpu")
+    with pytest.raises(FeatureError, match="synth-slots"):
+        measure_perception(tmp_path, tiny_synth)
+
+
+def test_the_perception_suite_on_the_smoke_profile(tmp_path):
+    from benchmark.invocation import BenchOptions, run_benchmark
+
+    results = tmp_path / "results"
+    summary = run_benchmark(BenchOptions(suites=["perception"], profile="smoke", out=results, cache=tmp_path / "cache",
+                                         generalise=False))
+    assert summary.runs_total == 0 and summary.best is None  # no training run
+    table = pd.read_csv(results / "perception.csv")
+    assert table["group"].iloc[0] == "all" and table["object-frames"].iloc[0] > 0
+    text = (results / "perception.md").read_text(encoding="utf-8")
+    assert "swaps / clip" in text and "figures/perception_fields.png" in text
+    assert (results / "figures" / "perception_fields.png").stat().st_size > 1000
