@@ -25,7 +25,9 @@ Which module runs what:
                   torch, device, threads); verify.py `verify` and `rekey` of a results folder;
                   profiles.py quick / full / smoke; machine.py the machine description; cost.py
                   `estimate` (a profile's cost from a results folder's measured runs)
-  figures.py      matplotlib figures; perf.py `vidcap-bench perf`
+  figures.py      matplotlib figures
+  perf/           `vidcap-bench perf`, by job: timing (the harness), clips, measure (the stages),
+                  demo_server (the real demo's latency), cpu (/proc accounting), report (perf.md), run
   robustness/     `vidcap-bench robustness`: cases, drivers, load_test, report, run
   ood/            `vidcap-bench ood`: patterns (generated videos), scoring, report
 """
