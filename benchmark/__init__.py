@@ -15,7 +15,9 @@ Which module runs what:
                   (SuiteResult -> <suite>.csv/.md/.json)
   tables.py       DataFrame tables: seed summaries (groupby), per-seed pivots, markdown, CSV
   stats.py        bootstraps, seed summaries and the verdict rule; claims.py the claims judged
-  report.py       REPORT.md from a results folder; best.py the best model and its card;
+  report/         REPORT.md from a results folder, by job: verdicts (claims table, how each was decided),
+                  runs (convergence, collapse, ceiling, generalisation, seeds), manifest (cost, machine,
+                  commands), build (REPORT.md, the README's claims table); best.py the best model and its card;
                   checkpoint_index.py what index.json says of each exported checkpoint (title,
                   Compare-view column, data, features: what the demo reads);
                   selection.py how the best configuration is chosen on validation (the training
