@@ -15,7 +15,9 @@ Which module runs what:
                   (SuiteResult -> <suite>.csv/.md/.json)
   tables.py       DataFrame tables: seed summaries (groupby), per-seed pivots, markdown, CSV
   stats.py        bootstraps, seed summaries and the verdict rule; claims.py the claims judged
-  report.py       REPORT.md from a results folder; best.py the best model and its card;
+  report/         REPORT.md from a results folder, by job: verdicts (claims table, how each was decided),
+                  runs (convergence, collapse, ceiling, generalisation, seeds), manifest (cost, machine,
+                  commands), build (REPORT.md, the README's claims table); best.py the best model and its card;
                   checkpoint_index.py what index.json says of each exported checkpoint (title,
                   Compare-view column, data, features: what the demo reads);
                   selection.py how the best configuration is chosen on validation (the training
@@ -25,7 +27,9 @@ Which module runs what:
                   torch, device, threads); verify.py `verify` and `rekey` of a results folder;
                   profiles.py quick / full / smoke; machine.py the machine description; cost.py
                   `estimate` (a profile's cost from a results folder's measured runs)
-  figures.py      matplotlib figures; perf.py `vidcap-bench perf`
+  figures.py      matplotlib figures
+  perf/           `vidcap-bench perf`, by job: timing (the harness), clips, measure (the stages),
+                  demo_server (the real demo's latency), cpu (/proc accounting), report (perf.md), run
   robustness/     `vidcap-bench robustness`: cases, drivers, load_test, report, run
   ood/            `vidcap-bench ood`: patterns (generated videos), scoring, report
 """

@@ -32,8 +32,6 @@ from demo.examples import (
 from demo.handlers import (
     BEST_MODEL,
     CREATE_CHECKPOINTS,
-    VIDEO_KINDS,
-    VIDEO_SUFFIXES,
     Captioned,
     DemoHandlers,
     DemoLimits,
@@ -59,6 +57,7 @@ from demo.render import (
     timings_markdown,
     verdict_html,
 )
+from demo.uploads import VIDEO_KINDS, VIDEO_SUFFIXES
 from vidcap_core.options import READABLE
 from vidcap_core.video import IsolatedDecoder
 

@@ -1,6 +1,6 @@
 """One smoke `vidcap-bench run` of the report suites on SynthClips tiny (built once for the file), and what is
 checked on it: the runner and its cache (runner.py, invocation.py), the suites' files, the best model and its
-card (best.py, demo_examples.py, generalise.py), REPORT.md (report.py), the seeds suite's fine-tunes, and the
+card (best.py, demo_examples.py, generalise.py), REPORT.md (report/), the seeds suite's fine-tunes, and the
 CLI's run, report, verify and rekey over those results (cli.py, verify.py).
 
 The runs train real (tiny) models on real generated clips with the `smoke` profile (1 seed, 20 steps, hidden

@@ -1,6 +1,6 @@
 """vidcap-bench's judgement on hand-made numbers: the verdict rule and comparisons (benchmark/stats.py), the
 claims (claims.py), the suite tables' health columns (tables.py), how the best configuration is chosen
-(selection.py) and the report's budget line (report.py)."""
+(selection.py) and the report's budget line (report/manifest.py)."""
 
 from __future__ import annotations
 

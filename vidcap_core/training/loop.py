@@ -15,6 +15,10 @@ Rerunning the same call on the same RUN_DIR resumes from the last validation and
 uninterrupted run would (weights, optimizer, RNG, LR scale and plateau counters are in last.pt).
 Under torchrun every rank trains on its share of each global batch; rank 0 alone validates, logs
 and writes files, and broadcasts the schedule's decision (LR scale, stop).
+
+This file needs more than 450 lines: its one job, the loop, is read top to bottom (setup, interval,
+step, validation, selection, the verdict), and its pieces share the run state that resuming restores;
+split up, a reader would chase one loop across files.
 """
 
 from __future__ import annotations
