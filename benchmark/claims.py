@@ -2,8 +2,10 @@
 
 The cell and attention claims are judged twice on SynthClips: on the main features and on oracle
 features (the ground-truth scene state), so a verdict can be told apart from what perception loses.
-Each claim names the training configurations it compares (`configs`): the profile gives every one of
-them `claim_seeds` seeds (`claim_configurations`), so per-run claims have the seeds they need.
+Each claim names the training configurations it compares (`configs`): the profile gives them `claim_seeds`
+seeds (`claim_configurations`), so per-run claims have the seeds they need. Its `claim_seed_scope` says which:
+"all" (every configuration a claim compares) or "per-run" (only those a per-run claim compares on the main
+features; the others are compared by paired bootstraps over the test clips, which need one seed).
 """
 
 from __future__ import annotations
@@ -136,13 +138,14 @@ BASE_CLAIMS: tuple[Claim, ...] = (
 
 
 ORACLE_SUITES = ("cells", "attention")  # suites whose claims are also judged with oracle features
+ORACLE_ID_SUFFIX = "_oracle"  # the id of a claim judged again on oracle features
 
 
 def with_oracle_features(claim: Claim) -> Claim:
     """The same claim judged on the configurations trained on oracle features."""
     pair, metric = claim.comparison.split(": ", 1)
     a, b = pair.split(" vs ", 1)
-    return replace(claim, id=f"{claim.id}_oracle", text=f"{claim.text}, with oracle features",
+    return replace(claim, id=f"{claim.id}{ORACLE_ID_SUFFIX}", text=f"{claim.text}, with oracle features",
                    comparison=f"{a}{ORACLE_SUFFIX} vs {b}{ORACLE_SUFFIX}: {metric}",
                    measured=f"{claim.measured}, both on oracle features (perfect perception)",
                    configs=tuple(f"{config}{ORACLE_SUFFIX}" for config in claim.configs))
@@ -155,9 +158,18 @@ CLAIMS: tuple[Claim, ...] = tuple(
 )
 
 
-def claim_configurations(claims: tuple[Claim, ...] = CLAIMS) -> frozenset[str]:
-    """Every training configuration (run label) some claim compares: each gets the profile's claim seeds."""
-    return frozenset(config for claim in claims for config in claim.configs)
+CLAIM_SEED_SCOPES = ("all", "per-run")
+
+
+def claim_configurations(claims: tuple[Claim, ...] = CLAIMS, scope: str = "all") -> frozenset[str]:
+    """The training configurations (run labels) that get the profile's claim seeds: every one some claim
+    compares ("all"), or only those a per-run claim compares on the main features ("per-run": the claims
+    bootstrapped over seeds, which have no CI with fewer than MIN_SEEDS)."""
+    if scope not in CLAIM_SEED_SCOPES:
+        raise ValueError(f"unknown claim seed scope {scope!r}: choose one of {', '.join(CLAIM_SEED_SCOPES)}")
+    chosen = [claim for claim in claims
+              if scope == "all" or (claim.per_seed and not claim.id.endswith(ORACLE_ID_SUFFIX))]
+    return frozenset(config for claim in chosen for config in claim.configs)
 
 
 @dataclass(frozen=True)

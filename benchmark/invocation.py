@@ -149,7 +149,7 @@ def build_context(options: BenchOptions, stream: TextIO | None = None) -> BenchC
     oracle = oracle_source(options, profile)
     return BenchContext(profile, seeds, Path(options.out), main, length, alternatives, store, executor, overrides,
                         oracle=oracle, objects=objects_source(Path(options.cache), main), claim_seeds=claim_seeds,
-                        claim_configs=claim_configurations(), config_seeds=config_seeds)
+                        claim_configs=claim_configurations(scope=profile.claim_seed_scope), config_seeds=config_seeds)
 
 
 def make_executor(options: BenchOptions, store: RunStore, progress: ProgressDisplay, seeds: tuple[int, ...]) -> Executor:
