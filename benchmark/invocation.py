@@ -1,6 +1,7 @@
 """One `vidcap-bench run` invocation: `run_benchmark(options)` prepares data, plans every suite's
-runs, runs the suites (each training its runs through runner.Executor), exports the best model and
-appends the invocation to bench_run.json.
+runs, trains them all in one pool (runner.Executor.train_ahead, longest first), runs the suites (which
+find their runs trained, and train only what they choose after training, such as the beam suite's extra
+seeds), exports the best model and appends the invocation to bench_run.json.
 
 What the CLI's `run` command does, as a typed function tests can call.
 """
@@ -185,8 +186,8 @@ def run_benchmark(options: BenchOptions, stream: TextIO | None = None) -> BenchS
     started = time.perf_counter()
     ctx = build_context(options, stream)
     names = options.resolved_suites()
-    planned = [spec for name in names for spec in SUITES[name].plan(ctx)]
-    total, to_train = count_pending(ctx.store, planned)
+    planned = [(name, spec) for name in names for spec in SUITES[name].plan(ctx)]
+    total, to_train = count_pending(ctx.store, [spec for _, spec in planned])
     ctx.executor.progress.total, ctx.executor.progress.to_train = total, to_train
     ctx.executor.progress.say(f"vidcap-bench: profile {ctx.profile.name}, suites {', '.join(names)}, "
                               f"{len(ctx.claim_seeds or ctx.seeds)} seed(s) per configuration a claim compares, "
@@ -195,6 +196,7 @@ def run_benchmark(options: BenchOptions, stream: TextIO | None = None) -> BenchS
     results: list[SuiteResult] = []
     timings: dict[str, float] = {}
     try:
+        ctx.executor.train_ahead(planned)  # every suite's runs in one pool: no worker idles at a suite's end
         for name in names:
             suite_started = time.perf_counter()
             result = SUITES[name].run(ctx)

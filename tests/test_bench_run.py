@@ -72,6 +72,15 @@ def test_cells_suite_writes_csv_md_and_figures(bench_dirs):
     assert "training" in log and summary.runs_trained == summary.runs_total > 0
 
 
+def test_every_planned_run_trains_ahead_of_the_suites_and_counts_for_the_first_that_needs_it(bench_dirs):
+    results, _, summary, log = bench_dirs
+    first_suite_done = log.index("suite cells done")
+    assert log[:first_suite_done].count(" training ... ") == summary.runs_trained > 0  # one pool, before any suite
+    assert " training ... " not in log[first_suite_done:]
+    trained = {name: json.loads((results / f"{name}.json").read_text())["runs_trained"] for name in REPORT_SUITES}
+    assert sum(trained.values()) == summary.runs_trained and trained["cells"] == 6  # credited once each
+
+
 def test_runs_are_shared_between_suites(bench_dirs):
     results, *_ = bench_dirs
     cells = {r["config"]: r["run_key"] for r in read_csv(results / "cells.csv")}

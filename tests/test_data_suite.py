@@ -117,6 +117,24 @@ def test_makespan_and_the_measured_basis_of_a_planned_run():
     assert measured_basis("concepts-lstm", "concepts", measured) is None
 
 
+def test_runs_train_longest_budget_first_and_the_estimate_schedules_them_so(tmp_path):
+    from dataclasses import replace as replaced
+
+    from benchmark.cost import pool_seconds
+    from benchmark.runner.executor import training_order
+    from benchmark.suites import SUITES
+
+    ctx = build_context(BenchOptions(suites=["data"], profile="smoke", cache=tmp_path / "empty"))
+    specs = SUITES["data"].plan(ctx)[:3]
+    budgets = [40, 20, 60]
+    specs = [replaced(spec, config=replaced(spec.config, max_steps=b)) for spec, b in zip(specs, budgets)]
+    assert [s.config.max_steps for s in training_order(specs)] == [60, 40, 20]
+    runs = pd.DataFrame({"budget": [20, 60, 40, 400], "seconds": [2.0, 6.0, 4.0, 1.0],
+                         "finetune": [False, False, False, True]})
+    # from scratch, longest first on 2 workers: 6 | 4 + 2 -> 6 s; then the fine-tune: 1 s
+    assert pool_seconds(runs, jobs=2) == makespan([6.0, 4.0, 2.0], 2) + 1.0 == 7.0
+
+
 def test_estimate_costs_every_planned_run_on_the_measured_ones(data_run, tmp_path):
     results, *_ = data_run
     options = BenchOptions(suites=["data"], profile="smoke", jobs=2, cache=tmp_path / "empty")

@@ -1,5 +1,10 @@
 """`Executor`: trains the runs a suite needs that the store does not hold yet, parents before their
-fine-tunes, one at a time in this process or `jobs` at a time in spawned worker processes."""
+fine-tunes, one at a time in this process or `jobs` at a time in spawned worker processes.
+
+`train_ahead` trains every run an invocation planned, across suites, before the first suite runs: one
+pool, longest budget first (`training_order`), so no worker waits at the end of a suite while the
+other finishes its last run. The suites then find their runs in the store; each run trained this
+invocation is counted for the first suite that needs it (`tally`), as when the suites train their own."""
 
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ class Executor:
     counted: set[str] = field(default_factory=set)  # keys already shown on the progress display
     seen: dict[str, tuple[RunSpec, RunRecord]] = field(default_factory=dict)  # every run this invocation used
     tally: dict[str, list[int]] = field(default_factory=dict)  # suite -> [trained now, reused]
+    trained: set[str] = field(default_factory=set)  # keys trained in this invocation
+    credited: set[str] = field(default_factory=set)  # trained keys already counted for a suite
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -59,48 +66,68 @@ class Executor:
         for source in {spec.features.dir: spec.features for spec in pending}.values():
             ensure_features(source, seeds=self.seeds, log=self.prep, say=self.progress.say)
         for wave in training_waves(pending):  # parents before their fine-tunes
-            records.update(self.train_wave(suite, wave))
+            records.update(self.train_wave([(suite, spec) for spec in wave]))
         counts = self.tally.setdefault(suite, [0, 0])
-        counts[0] += len(pending)
-        counts[1] += len(unique) - len(pending)
         for key, spec in unique.items():
+            fresh = key in self.trained and key not in self.credited
+            counts[0 if fresh else 1] += 1
+            self.credited.update([key] if fresh else [])
             self.seen[key] = (spec, records[key])
         return records
+
+    def train_ahead(self, planned: Sequence[tuple[str, RunSpec]]) -> None:
+        """Train every (suite, spec) not finished yet in one pool, longest budget first (parents before
+        their fine-tunes), before the suites run; they then load them from the store."""
+        pending: dict[str, tuple[str, RunSpec]] = {}
+        for suite, spec in planned:
+            if spec.key not in pending and not self.store.is_finished(spec):
+                pending[spec.key] = (suite, spec)
+        suite_of = {key: suite for key, (suite, _) in pending.items()}
+        specs = [spec for _, spec in pending.values()]
+        for source in {spec.features.dir: spec.features for spec in specs}.values():
+            ensure_features(source, seeds=self.seeds, log=self.prep, say=self.progress.say)
+        for wave in training_waves(specs):
+            self.train_wave([(suite_of[spec.key], spec) for spec in training_order(wave)])
 
     def resumable(self, spec: RunSpec) -> bool:
         return (self.store.dir(spec) / "train" / "last.pt").is_file()
 
-    def train_wave(self, suite: str, wave: Sequence[RunSpec]) -> dict[str, RunRecord]:
-        """Train runs none of which is another's parent, by key: here one at a time, or `jobs` at a time in
-        worker processes. Another executor (ray_executor.RayExecutor) overrides this and `close`."""
+    def train_wave(self, wave: Sequence[tuple[str, RunSpec]]) -> dict[str, RunRecord]:
+        """Train runs none of which is another's parent, each shown under its suite, by key: here one at a
+        time, or `jobs` at a time in worker processes. Another executor (ray_executor.RayExecutor) overrides
+        this and `close`."""
         if self.jobs > 1 and len(wave) > 1:
-            return self._parallel(suite, wave)
+            return self._parallel(wave)
         records: dict[str, RunRecord] = {}
-        for spec in wave:
+        for suite, spec in wave:
             self.progress.started_run(suite, spec, resumed=self.resumable(spec))
             records[spec.key] = self.store.train(spec, progress=self.train_progress)
-            self.counted.add(spec.key)
-            self.progress.finished_run(suite, records[spec.key])
+            self.done(suite, records[spec.key])
         return records
+
+    def done(self, suite: str, record: RunRecord) -> None:
+        """Book a run this invocation trained."""
+        self.counted.add(record.key)
+        self.trained.add(record.key)
+        self.progress.finished_run(suite, record)
 
     def close(self) -> None:
         """Release what the executor holds once the invocation is over (nothing here)."""
 
-    def _parallel(self, suite: str, pending: Sequence[RunSpec]) -> dict[str, RunRecord]:
+    def _parallel(self, pending: Sequence[tuple[str, RunSpec]]) -> dict[str, RunRecord]:
         records: dict[str, RunRecord] = {}
         context = get_context("spawn")  # fresh interpreters: no torch thread pools inherited by fork
         # workers watch this process's lifeline (vidcap_core.processes), whichever thread spawns them
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=die_with_parent,
                                  initargs=(lifeline(),)) as pool:
             futures = {}
-            for spec in pending:
+            for suite, spec in pending:  # submitted in order: the pool starts them in that order
                 self.progress.queued(suite, spec, resumed=self.resumable(spec))
-                futures[pool.submit(train_in_worker, self.store.root, spec)] = spec
+                futures[pool.submit(train_in_worker, self.store.root, spec)] = suite
             for future in as_completed(futures):
                 record = future.result()
                 records[record.key] = record
-                self.counted.add(record.key)
-                self.progress.finished_run(suite, record)
+                self.done(futures[future], record)
         return records
 
 
@@ -114,6 +141,12 @@ def training_waves(pending: Sequence[RunSpec]) -> list[list[RunSpec]]:
         waves.append(wave)
         left = [s for s in left if s not in wave]
     return waves
+
+
+def training_order(wave: Sequence[RunSpec]) -> list[RunSpec]:
+    """The runs of a wave longest step budget first (plan order among equals): started in this order on
+    the first free worker, the long runs do not end up alone at the end."""
+    return sorted(wave, key=lambda spec: -spec.config.max_steps)
 
 
 def train_in_worker(store_root: Path, spec: RunSpec) -> RunRecord:

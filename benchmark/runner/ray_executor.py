@@ -59,15 +59,15 @@ class RayExecutor(Executor):
         self.jobs = max(int(ray.cluster_resources().get("CPU", 1)) // BENCH_TORCH_THREADS, 1)  # the estimate's divisor
         self.progress.jobs = self.jobs
 
-    def train_wave(self, suite: str, wave: Sequence[RunSpec]) -> dict[str, RunRecord]:
+    def train_wave(self, wave: Sequence[tuple[str, RunSpec]]) -> dict[str, RunRecord]:
         ray = import_ray()
         # A GPU run gets a fresh worker process (max_calls 1), which frees its GPU memory when it ends; CPU runs
         # reuse workers, whose imports are then paid once (an invocation's runs all have the driver's device kind).
         tasks = {False: ray.remote(max_retries=TASK_RETRIES)(train_run_task),
                  True: ray.remote(max_retries=TASK_RETRIES, max_calls=1)(train_run_task)}
         self.store.root.mkdir(parents=True, exist_ok=True)  # a node that does not see it is not on the shared filesystem
-        pending: dict[Any, RunSpec] = {}
-        for spec in wave:
+        pending: dict[Any, tuple[str, RunSpec]] = {}
+        for suite, spec in wave:
             self.progress.queued(suite, spec, resumed=self.resumable(spec))
             material = spec.key_material()
             gpu = wants_gpu(material)
@@ -76,16 +76,15 @@ class RayExecutor(Executor):
                                   "GPU: add a GPU node, or plan on a machine without one (device cpu).")
             # the task's name is its worker's process title while it runs: ray::NAME
             task = tasks[gpu].options(num_cpus=BENCH_TORCH_THREADS, num_gpus=int(gpu), name=f"{TASK_PREFIX}{spec.title}")
-            pending[task.remote(str(self.store.root), spec, material, os.getcwd())] = spec
+            pending[task.remote(str(self.store.root), spec, material, os.getcwd())] = (suite, spec)
         records: dict[str, RunRecord] = {}
         try:
             while pending:
                 [done], _ = ray.wait(list(pending), num_returns=1)
-                spec = pending.pop(done)
+                suite, spec = pending.pop(done)
                 outcome = ray.get(done)
                 records[spec.key] = self.finished(spec, outcome)
-                self.counted.add(spec.key)
-                self.progress.finished_run(suite, records[spec.key])
+                self.done(suite, records[spec.key])
         finally:
             for ref in pending:  # an error or Ctrl-C here: stop the wave's other tasks too
                 ray.cancel(ref, force=True)
