@@ -30,6 +30,8 @@ Which module runs what:
   figures.py      matplotlib figures
   perf/           `vidcap-bench perf`, by job: timing (the harness), clips, measure (the stages),
                   demo_server (the real demo's latency), cpu (/proc accounting), report (perf.md), run
+  perf_training.py, perf_tracking.py   `vidcap-bench perf-training` (a training step against the machine's
+                  limit and another revision) and `perf-tracking` (synth-slots' tracker against another revision's)
   robustness/     `vidcap-bench robustness`: cases, drivers, load_test, report, run
   ood/            `vidcap-bench ood`: patterns (generated videos), scoring, report
 """

@@ -221,6 +221,34 @@ def perf_training(
         typer.echo(f"wrote {out}")
 
 
+@app.command("perf-tracking")
+def perf_tracking(
+    grids: Annotated[Path, typer.Option("--grids", help="A synth-cnn feature cache with grids (vidcap features --backbone synth-cnn --grid) of the SynthClips folder.")],
+    synth: Annotated[Path, typer.Option("--synth", help="The SynthClips folder the grids were extracted from.")],
+    base: Annotated[str, typer.Option("--base", help="A git revision whose synth-slots tracker runs beside this checkout's (e.g. main).")],
+    split: Annotated[str, typer.Option(help="Which clips: train, val or test.")] = "test",
+    repeats: Annotated[int, typer.Option(min=1, help="Timing turns per tracker (medians are reported).")] = 5,
+    max_clips: Annotated[Optional[int], typer.Option(min=1, help="At most this many clips of the split.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the report to this file (default: print it).")] = None,
+) -> None:
+    """synth-slots' tracker of this checkout against --base's on the same synth-cnn grids: perception against the oracle, and ms per clip."""
+    from benchmark.perf_tracking import TrackingPerfOptions, run_tracking_perf
+    from vidcap_core.errors import VidcapError
+    from vidcap_core.files import atomic_write_text
+
+    try:
+        report = run_tracking_perf(TrackingPerfOptions(grids=grids, synth_root=synth, base=base, split=split,
+                                                       repeats=repeats, max_clips=max_clips))
+    except (VidcapError, ValueError) as exc:
+        _fail(exc)
+        return
+    if out is None:
+        typer.echo(report)
+    else:
+        atomic_write_text(out, report)
+        typer.echo(f"wrote {out}")
+
+
 @app.command()
 def robustness(
     out: Annotated[Path, typer.Option("--out", help="Folder for robustness.md and robustness.json.")] = Path("results"),

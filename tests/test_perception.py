@@ -64,13 +64,14 @@ def test_matching_follows_position_over_the_clip_not_slot_order():
 
 @pytest.fixture(scope="module")
 def tiny_caches(tiny_synth, tmp_path_factory):
-    """The tiny SynthClips clips under the oracle and synth-slots, with their slot grids."""
+    """The tiny SynthClips clips under the oracle and synth-slots, with their slot grids, and synth-cnn's
+    region grids (what synth-slots tracks)."""
     from vidcap_core.data import load_dataset
     from vidcap_core.features.extract import extract_features
 
     records = load_dataset("synth", tiny_synth).records
     out = tmp_path_factory.mktemp("perception")
-    for backbone in ("oracle", "synth-slots"):
+    for backbone in ("oracle", "synth-slots", "synth-cnn"):
         extract_features(records, backbone, out / backbone, num_frames=8, grid=True, progress=False, device="cpu")
     return out
 
@@ -106,6 +107,42 @@ def test_measuring_features_without_slots_names_what_to_extract(tiny_synth, tiny
     extract_features(records, "synth-cnn", tmp_path, num_frames=4, grid=True, progress=False, device="cpu")
     with pytest.raises(FeatureError, match="synth-slots"):
         measure_perception(tmp_path, tiny_synth)
+
+
+def test_a_tracker_run_on_synth_cnn_grids_measures_as_its_cached_slots(tiny_synth, tiny_caches):
+    """perf-tracking's measure (the tracker run on a cache of synth-cnn grids) agrees with the perception
+    suite's (a synth-slots cache, made from the same grids before their float16 storage)."""
+    from benchmark.perf_tracking import TrackingPerfOptions, compare_trackers
+    from vidcap_core.features import slots
+
+    options = TrackingPerfOptions(grids=tiny_caches / "synth-cnn", synth_root=tiny_synth, base="HEAD", split="train",
+                                  repeats=2)
+    tables, timings = compare_trackers(options, {"one": slots, "two": slots})
+    one, two = (tables[tables["tracker"] == name].drop(columns="tracker").reset_index(drop=True) for name in ("one", "two"))
+    pd.testing.assert_frame_equal(one, two)
+    cached = perception_table(measure_perception(tiny_caches / "synth-slots", tiny_synth, split="train"))
+    assert list(cached["group"]) == list(one["group"])
+    for name in ("presence", "shape", "colour", "size", "swaps per clip", "unfollowed"):
+        np.testing.assert_allclose(one[name], cached[name], atol=0.02, err_msg=name)
+    np.testing.assert_allclose(one["position_px"], cached["position_px"], atol=0.05)
+    assert list(timings["tracker"]) == ["one", "two"] and (timings["cpu ms/clip"] > 0).all()
+
+
+def test_perf_tracking_compares_a_revisions_tracker_with_this_checkouts(tiny_synth, tiny_caches, tmp_path):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    common = ["perf-tracking", "--synth", str(tiny_synth), "--split", "train", "--repeats", "1", "--max-clips", "4"]
+    done = CliRunner().invoke(app, [*common, "--grids", str(tiny_caches / "synth-cnn"), "--base", "HEAD",
+                                    "--out", str(tmp_path / "tracking.md")])
+    assert done.exit_code == 0, done.output
+    report = (tmp_path / "tracking.md").read_text(encoding="utf-8")
+    assert "## base HEAD" in report and "## this checkout" in report and "this / base, CPU time per clip" in report
+    wrong = CliRunner().invoke(app, [*common, "--grids", str(tiny_caches / "synth-slots"), "--base", "HEAD"])
+    assert wrong.exit_code == 2 and "not a synth-cnn feature cache" in wrong.output
+    unknown = CliRunner().invoke(app, [*common, "--grids", str(tiny_caches / "synth-cnn"), "--base", "no-such-rev"])
+    assert unknown.exit_code == 2 and "no-such-rev" in unknown.output
 
 
 def test_the_perception_suite_on_the_smoke_profile(tmp_path):

@@ -35,7 +35,9 @@ NUMERICS_VERSIONS: dict[str, int] = {
     "features": 1,
     # one per backbone: the encoder's own arithmetic and weights layout (features/backbones/, oracle.py, slots.py)
     "backbone.synth-cnn": 1,
-    "backbone.synth-slots": 1,  # synth-cnn's detections tracked as object slots
+    # synth-cnn's detections tracked as object slots. 2: Hungarian linking on the motion-predicted position,
+    # gaps of up to 2 frames filled, the clip's shape per track, fields at their own value beside "confidence"
+    "backbone.synth-slots": 2,
     "backbone.random": 1,
     "backbone.oracle": 1,
     "backbone.resnet": 1,  # resnet18/50/152

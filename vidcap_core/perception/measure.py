@@ -32,12 +32,13 @@ Rows group object-frames by the number of objects in the clip and by what the ob
 that frame (the event kinds of EVENT_KINDS, or none), plus two conditions events cause:
 mid-fade (0 < opacity < 1) and overlapping (another drawn object's centre nearer than the two
 radii). `measure_perception` reads a feature cache of a SynthClips folder and returns one row per
-group (`perception_table`); the benchmark's `perception` suite writes it.
+group (`perception_table`); the benchmark's `perception` suite writes it. `measure_slots` measures
+slots made on the fly (`vidcap-bench perf-tracking` runs two revisions' trackers on the same grids).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,8 +257,6 @@ class PerceptionRows:
 def measure_perception(features: Path, synth_root: Path, split: str = "test", max_clips: int | None = None) -> PerceptionRows:
     """Match the slots of a feature cache (synth-slots, or the oracle's own) of the SynthClips folder
     `synth_root` to the oracle's objects, clip by clip, for the clips of `split`."""
-    from vidcap_core.synth.checker import load_ground_truth
-
     store = FeatureStore(features)
     if not store.has_grid:
         raise FeatureError(f"features in {features} have no slots (no grid): extract them with --grid")
@@ -265,14 +264,29 @@ def measure_perception(features: Path, synth_root: Path, split: str = "test", ma
     if reader is None:
         raise FeatureError(f"features in {features} are {store.meta['backbone']!r}; perception is measured on object "
                            f"slots: extract --backbone synth-slots (or oracle) with --grid")
+    return measure_slots(store.load_grid, reader, synth_root, split, max_clips)
+
+
+def split_clips(synth_root: Path, split: str, max_clips: int | None = None) -> list[str]:
+    """The video ids of `split` in the SynthClips folder, in clip order (video2 before video10)."""
+    from vidcap_core.synth.checker import load_ground_truth
+
     truths = load_ground_truth(Path(synth_root))
-    plans = SynthClipsPlans(Path(synth_root))
     ids = sorted((v for v, t in truths.items() if t.split == split), key=lambda v: (len(v), v))[:max_clips]
     if not ids:
         raise FeatureError(f"the SynthClips folder {synth_root} has no {split} clips to measure")
+    return ids
+
+
+def measure_slots(clip_slots: Callable[[str], np.ndarray], reader: Callable[[np.ndarray], SlotReading],
+                  synth_root: Path, split: str = "test", max_clips: int | None = None) -> PerceptionRows:
+    """Match the slots `clip_slots(video_id)` (T, K, S) of each clip of `split` of the SynthClips folder,
+    read by `reader`, to the oracle's objects (a cache's slots, or a tracker run on a cache's grids)."""
+    ids = split_clips(synth_root, split, max_clips)
+    plans = SynthClipsPlans(Path(synth_root))
     frame_parts, object_parts = [], []
     for video_id in ids:
-        slots = store.load_grid(video_id)  # (T, K, S)
+        slots = clip_slots(video_id)  # (T, K, S)
         plan = plans.plan(video_id)
         _, truth_slots = oracle_features(plan, len(slots))  # (T, MAX_OBJECTS, G) at the same frames
         frames = sample_frame_indices(plan.num_frames, len(slots))  # (T,)
