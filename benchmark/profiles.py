@@ -24,7 +24,13 @@ ProfileName = Literal["smoke", "quick", "full"]
 # TrainConfig fields of every run: the recipe measured for the full profile (why each value, at `full` below).
 RECIPE: dict[str, Any] = dict(embed_size=64, hidden_size=128, attention_size=64, max_steps=4000, val_every_steps=100,
                               warmup_steps=100, batch_size=64, lr=3e-3, dropout=0.3, min_count=2, plateau_patience=3,
-                              probe_batch=16, frame_deltas=10.0)
+                              probe_batch=16, frame_deltas=10.0, plateau_start_step=1000)
+# plateau_start_step: no LR cut before step 1000. Measured (2026-12-05, S2VT-LSTM seed 1 on the full profile's data
+# and recipe, `vidcap train --arch s2vt --cell lstm --seed 1 --plateau-start-step 0` against 3000): it writes 1-8 distinct val captions (val CIDEr-D
+# 0.22-0.27) until step 700; with the schedule starting at once, LR cuts from step 600 on kept it there (val exact
+# 0.003 after 3500 steps; seed 2 the same, 0.007), while at the full LR it left that plateau at step 800 (val CIDEr-D
+# 0.33 at 800, 0.76 at 1400, 0.96 at 2000). An LSTM forget-gate bias of 1 also freed it (step 500), but changes
+# every LSTM's numbers; the schedule's start changes only runs that stall before step 1000.
 # TrainConfig overrides of a fine-tune (SCST, LSTM-GAN) of a converged run; its LR is the parent's x FINETUNE_LR_FACTOR.
 FINETUNE_RECIPE: dict[str, Any] = dict(max_steps=400, val_every_steps=100, warmup_steps=20)
 

@@ -257,6 +257,27 @@ def test_plateau_schedule_cuts_then_stops_and_ignores_noise_below_min_delta():
     assert {never.update(PlateauState(best_seen=[1.0]), (0.5,)) for _ in range(5)} == {"stale"}
 
 
+def test_plateau_schedule_counts_nothing_before_its_start_step():
+    # a model on its starting plateau: no progress after the first validation
+    schedule = PlateauSchedule(patience=2, decay=0.5, max_reductions=1, min_deltas=((0.01, 0.0),), start_step=400)
+    state = PlateauState()
+    decisions = [schedule.update(state, (0.0,), step) for step in range(100, 900, 100)]
+    # steps 200 and 300 are stale but not counted; from 400 on, patience 2 cuts at 500 and stops at 700
+    assert decisions == ["progress", "stale", "stale", "stale", "reduce", "stale", "stop", "stop"]
+    assert state.reductions == 1 and state.lr_scale == 0.5
+
+
+def test_plateau_start_step_keeps_the_full_lr_in_a_run(tmp_path):
+    # as test_plateau_stops_the_run_after_fruitless_lr_cuts, but the validation at step 6 does not count
+    cfg = toy_config(tmp_path / "data", max_steps=30, lr=1e-9, plateau_patience=1, max_lr_reductions=1,
+                     lr_decay=0.1, probe_every=0, plateau_start_step=7)
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert [row["schedule"] for row in result.history] == ["progress", "stale", "reduce", "stop"]
+    assert result.history[1]["lr"] == pytest.approx(1e-9) and result.steps_done == 12
+    with pytest.raises(ConfigError, match="plateau_start_step"):
+        toy_config(tmp_path / "data", plateau_start_step=-1)
+
+
 def test_selection_is_exact_accuracy_then_cider_on_synthclips_and_cider_elsewhere():
     better_exact = {"exact": 0.50, "CIDEr": 1.0, "colour": 0.9}
     better_cider = {"exact": 0.40, "CIDEr": 2.0, "colour": 0.9}

@@ -94,15 +94,21 @@ class PlateauState:
 @dataclass(frozen=True)
 class PlateauSchedule:
     """Cut the LR by `decay` after `patience` validations without progress; stop once
-    `max_reductions` cuts in a row brought none. `patience` None: never cut, never stop."""
+    `max_reductions` cuts in a row brought none. `patience` None: never cut, never stop.
+
+    Validations before step `start_step` never count as stale: a model still on its starting plateau
+    (S2VT-LSTM writes the same few captions for 500-700 steps on some seeds) is not slowed down by LR cuts
+    before it could leave it; cut there, it never did (convergence.py's module docstring has the numbers)."""
 
     patience: int | None
     decay: float
     max_reductions: int
     min_deltas: tuple[tuple[float, float], ...]  # per key component: (absolute, relative to |best|) gain needed
+    start_step: int = 0  # no validation before this step counts towards an LR cut or a stop
 
-    def update(self, state: PlateauState, key: Sequence[float]) -> str:
-        """Record one validation; returns "progress", "stale", "reduce" (LR cut made) or "stop"."""
+    def update(self, state: PlateauState, key: Sequence[float], step: int | None = None) -> str:
+        """Record one validation (made after `step` optimizer steps; None = past `start_step`); returns
+        "progress", "stale", "reduce" (LR cut made) or "stop"."""
         if len(key) != len(self.min_deltas):
             raise ValueError(f"selection key {tuple(key)} has {len(key)} components; the schedule expects "
                              f"{len(self.min_deltas)}")
@@ -114,6 +120,8 @@ class PlateauSchedule:
             state.stale_validations = 0
             state.fruitless_reductions = 0
             return "progress"
+        if step is not None and step < self.start_step:
+            return "stale"  # not counted: the schedule starts at start_step
         state.stale_validations += 1
         if self.patience is None or state.stale_validations < self.patience:
             return "stale"

@@ -200,7 +200,7 @@ def calibrate_best(run: RunDir, data: TrainingData, cfg: TrainConfig) -> None:
 def plateau_schedule(cfg: TrainConfig, synth: bool) -> PlateauSchedule:
     deltas = {"exact": (cfg.min_delta_exact, 0.0), "CIDEr": (0.0, cfg.min_rel_delta_cider)}  # (absolute, relative)
     return PlateauSchedule(patience=cfg.plateau_patience, decay=cfg.lr_decay, max_reductions=cfg.max_lr_reductions,
-                           min_deltas=tuple(deltas[name] for name in key_names(synth)))
+                           min_deltas=tuple(deltas[name] for name in key_names(synth)), start_step=cfg.plateau_start_step)
 
 
 def finish(run: RunDir, state: RunState, data: TrainingData, cfg: TrainConfig) -> TrainResult:
@@ -284,7 +284,7 @@ def validate_and_select(cfg: TrainConfig, run: RunDir, model: nn.Module, data: T
         state.best_val = scores
         save_checkpoint(run.best, model, data.vocab.to_dict(), data.preprocessing,
                         extra=json_safe({"step": state.steps_done, "val": scores, "train_config": cfg.to_dict()}))
-    decision = schedule.update(state.schedule, key)
+    decision = schedule.update(state.schedule, key, state.steps_done)
     row["schedule"] = decision
     row["val_seconds"] = round(time.perf_counter() - started, 3)
     return decision
