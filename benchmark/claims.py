@@ -163,12 +163,11 @@ CLAIM_SEED_SCOPES = ("all", "per-run")
 
 def claim_configurations(claims: tuple[Claim, ...] = CLAIMS, scope: str = "all") -> frozenset[str]:
     """The training configurations (run labels) that get the profile's claim seeds: every one some claim
-    compares ("all"), or only those a per-run claim compares on the main features ("per-run": the claims
-    bootstrapped over seeds, which have no CI with fewer than MIN_SEEDS)."""
+    compares ("all"), or only those a per-run claim compares, on the main and on oracle features ("per-run":
+    the claims bootstrapped over seeds, which have no CI with fewer than MIN_SEEDS)."""
     if scope not in CLAIM_SEED_SCOPES:
         raise ValueError(f"unknown claim seed scope {scope!r}: choose one of {', '.join(CLAIM_SEED_SCOPES)}")
-    chosen = [claim for claim in claims
-              if scope == "all" or (claim.per_seed and not claim.id.endswith(ORACLE_ID_SUFFIX))]
+    chosen = [claim for claim in claims if scope == "all" or claim.per_seed]
     return frozenset(config for claim in chosen for config in claim.configs)
 
 

@@ -70,7 +70,7 @@ class Profile:
     # and the best model's for the beam claim) gets `claim_seeds` (None: `seeds`), every other one `seeds`;
     # `config_seeds` overrides single configurations by label (a trade, written down with its reason).
     # `claim_seed_scope`: "all" gives `claim_seeds` to every configuration a claim compares, "per-run" only to
-    # those a per-run claim compares on the main features (benchmark.claims.claim_configurations).
+    # those a per-run claim compares, on main and oracle features (benchmark.claims.claim_configurations).
     claim_seeds: int | None = None
     claim_seed_scope: str = "all"
     config_seeds: dict[str, int] = field(default_factory=dict)
@@ -197,13 +197,15 @@ PROFILES: dict[str, Profile] = {
         #   2. and the data curve at 1, 4 and 8 x (data_multipliers=(1, 4, 8)): 88.6 min;
         #   3. S2VT at 6000 steps instead of 8000: 91.2 min alone, but S2VT-LSTM may then be undertrained again;
         #   4. the main set at 1 x: 92.9 min (it saves feature extraction only) and costs the decoders their data.
-        # - measured this round (2026-12-05): this machine trains ~4.5 x slower than the one results/ was measured on
-        #   (`vidcap-bench perf-training --base 5d2b090 --case s2vt-lstm`: round 2's code takes 279.5 ms a step here,
-        #   this round's 254.6 ms, against 51-56 ms in round 2's logs), so the estimate above is ~5 x too low
-        #   (`vidcap-bench estimate --speedup 0.25`). Trade 5, taken: claim seeds only for the configurations a
-        #   per-run claim compares on the main features (claim_seed_scope="per-run": S2VT-LSTM and -RNN, both without
-        #   clipping, attention-LSTM, the LSTM-GAN); the corpus-level claims keep paired bootstraps over the 600 test
-        #   clips at one seed, and the oracle twin of "attention is faster" stays at one seed (not measured).
+        # - measured this round (2026-12-05, morning): that machine trained ~4.5 x slower than the one results/ was
+        #   measured on (`vidcap-bench perf-training --base 5d2b090 --case s2vt-lstm`: round 2's code took 279.5 ms a
+        #   step there, this round's 254.6 ms, against 51-56 ms in round 2's logs), so the estimate above was ~5 x too
+        #   low (`vidcap-bench estimate --speedup 0.25`). Trade 5, taken: claim seeds only for the configurations a
+        #   per-run claim compares (claim_seed_scope="per-run": S2VT-LSTM and -RNN, both without clipping,
+        #   attention-LSTM, the LSTM-GAN, and the oracle twins of "attention is faster": attention-LSTM and S2VT-LSTM
+        #   on oracle features); the corpus-level claims keep paired bootstraps over the 600 test clips at one seed.
+        #   The machine of the round's final run (2026-12-05, later) trains at about round 2's speed again (S2VT-LSTM
+        #   83-85 ms a step, S2VT-GRU 67-100 ms, two runs at once), which left room for the oracle twins' seeds.
         claim_seeds=3,
         claim_seed_scope="per-run",
         arch_max_steps={"s2vt": 8000},

@@ -233,7 +233,7 @@ def test_full_profile_sets_the_issue_21_fields():
 def test_per_run_scope_gives_claim_seeds_only_to_what_per_run_claims_compare():
     per_run = claim_configurations(scope="per-run")
     assert per_run == {"s2vt-lstm", "s2vt-rnn", "s2vt-rnn-noclip", "s2vt-lstm-noclip", "attention-lstm",
-                       "attention-lstm-adversarial"}  # main features only: no oracle twin
+                       "attention-lstm-adversarial", "attention-lstm-oracle", "s2vt-lstm-oracle"}
     assert per_run < claim_configurations(scope="all")
     with pytest.raises(ValueError, match="per-run"):
         claim_configurations(scope="per-claim")
@@ -243,5 +243,5 @@ def test_the_per_run_scope_plans_one_seed_for_corpus_level_comparisons(smoke_wit
     seeds = planned_seeds(smoke_with(claim_seeds=3, claim_seed_scope="per-run"))
     for label in ("s2vt-lstm", "s2vt-rnn-noclip", "attention-lstm", "attention-lstm-adversarial"):
         assert seeds[label] == {0, 1, 2}, label
-    for label in ("s2vt-lstm-oracle", "attention-lstm-regions", "s2vt-lstm-trainshuffled", "meanpool-lstm"):
+    for label in ("s2vt-rnn-oracle", "attention-lstm-regions", "s2vt-lstm-trainshuffled", "meanpool-lstm"):
         assert seeds[label] == {0}, label  # compared only by claims bootstrapped over test clips
