@@ -144,3 +144,15 @@ def test_the_480p_clip_is_the_one_perf_has_always_timed_and_the_720p_clip_scales
     middle = read_frames(large, 1, CLIP_720P)[0]  # (H, W, 3) frame 15 of 30: the square at x 580..700, mid-height
     assert np.abs(middle[360, 640].astype(int) - [220, 40, 40]).sum() < 60  # red, give or take H.264
     assert np.abs(middle[100, 640].astype(int) - [220, 40, 40]).sum() > 150 and middle[360, 500, 0] < 180
+
+
+def test_cli_rows_time_the_installed_command_and_a_failing_one_raises(tmp_path):
+    from benchmark.perf.cli import measure_cli, time_command, vidcap_command
+
+    results = PerfResults()
+    missing = tmp_path / "missing.mp4"
+    with pytest.raises(RuntimeError, match="exited with"):
+        measure_cli(tmp_path / "no_model.pt", {"a missing file": missing}, repeats=1, results=results)
+    assert [row["what"] for row in results.latency] == ["`vidcap --help` (a fresh process)"]  # then caption failed
+    assert results.latency[0]["repeats"] == 1 and results.latency[0]["goal"] == "<= 1 s"
+    assert len(time_command([*vidcap_command(), "--help"], repeats=2)) == 2

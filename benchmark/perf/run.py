@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from benchmark.machine import available_cores, describe_machine
+from benchmark.perf.cli import measure_cli
 from benchmark.perf.clips import CLIP_720P, SHARED_CAMERA_CLIP, write_480p_clip, write_test_clip
 from benchmark.perf.cpu import OwnWork, load_summary
 from benchmark.perf.demo_server import measure_first_request, read_browser_measurement, serving_folder
@@ -60,6 +61,7 @@ def run_perf(options: PerfOptions) -> Path:
         measure_end_to_end(model_path, clip, options.repeats, results)
         served = out if model_path == checkpoint else serving_folder(model_path, scratch_dir / "served")
         measure_first_request(served, tiny.root, clip, options.repeats, results, own, page_clips)
+        measure_cli(model_path, page_clips, options.repeats, results)
         results.ratios["`Captioner.caption` / decode floor (medians)"] = results.e2e["total_ms"] / 1000 / floor.median
     read_browser_measurement(out, results)
     results.load = load_summary(load_before, os.getloadavg(), available_cores(), own.other_cores())
