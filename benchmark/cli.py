@@ -221,6 +221,28 @@ def perf_training(
         typer.echo(f"wrote {out}")
 
 
+@app.command("run-time")
+def run_time(
+    runs: Annotated[Path, typer.Option("--runs", help="A benchmark cache's runs/ folder (e.g. .cache/vidcap-bench/runs).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the report to this file (default: print it).")] = None,
+) -> None:
+    """Where finished training runs spent their wall time: training steps, batches, validation, probe and
+    checkpoints, set-up; per configuration, from the runs' own logs (nothing is trained)."""
+    from benchmark.perf_training import run_time_markdown
+    from vidcap_core.files import atomic_write_text
+
+    try:
+        report = run_time_markdown(runs)
+    except (ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    if out is None:
+        typer.echo(report)
+    else:
+        atomic_write_text(out, report)
+        typer.echo(f"wrote {out}")
+
+
 @app.command("perf-tracking")
 def perf_tracking(
     grids: Annotated[Path, typer.Option("--grids", help="A synth-cnn feature cache with grids (vidcap features --backbone synth-cnn --grid) of the SynthClips folder.")],

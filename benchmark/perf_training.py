@@ -13,8 +13,8 @@ and against another revision of the code, side by side.
   on the machine hit both alike. The ratio of medians is the speed-up. Times are CPU seconds of the worker
   (one thread: its wall time when nothing else ran) and wall seconds beside them.
 - Where a run's time goes: `run_shares(RUN_DIR)` splits a finished training run's wall time into
-  training steps, batch assembly (data), validation and the rest (checkpoints, gradient probe), from the
-  timings every log.jsonl row holds.
+  training steps, validation, the rest of each interval (checkpoints, gradient probe) and set-up, from the
+  timings every log.jsonl row holds; `vidcap-bench run-time --runs CACHE/runs` sums it per configuration.
 """
 
 from __future__ import annotations
@@ -236,21 +236,71 @@ def side_by_side(options: TrainingPerfOptions) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- a run's time
 
 
+RUN_PARTS = ("training steps", "validation", "probe, checkpoints", "set-up, data loading, OOD calibration")
+
+
 def run_shares(run_dir: Path, wall_seconds: float | None = None) -> dict[str, float]:
-    """Seconds of a finished run by part, from its log.jsonl: training steps (`train_seconds` less the
-    batch assembly `batch_seconds`), data (batch assembly; plus loading and set-up when `wall_seconds`, the
-    whole train() call, is given), validation (`val_seconds`), and the rest of each interval (gradient
-    probe, checkpoints)."""
+    """Seconds of a finished run by part, from its log.jsonl: training steps (`train_seconds`: the
+    optimiser steps with their batches, gathered from features already in memory), validation
+    (`val_seconds`), the rest of each interval (gradient probe, checkpoints) and, when `wall_seconds` (the
+    whole train() call) is given, set-up: data loading, model building, OOD calibration."""
     rows = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines() if line.strip()]
     train = sum(r.get("train_seconds", 0.0) for r in rows)
-    batches = sum(r.get("batch_seconds", 0.0) for r in rows)
     validation = sum(r.get("val_seconds") or 0.0 for r in rows)
     intervals = sum(r.get("seconds", 0.0) for r in rows)
-    shares = {"training steps": train - batches, "data (batches)": batches, "validation": validation,
-              "probe, checkpoints": intervals - train - validation}
+    shares = {"training steps": train, "validation": validation, "probe, checkpoints": intervals - train - validation}
     if wall_seconds is not None:
         shares["set-up, data loading, OOD calibration"] = wall_seconds - intervals
     return shares
+
+
+def run_time_table(runs_dir: Path) -> pd.DataFrame:
+    """Where the finished training runs under `runs_dir` (a benchmark cache's `runs/`) spent their wall
+    time, summed per configuration (run label; its seeds together): seconds by part (`run_shares`) and
+    validation's share of the wall time. A fine-tune's own wall time covers its parent's only when that
+    was trained with it, so fine-tunes are left out."""
+    totals: dict[str, dict[str, float]] = {}
+    for result_file in sorted(Path(runs_dir).glob("*/result.json")):
+        run = result_file.parent
+        result = json.loads(result_file.read_text())
+        spec = json.loads((run / "spec.json").read_text())
+        if "finetune" in spec or not (run / "train" / "log.jsonl").is_file():
+            continue
+        shares = run_shares(run / "train", result.get("wall_seconds"))
+        entry = totals.setdefault(result["label"], {"runs": 0.0})
+        entry["runs"] += 1
+        for part, seconds in shares.items():
+            entry[part] = entry.get(part, 0.0) + seconds
+    rows = []
+    for label, entry in sorted(totals.items()):
+        wall = sum(v for k, v in entry.items() if k != "runs")
+        rows.append({"configuration": label, "runs": int(entry["runs"]), "wall s": wall,
+                     **{f"{part} s": entry.get(part, 0.0) for part in RUN_PARTS},
+                     "validation share": entry.get("validation", 0.0) / wall if wall else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def run_time_markdown(runs_dir: Path) -> str:
+    """`run_time_table` as the markdown `vidcap-bench run-time` writes, with the total over every run."""
+    from benchmark.tables import markdown_table
+
+    table = run_time_table(runs_dir)
+    if table.empty:
+        raise ValueError(f"no finished training run under {runs_dir}: point --runs at a benchmark cache's runs/ folder")
+    wall = table["wall s"].sum()
+    parts = ", ".join(f"{part} {table[f'{part} s'].sum() / wall:.1%}" for part in RUN_PARTS)
+    shown = table.copy()
+    for column in shown.columns:
+        if column.endswith(" s"):
+            shown[column] = shown[column].map(lambda v: f"{v:.0f}")
+    shown["validation share"] = shown["validation share"].map(lambda v: f"{v:.1%}")
+    return "\n".join([
+        "# Where the training runs' wall time went", "",
+        f"Generated by `vidcap-bench run-time --runs {runs_dir}`: every finished MLE training run of that cache, "
+        "from its log.jsonl timings (`benchmark.perf_training.run_shares`) and its whole train() call "
+        "(result.json `wall_seconds`), summed per configuration over its seeds. Fine-tunes are left out.", "",
+        f"All {int(table['runs'].sum())} runs, {wall / 60:.1f} min of run time: {parts}.", "",
+        markdown_table(shown), ""])
 
 
 # ----------------------------------------------------------------------------- report

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from benchmark.claims import CLAIMS, judge
 from benchmark.cli import app
 from benchmark.invocation import BenchOptions, run_benchmark
+from benchmark.perf_training import run_time_table
 from benchmark.report import README_END, README_START, build_report
 from benchmark.runner import EvalRequest, RunRecord, RunStore, count_pending
 from benchmark.selection import grid_labels
@@ -424,3 +425,18 @@ def test_rekey_rewrites_recorded_keys_to_this_codes_keys(bench_dirs, tmp_path):
     assert rekey_results(copy, cache, say=lambda _: None) == {stale: key}
     assert (copy / "cells.csv").read_text() == (results / "cells.csv").read_text()
     assert stale not in (copy / "cells.json").read_text()
+
+
+def test_run_time_splits_every_finished_run_of_the_cache(bench_dirs, tmp_path):
+    _, cache, summary, _ = bench_dirs
+    done = CliRunner().invoke(app, ["run-time", "--runs", str(cache / "runs"), "--out", str(tmp_path / "t.md")])
+    assert done.exit_code == 0, done.output
+    text = (tmp_path / "t.md").read_text()
+    assert "validation share" in text and "| s2vt-lstm " in text
+    table = run_time_table(cache / "runs")
+    mle_runs = [p for p in (cache / "runs").glob("*/result.json") if "finetune" not in json.loads((p.parent / "spec.json").read_text())]
+    assert table["runs"].sum() == len(mle_runs)
+    walls = sum(json.loads(p.read_text())["wall_seconds"] for p in mle_runs)
+    assert table["wall s"].sum() == pytest.approx(walls)  # the parts add up to each run's whole train() call
+    empty = CliRunner().invoke(app, ["run-time", "--runs", str(tmp_path / "nothing")])
+    assert empty.exit_code != 0 and "no finished training run" in empty.output
