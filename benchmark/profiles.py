@@ -183,7 +183,10 @@ PROFILES: dict[str, Profile] = {
         # - steps: S2VT 8000 (S2VT-LSTM was still improving at 4000 on both features: plateau at step 3100, best at
         #   3900, val exact 0.187 / 0.233; S2VT-GRU and -RNN stopped on their plateau at 1700-3100 and the schedule stops
         #   them as before); attention, mean pooling and concepts keep 4000 (stopped on their plateau at 1300-3300).
-        #   To confirm: S2VT-LSTM's learning curve up to 8000 steps (its plateau must come by step 5600 to converge).
+        #   Measured in the round-3 regeneration (results/, plateau schedule from step 1000): no S2VT run used its 8000
+        #   steps; the schedule stopped S2VT-LSTM at 4000-5400 (3 seeds; oracle features 2600-4800), S2VT-GRU at
+        #   2800-3600, S2VT-RNN at 1800-2800. S2VT-LSTM was still climbing slowly when stopped ("schedule ended"):
+        #   the budget is not what limits it, the schedule's progress rule is (results/report_notes.md).
         # - data: 4 x the standard preset's training clips, provisional, from issue #21's measurement (oracle object
         #   slots, attention-LSTM: test exact 0.735 with 2100 training clips, 0.962 with 8400 at the same steps); the
         #   `data` suite's curve at 1, 2, 4 and 8 x decides it (write the numbers here when it is measured).
