@@ -40,6 +40,17 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2) from exc
 
 
+def _print_or_write(report: str, out: Path | None) -> None:
+    """A markdown report to stdout, or atomically to `out` (then say where)."""
+    from vidcap_core.files import atomic_write_text
+
+    if out is None:
+        typer.echo(report)
+    else:
+        atomic_write_text(out, report)
+        typer.echo(f"wrote {out}")
+
+
 @app.command()
 def run(
     suite: Annotated[list[str], typer.Option("--suite", help="Suite to run (repeatable): all, perception, cells, attention, data, temporal, gradients, backbone, length, seeds, beam.")],
@@ -207,18 +218,13 @@ def perf_training(
 ) -> None:
     """Time a training step of every full-profile architecture against the machine's matmul throughput and, with --base, against another revision, side by side."""
     from benchmark.perf_training import TrainingPerfOptions, run_training_perf
-    from vidcap_core.files import atomic_write_text
 
     try:
         report = run_training_perf(TrainingPerfOptions(base=base, repeats=repeats, steps=steps, cases=tuple(case or ())))
     except (ValueError, RuntimeError) as exc:
         _fail(exc)
         return
-    if out is None:
-        typer.echo(report)
-    else:
-        atomic_write_text(out, report)
-        typer.echo(f"wrote {out}")
+    _print_or_write(report, out)
 
 
 @app.command("run-time")
@@ -226,21 +232,16 @@ def run_time(
     runs: Annotated[Path, typer.Option("--runs", help="A benchmark cache's runs/ folder (e.g. .cache/vidcap-bench/runs).")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the report to this file (default: print it).")] = None,
 ) -> None:
-    """Where finished training runs spent their wall time: training steps, batches, validation, probe and
+    """Where finished training runs spent their wall time: training steps, validation, probe and
     checkpoints, set-up; per configuration, from the runs' own logs (nothing is trained)."""
     from benchmark.perf_training import run_time_markdown
-    from vidcap_core.files import atomic_write_text
 
     try:
         report = run_time_markdown(runs)
     except (ValueError, OSError) as exc:
         _fail(exc)
         return
-    if out is None:
-        typer.echo(report)
-    else:
-        atomic_write_text(out, report)
-        typer.echo(f"wrote {out}")
+    _print_or_write(report, out)
 
 
 @app.command("perf-tracking")
@@ -256,7 +257,6 @@ def perf_tracking(
     """synth-slots' tracker of this checkout against --base's on the same synth-cnn grids: perception against the oracle, and ms per clip."""
     from benchmark.perf_tracking import TrackingPerfOptions, run_tracking_perf
     from vidcap_core.errors import VidcapError
-    from vidcap_core.files import atomic_write_text
 
     try:
         report = run_tracking_perf(TrackingPerfOptions(grids=grids, synth_root=synth, base=base, split=split,
@@ -264,11 +264,7 @@ def perf_tracking(
     except (VidcapError, ValueError) as exc:
         _fail(exc)
         return
-    if out is None:
-        typer.echo(report)
-    else:
-        atomic_write_text(out, report)
-        typer.echo(f"wrote {out}")
+    _print_or_write(report, out)
 
 
 @app.command()

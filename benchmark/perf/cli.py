@@ -6,10 +6,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from benchmark.perf.timing import PerfResults, latency_row
+from benchmark.perf.timing import PerfResults, latency_row, time_it
 
 CLI_TIMEOUT_S = 120.0
 
@@ -23,19 +22,17 @@ def vidcap_command() -> list[str]:
     return [found]
 
 
+def run_command(argv: list[str]) -> None:
+    """Run argv to its end; a failing command raises with the end of its stderr."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}: {done.stderr.strip()[-500:]}")
+
+
 def time_command(argv: list[str], repeats: int) -> list[float]:
     """Wall seconds of `repeats` runs of argv, after one unmeasured run (the OS file cache warm, as for a
-    user's second command); a failing command raises with its stderr."""
-    seconds = []
-    for attempt in range(repeats + 1):
-        started = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
-        elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}: {done.stderr.strip()[-500:]}")
-        if attempt:
-            seconds.append(elapsed)
-    return seconds
+    user's second command)."""
+    return time_it(lambda: run_command(argv), repeats)
 
 
 def measure_cli(checkpoint: Path, clips: dict[str, Path], repeats: int, results: PerfResults) -> None:
