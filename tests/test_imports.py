@@ -145,3 +145,12 @@ def test_each_feature_module_imports_alone(module):
     done = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_captioning_does_not_import_scipy_optimize():
+    """`vidcap caption` imports vidcap_core.pipeline; scipy.optimize alone costs 0.3-0.5 s of its start
+    (features/assignment.py replaces it for the slot tracker)."""
+    code = "import sys, vidcap_core.pipeline; print(sorted(m for m in sys.modules if m.startswith('scipy.optimize')))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ reached 0.735 test exact). This module gives the learned backbone what the oracl
    two detections closer than DUPLICATE_DISTANCE are one object seen by two regions (the
    stronger one is kept);
 2. track: each frame's detections are assigned to the tracks so far by one global (Hungarian)
-   assignment, scipy's linear_sum_assignment, on the distance to where the track's motion puts it
+   assignment, features/assignment.py's min_cost_assignment, on the distance to where the track's motion puts it
    (its last position plus its last velocity times the frames elapsed) plus a small attribute term
    (shape, colour, size), within GATE_DISTANCE per frame elapsed since the track was last seen (a
    faded object that returns keeps its track); a detection no track takes starts a track. (Greedy
@@ -43,9 +43,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from vidcap_core.errors import FeatureError
+from vidcap_core.features.assignment import min_cost_assignment
 from vidcap_core.synth.catalog import COLOURS, SHAPES, SIZES
 
 NUM_SLOTS = 3  # SynthClips draws at most 3 objects per clip (SynthConfig.validate)
@@ -171,7 +171,7 @@ def link(heads: TrackHeads, values: np.ndarray, t: int) -> tuple[np.ndarray, np.
     distance = np.hypot(gap[..., 0], gap[..., 1])  # (n, m)
     mismatch = np.abs(values[None, :, _V_ATTRIBUTES] - heads.attributes[:, None]).sum(-1) / 2.0  # (n, m)
     cost = np.where(distance <= gate[:, None], distance + ATTRIBUTE_WEIGHT * mismatch, UNASSIGNED)  # (n, m)
-    tracks, detections = linear_sum_assignment(cost)
+    tracks, detections = min_cost_assignment(cost)
     inside = cost[tracks, detections] < UNASSIGNED
     return tracks[inside], detections[inside]
 
