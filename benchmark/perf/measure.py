@@ -1,6 +1,6 @@
 """The stage measurements of `vidcap-bench perf`, each adding its timings to `PerfResults`: video
 decoding (chosen path vs reference PyAV vs decord) and the decode floor, feature extraction, one
-training step per architecture x cell, caption decoding (batched vs clip-by-clip beam search) and
+training step per full-profile architecture, caption decoding (batched vs clip-by-clip beam search) and
 `Captioner.caption` end to end; and the model they time."""
 
 from __future__ import annotations
@@ -124,33 +124,24 @@ def measure_backbones(repeats: int, results: PerfResults) -> None:
     results.sections["Feature extraction (CNN forward only, batch 64 frames, frames already decoded)"] = timings
 
 
-def measure_training(repeats: int, results: PerfResults, feature_dim: int = 256) -> None:
-    from vidcap_core.models import ModelConfig, build_model
-    from vidcap_core.training.loss import caption_loss
+def measure_training(repeats: int, results: PerfResults) -> None:
+    """One optimiser step of every architecture the full profile trains, as its runs train it (benchmark/
+    step_timing.py: batch 64, hidden 128, the real feature shapes and losses, one torch thread each);
+    `vidcap-bench perf-training` adds the step's FLOPs, the machine's limit and another revision beside it."""
+    from benchmark.identity import BENCH_TORCH_THREADS
+    from benchmark.step_timing import Sizes, build_step, full_profile_cases
 
-    B, T, L, V = 32, PERF_FRAMES, 14, 60
-    torch.manual_seed(0)
-    feats = torch.rand(B, T, feature_dim)  # (B, T, F)
-    mask = torch.ones(B, T, dtype=torch.bool)  # (B, T)
-    captions = torch.randint(4, V, (B, L))  # (B, L)
-    captions[:, 0], captions[:, -1] = 1, 2  # BOS ... EOS
-    timings = []
-    for arch in ("meanpool", "s2vt", "attention"):
-        for cell in ("rnn", "gru", "lstm"):
-            model = build_model(ModelConfig(arch=arch, cell=cell, feature_dim=feature_dim, vocab_size=V,
-                                            embed_size=64, hidden_size=128, attention_size=64, dropout=0.1))
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-            def step() -> None:
-                loss_sum, n_tokens = caption_loss(model, feats, mask, captions)
-                optimizer.zero_grad(set_to_none=True)
-                (loss_sum / n_tokens).backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                optimizer.step()
-
-            timings.append(Timing(f"{arch}-{cell}", time_it(step, repeats), B, "clips"))
-    results.sections[f"Training (one optimiser step: batch {B} clips x {T} frames, caption length {L}, "
-                     "hidden 128, embed 64; the full profile's sizes)"] = timings
+    sizes = Sizes()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(BENCH_TORCH_THREADS)
+    try:
+        timings = [Timing(case.name, time_it(build_step(case, sizes).run, repeats), sizes.batch, "clips")
+                   for case in full_profile_cases()]
+    finally:
+        torch.set_num_threads(previous)
+    results.sections[f"Training (one optimiser step as the full profile trains: batch {sizes.batch} clips x "
+                     f"{sizes.frames} frames, hidden {sizes.hidden}, embed {sizes.embed}, {BENCH_TORCH_THREADS} torch "
+                     "thread; FLOPs against the machine's limit: perf_training.md)"] = timings
 
 
 def measure_decoding(checkpoint: Path, repeats: int, results: PerfResults) -> None:
