@@ -4,6 +4,9 @@ plus a two-epoch smoke run of every architecture x cell on tiny cached features.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ from fixtures_datasets import log_rows, toy_config
 from typer.testing import CliRunner
 
 from vidcap_core.checkpoint import load_checkpoint
+from vidcap_core.cli import exit_status
 from vidcap_core.cli.caption import caption_command
 from vidcap_core.cli.evaluate import evaluate_command
 from vidcap_core.cli.train import train_command
@@ -120,6 +124,36 @@ def test_train_evaluate_caption_through_the_cli(synth_run):
     if SHARED_VIDEOS.is_dir():
         assert set(lines[1]) == {"path", "error", "detail"} and "corrupted.mp4" in lines[1]["error"]
         assert lines[2]["caption"] and "error" not in lines[2]
+
+
+def run_vidcap_process(*args: str) -> subprocess.CompletedProcess:
+    """`vidcap ARGS` as a user's shell runs it: its own process, main() and its exit, output piped."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-m", "vidcap_core.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_vidcap_process_flushes_its_output_and_keeps_its_exit_code(synth_run):
+    """main() ends with os._exit (no interpreter teardown): piped output must still arrive whole, and the
+    command's exit code must still be the process's."""
+    root, _, run, _ = synth_run
+    video = sorted((root / "videos").glob("*.mp4"))[0]
+    done = run_vidcap_process("caption", str(video), "--checkpoint", str(run / "best.pt"), "--format", "json",
+                              "--beam", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    [line] = done.stdout.splitlines()
+    assert json.loads(line)["path"] == str(video) and json.loads(line)["caption"]
+
+    missing = run / "no-such-checkpoint.pt"
+    done = run_vidcap_process("caption", str(video), "--checkpoint", str(missing))
+    assert done.returncode == 2 and done.stdout == ""
+    assert str(missing) in done.stderr and "does not exist" in done.stderr
+
+
+@pytest.mark.parametrize(("code", "status"), [(None, 0), (0, 0), (2, 2), ("bad input", 1)])
+def test_exit_status_reads_system_exit_codes_as_python_does(code, status, capsys):
+    assert exit_status(code) == status
+    assert capsys.readouterr().err == ("bad input\n" if isinstance(code, str) else "")
 
 
 def test_captioner_sees_the_features_it_was_trained_on(synth_run):
