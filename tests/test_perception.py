@@ -151,9 +151,46 @@ def test_the_perception_suite_on_the_smoke_profile(tmp_path):
     results = tmp_path / "results"
     summary = run_benchmark(BenchOptions(suites=["perception"], profile="smoke", out=results, cache=tmp_path / "cache",
                                          generalise=False))
-    assert summary.runs_total == 0 and summary.best is None  # no training run
+    assert summary.runs_total == 2  # attention-LSTM over learned and over oracle slots, for the captions by fault
     table = pd.read_csv(results / "perception.csv")
     assert table["group"].iloc[0] == "all" and table["object-frames"].iloc[0] > 0
     text = (results / "perception.md").read_text(encoding="utf-8")
     assert "swaps / clip" in text and "figures/perception_fields.png" in text
+    assert "## Which faults cost captions" in text and "| all clips" in text and "| no fault" in text
     assert (results / "figures" / "perception_fields.png").stat().st_size > 1000
+
+
+def test_clip_faults_flag_an_object_wrong_on_more_than_the_fault_share_of_its_frames():
+    from vidcap_core.perception.measure import FAULT_SHARE, PerceptionRows, clip_faults
+
+    assert FAULT_SHARE == 0.1  # one wrong frame in ten is not a fault, two are
+    frames = pd.DataFrame({
+        "clip": ["a"] * 20 + ["b"] * 10 + ["c"] * 10, "object": [0] * 10 + [1] * 10 + [0] * 10 + [0] * 10,
+        "presence": [1.0] * 40, "shape": [1.0] * 40,
+        "colour": [0.0] + [1.0] * 19 + [np.nan] * 10 + [0.0, 0.0] + [1.0] * 8,  # a: 1 in 10; b: never judged; c: 2 in 10
+        "size": [1.0] * 40})
+    objects = pd.DataFrame({"clip": ["a", "a", "b", "c"], "object": [0, 1, 0, 0], "swaps": [0, 0, 1, 0],
+                            "unfollowed": [0.0, 1.0, 0.0, 0.0]})
+    faults = clip_faults(PerceptionRows(frames, objects))
+    assert faults.loc["a"].to_dict() == {"presence": False, "shape": False, "colour": False, "size": False,
+                                         "swap": False, "unfollowed": True, "any": True}
+    assert faults.loc["b", "swap"] and not faults.loc["b", "colour"] and faults.loc["b", "any"]
+    assert faults.loc["c", "colour"] and faults.loc["c", "any"] and not faults.loc["c", "swap"]
+
+
+def test_captions_by_fault_split_the_gap_between_learned_and_oracle_slots():
+    from benchmark.suites.perception import captions_by_fault
+
+    faults = pd.DataFrame({"colour": [True, False, False, False], "swap": [False, True, False, False]},
+                          index=["a", "b", "c", "d"])
+    faults["any"] = faults.any(axis=1)
+    learned = pd.Series({"a": 0.0, "b": 0.5, "c": 1.0, "d": 1.0})  # share of seeds right per clip
+    oracle = pd.Series({"a": 1.0, "b": 1.0, "c": 1.0, "d": 0.0})
+    table = captions_by_fault(faults, learned, oracle).set_index("clips with")
+    assert table.loc["all clips", "clips"] == 4 and table.loc["no fault", "clips"] == 2
+    assert table.loc["colour", "exact, learned slots"] == 0.0 and table.loc["colour", "gap"] == 1.0
+    assert table.loc["no fault", "gap"] == -0.5  # the oracle's decoder missed d
+    lost = 1.0 + 0.5  # clip a lost by every seed, clip b by half of them
+    assert table.loc["colour", "share of lost clips"] == pytest.approx(1.0 / lost)
+    assert table.loc["swap", "share of lost clips"] == pytest.approx(0.5 / lost)
+    assert table.loc["no fault", "share of lost clips"] == 0.0

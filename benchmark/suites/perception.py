@@ -4,7 +4,9 @@ the clip) carry of each SynthClips object, field by field, against the oracle's 
 presence, shape, colour, size, scale, opacity, position and angle, identity swaps, and the objects
 no slot follows, by number of objects and by event kind. No training run: it reads the feature
 cache attention over regions reads (`BenchContext.objects`), so a change to synth-cnn shows here
-what it fixed before any caption model is trained on it."""
+what it fixed before any caption model is trained on it. Then which of those faults cost captions: per
+test clip, the attention suite's attention-LSTM over learned object slots against the same decoder over
+the oracle's slots (same runs, same keys), exact accuracy on the clips with and without each fault."""
 
 from __future__ import annotations
 
@@ -13,10 +15,19 @@ import pandas as pd
 from benchmark.figures import field_heatmap
 from benchmark.prepare import ensure_features
 from benchmark.runner import RunSpec
-from benchmark.suites.context import BenchContext
+from benchmark.selection import REGIONS_SUFFIX, region_options
+from benchmark.suites.context import ORACLE_SUFFIX, BenchContext
+from benchmark.suites.groups import Trained, train_and_evaluate
 from benchmark.suites.results import SuiteResult, figure_link
 from benchmark.tables import markdown_table
-from vidcap_core.perception.measure import FOLLOW_DISTANCE, VISIBLE, measure_perception, perception_table
+from vidcap_core.perception.measure import (
+    FAULT_SHARE,
+    FOLLOW_DISTANCE,
+    VISIBLE,
+    clip_faults,
+    measure_perception,
+    perception_table,
+)
 
 NAME = "perception"
 TITLE = "Perception against the oracle: learned object slots, field by field"
@@ -34,8 +45,43 @@ NOT_MEASURED = ("_Not measured: the perception suite compares object slots with 
                 "on SynthClips with the synth-cnn main backbone (whose detections become synth-slots' slots)._")
 
 
+CAPTIONER = f"attention-lstm{REGIONS_SUFFIX}"  # the decoder read over learned and over oracle slots
+
+
+def caption_groups(ctx: BenchContext) -> dict[str, list[RunSpec]]:
+    """The attention suite's attention-LSTM over object slots, on learned and on oracle slots (its runs)."""
+    if not ctx.is_synth or ctx.objects is None or ctx.oracle is None:
+        return {}
+    return ctx.variants("attention", "lstm", **region_options(CAPTIONER))
+
+
 def plan(ctx: BenchContext) -> list[RunSpec]:
-    return []  # no training: it reads a feature cache
+    return [spec for specs in caption_groups(ctx).values() for spec in specs]
+
+
+def exact_by_clip(group: Trained) -> pd.Series:
+    """Per test clip, the share of the group's seeds whose caption states every event right."""
+    seeds = [pd.Series({clip: scores.get("exact") for clip, scores in evaluation.per_video_semantic.items()})
+             for evaluation in group.evals if evaluation is not None and evaluation.per_video_semantic]
+    return pd.concat(seeds, axis=1).mean(axis=1) if seeds else pd.Series(dtype=float)
+
+
+def captions_by_fault(faults: pd.DataFrame, learned: pd.Series, oracle: pd.Series) -> pd.DataFrame:
+    """One row per perception fault (and: no fault, any fault, all clips): the clips that have it, the
+    captioner's test exact accuracy on them over learned and over oracle slots, the gap, and the share of
+    all clips the learned slots lose (wrong over learned, right over oracle) that fall in the group."""
+    clips = faults.index.intersection(learned.index).intersection(oracle.index)
+    faults, learned, oracle = faults.loc[clips], learned.loc[clips], oracle.loc[clips]
+    lost = ((1.0 - learned) * oracle).clip(lower=0.0)  # per clip, in seed shares
+    groups = {"all clips": pd.Series(True, index=clips), "no fault": ~faults["any"],
+              **{name: faults[name] for name in faults.columns}}
+    rows = []
+    for name, chosen in groups.items():
+        rows.append({"clips with": name, "clips": int(chosen.sum()),
+                     "exact, learned slots": learned[chosen].mean(), "exact, oracle slots": oracle[chosen].mean(),
+                     "gap": oracle[chosen].mean() - learned[chosen].mean(),
+                     "share of lost clips": lost[chosen].sum() / lost.sum() if lost.sum() else float("nan")})
+    return pd.DataFrame(rows)
 
 
 def run(ctx: BenchContext) -> SuiteResult:
@@ -43,7 +89,8 @@ def run(ctx: BenchContext) -> SuiteResult:
     if not ctx.is_synth or source is None:
         return SuiteResult(NAME, TITLE, pd.DataFrame(), NOT_MEASURED)
     ensure_features(source, seeds=ctx.seeds, log=ctx.executor.prep, say=ctx.executor.progress.say)
-    table = perception_table(measure_perception(source.dir, source.dataset.root, split=SPLIT))
+    rows = measure_perception(source.dir, source.dataset.root, split=SPLIT)
+    table = perception_table(rows)
     figure = field_heatmap(
         ctx.figures_dir / "perception_fields.png", table[list(SHOWN)].to_numpy(), list(table["group"]),
         [shown for shown, _, _ in SHOWN.values()], [better for _, better, _ in SHOWN.values()],
@@ -66,4 +113,20 @@ def run(ctx: BenchContext) -> SuiteResult:
     ])
     facts = {"weights": source.weights_id, "split": SPLIT,
              "groups": table.set_index("group").to_dict(orient="index")}
+    groups = caption_groups(ctx)
+    if groups:
+        trained = train_and_evaluate(ctx, NAME, groups)
+        by_fault = captions_by_fault(clip_faults(rows), exact_by_clip(trained[CAPTIONER]),
+                                     exact_by_clip(trained[CAPTIONER + ORACLE_SUFFIX]))
+        body += "\n\n" + "\n\n".join([
+            "## Which faults cost captions",
+            f"The attention suite's {CAPTIONER} (its seeds) over these learned slots and over the oracle's slots, "
+            f"test exact accuracy per clip (the share of seeds right), on the clips with each fault: an object whose "
+            f"slot is wrong on more than {FAULT_SHARE:.0%} of the frames where a field is judged (presence, shape, "
+            "colour, size), an identity swap, an object no slot follows; `any`: at least one of them. `share of lost "
+            "clips`: of the clips the learned slots lose (wrong over them, right over the oracle's), the share in "
+            "the row's group (groups overlap).",
+            markdown_table(by_fault.round(3)),
+        ])
+        facts["captions_by_fault"] = by_fault.set_index("clips with").to_dict(orient="index")
     return SuiteResult(NAME, TITLE, table, body, figures=[figure.name], facts=facts)

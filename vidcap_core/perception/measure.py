@@ -320,3 +320,23 @@ def perception_table(rows: PerceptionRows) -> pd.DataFrame:
             keys = frames.loc[chosen, ["clip", "object"]].drop_duplicates()
             out.append(group_row(label, frames[chosen], objects.merge(keys, on=["clip", "object"])))
     return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- faults per clip
+
+FAULT_SHARE = 0.1  # an object whose matched slot is wrong on more than this share of its judged frames has the fault
+FAULT_FIELDS = ("presence", "shape", "colour", "size")  # per-frame right/wrong fields that make a fault
+
+
+def clip_faults(rows: PerceptionRows) -> pd.DataFrame:
+    """One row per clip (index: video id), a bool column per perception fault: `presence`, `shape`,
+    `colour`, `size` (some object's slot wrong on more than FAULT_SHARE of the frames where the field is
+    judged), `swap` (some object's slot swapped identity) and `unfollowed` (some object no slot follows);
+    `any` when the clip has at least one. A caption model's errors can then be read against them."""
+    per_object = rows.frames.groupby(["clip", "object"])[list(FAULT_FIELDS)].mean()  # share right; NaN: never judged
+    wrong = (per_object < 1.0 - FAULT_SHARE).groupby(level="clip").any()  # (clips, fields)
+    objects = rows.objects.groupby("clip")
+    wrong["swap"] = objects["swaps"].sum() > 0
+    wrong["unfollowed"] = objects["unfollowed"].sum() > 0
+    wrong["any"] = wrong.any(axis=1)
+    return wrong
