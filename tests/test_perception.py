@@ -157,6 +157,7 @@ def test_the_perception_suite_on_the_smoke_profile(tmp_path):
     text = (results / "perception.md").read_text(encoding="utf-8")
     assert "swaps / clip" in text and "figures/perception_fields.png" in text
     assert "## Which faults cost captions" in text and "| all clips" in text and "| no fault" in text
+    assert "no-fault clips with" in text
     assert (results / "figures" / "perception_fields.png").stat().st_size > 1000
 
 
@@ -194,3 +195,17 @@ def test_captions_by_fault_split_the_gap_between_learned_and_oracle_slots():
     assert table.loc["colour", "share of lost clips"] == pytest.approx(1.0 / lost)
     assert table.loc["swap", "share of lost clips"] == pytest.approx(0.5 / lost)
     assert table.loc["no fault", "share of lost clips"] == 0.0
+
+
+def test_clean_clips_are_grouped_by_their_events_and_objects():
+    from benchmark.suites.perception import clean_clips_by_kind
+
+    faults = pd.DataFrame({"any": [False, False, True]}, index=["a", "b", "c"])
+    frames = pd.DataFrame({"clip": ["a", "a", "b", "b", "c"], "objects": [1, 1, 2, 2, 1],
+                           "event": ["spin", "no event", "colour change", "spin", "spin"]})
+    learned = pd.Series({"a": 1.0, "b": 0.0, "c": 0.0})
+    oracle = pd.Series({"a": 1.0, "b": 1.0, "c": 1.0})
+    table = clean_clips_by_kind(faults, frames, learned, oracle).set_index("no-fault clips with")
+    assert table.loc["spin", "clips"] == 2 and table.loc["spin", "exact, learned slots"] == 0.5  # c has a fault
+    assert table.loc["colour change", "gap"] == 1.0 and "no event" not in table.index
+    assert table.loc["1 object", "clips"] == 1 and table.loc["2 objects", "clips"] == 1
