@@ -125,11 +125,9 @@ def measure_matmul(repeats: int = 5) -> dict[str, float]:
 def limit_table(options: TrainingPerfOptions, times_ms: dict[str, float] | None = None
                 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per case: ms per step (CPU time, this checkout), FLOPs, GFLOP/s and its share of the matmul peak."""
-    import torch
+    from vidcap_core.training.loop import torch_thread_count
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(options.threads)
-    try:
+    with torch_thread_count(options.threads):
         peaks = measure_matmul()
         peak = max(peaks.values())
         rows = []
@@ -144,8 +142,6 @@ def limit_table(options: TrainingPerfOptions, times_ms: dict[str, float] | None 
             achieved = flops / (ms / 1000) / 1e9
             rows.append({"architecture": case.name, "ms per step": ms, "GFLOP per step": flops / 1e9,
                          "GFLOP/s": achieved, "of matmul peak": achieved / peak})
-    finally:
-        torch.set_num_threads(previous)
     return pd.DataFrame(rows), peaks
 
 

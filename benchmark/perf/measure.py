@@ -130,15 +130,12 @@ def measure_training(repeats: int, results: PerfResults) -> None:
     `vidcap-bench perf-training` adds the step's FLOPs, the machine's limit and another revision beside it."""
     from benchmark.identity import BENCH_TORCH_THREADS
     from benchmark.step_timing import Sizes, build_step, full_profile_cases
+    from vidcap_core.training.loop import torch_thread_count
 
     sizes = Sizes()
-    previous = torch.get_num_threads()
-    torch.set_num_threads(BENCH_TORCH_THREADS)
-    try:
+    with torch_thread_count(BENCH_TORCH_THREADS):
         timings = [Timing(case.name, time_it(build_step(case, sizes).run, repeats), sizes.batch, "clips")
                    for case in full_profile_cases()]
-    finally:
-        torch.set_num_threads(previous)
     results.sections[f"Training (one optimiser step as the full profile trains: batch {sizes.batch} clips x "
                      f"{sizes.frames} frames, hidden {sizes.hidden}, embed {sizes.embed}, {BENCH_TORCH_THREADS} torch "
                      "thread; FLOPs against the machine's limit: perf_training.md)"] = timings

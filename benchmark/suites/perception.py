@@ -16,6 +16,7 @@ from benchmark.figures import field_heatmap
 from benchmark.prepare import ensure_features
 from benchmark.runner import RunSpec
 from benchmark.selection import REGIONS_SUFFIX, region_options
+from benchmark.suites.compare import per_video
 from benchmark.suites.context import ORACLE_SUFFIX, BenchContext
 from benchmark.suites.groups import Trained, train_and_evaluate
 from benchmark.suites.results import SuiteResult, figure_link
@@ -62,9 +63,15 @@ def plan(ctx: BenchContext) -> list[RunSpec]:
 
 def exact_by_clip(group: Trained) -> pd.Series:
     """Per test clip, the share of the group's seeds whose caption states every event right."""
-    seeds = [pd.Series({clip: scores.get("exact") for clip, scores in evaluation.per_video_semantic.items()})
-             for evaluation in group.evals if evaluation is not None and evaluation.per_video_semantic]
+    seeds = [pd.Series(scores, dtype=float) for scores in per_video(group.evals, "sem_exact")]
     return pd.concat(seeds, axis=1).mean(axis=1) if seeds else pd.Series(dtype=float)
+
+
+def accuracy_on(chosen: pd.Series | list[str], learned: pd.Series, oracle: pd.Series) -> dict[str, float]:
+    """The captioner's mean exact accuracy on the `chosen` clips (a mask or ids) over learned and over
+    oracle slots, and the gap between them."""
+    over_learned, over_oracle = learned[chosen].mean(), oracle[chosen].mean()
+    return {"exact, learned slots": over_learned, "exact, oracle slots": over_oracle, "gap": over_oracle - over_learned}
 
 
 def captions_by_fault(faults: pd.DataFrame, learned: pd.Series, oracle: pd.Series) -> pd.DataFrame:
@@ -78,9 +85,7 @@ def captions_by_fault(faults: pd.DataFrame, learned: pd.Series, oracle: pd.Serie
               **{name: faults[name] for name in faults.columns}}
     rows = []
     for name, chosen in groups.items():
-        rows.append({"clips with": name, "clips": int(chosen.sum()),
-                     "exact, learned slots": learned[chosen].mean(), "exact, oracle slots": oracle[chosen].mean(),
-                     "gap": oracle[chosen].mean() - learned[chosen].mean(),
+        rows.append({"clips with": name, "clips": int(chosen.sum()), **accuracy_on(chosen, learned, oracle),
                      "share of lost clips": lost[chosen].sum() / lost.sum() if lost.sum() else float("nan")})
     return pd.DataFrame(rows)
 
@@ -95,9 +100,7 @@ def clean_clips_by_kind(faults: pd.DataFrame, frames: pd.DataFrame, learned: pd.
     objects = frames.groupby("clip")["objects"].first()
     groups = {kind: [c for c in clips if kind in kinds.get(c, set())] for kind in sorted(set().union(*kinds))}
     groups.update({f"{n} object{'s' if n > 1 else ''}": list(objects.index[objects == n]) for n in sorted(objects.unique())})
-    return pd.DataFrame([{"no-fault clips with": name, "clips": len(chosen),
-                          "exact, learned slots": learned[chosen].mean(), "exact, oracle slots": oracle[chosen].mean(),
-                          "gap": oracle[chosen].mean() - learned[chosen].mean()}
+    return pd.DataFrame([{"no-fault clips with": name, "clips": len(chosen), **accuracy_on(chosen, learned, oracle)}
                          for name, chosen in groups.items() if chosen])
 
 
