@@ -43,7 +43,9 @@ NUMERICS_VERSIONS: dict[str, int] = {
     "backbone.resnet": 1,  # resnet18/50/152
     "backbone.vgg": 1,  # vgg16/19
     # models, losses, batching, the MLE loop, the plateau schedule and model selection (models/, training/)
-    "training": 2,  # 2: ConceptCaptioner builds S2VT first, then its concept head (seeded initial weights)
+    # 2: ConceptCaptioner builds S2VT first, then its concept head (seeded initial weights); 3: the plateau
+    # schedule's progress reference moves only on progress (a slow steady climb adds up until it counts)
+    "training": 3,
     # policy-gradient fine-tuning: SCST and the LSTM-GAN, rewards (training/finetune.py, policy_gradient.py,
     # scst.py, adversarial.py, collapse.py, rewards.py)
     "finetune": 1,

@@ -78,7 +78,7 @@ class PlateauState:
     """The plateau schedule's state; saved in last.pt (as a dict) so a resumed run continues it."""
 
     lr_scale: float = 1.0  # multiplies cfg.lr (after the warmup)
-    best_seen: list[float] | None = None  # best value so far of each key component (the progress reference)
+    best_seen: list[float] | None = None  # each key component at the last progress (the progress reference)
     stale_validations: int = 0  # validations since the last progress
     fruitless_reductions: int = 0  # LR cuts since the last progress
     reductions: int = 0  # LR cuts in the whole run
@@ -115,8 +115,8 @@ class PlateauSchedule:
         best = state.best_seen
         progress = best is None or any(k > b + absolute + relative * abs(b)
                                        for k, b, (absolute, relative) in zip(key, best, self.min_deltas))
-        state.best_seen = list(key) if best is None else [max(k, b) for k, b in zip(key, best)]
-        if progress:
+        if progress:  # the reference moves only on progress: a slow climb adds up until it counts
+            state.best_seen = list(key) if best is None else [max(k, b) for k, b in zip(key, best)]
             state.stale_validations = 0
             state.fruitless_reductions = 0
             return "progress"
