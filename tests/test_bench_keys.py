@@ -12,7 +12,7 @@ import pytest
 
 from benchmark.identity import stable_hash
 from benchmark.prepare import DatasetSource, FeatureSource
-from benchmark.runner import FinetuneStage, RunSpec, training_waves
+from benchmark.runner import EvalRequest, FinetuneStage, RunSpec, training_waves
 from vidcap_core.errors import ConfigError
 from vidcap_core.training.config import TrainConfig
 
@@ -141,3 +141,11 @@ def test_run_key_is_the_same_in_a_fresh_interpreter(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == make_spec(tmp_path).key
+
+
+def test_an_evaluation_on_other_features_is_named_by_its_tag():
+    assert EvalRequest().name == "test-beam1-ordered"
+    assert EvalRequest(features="/cache/features/x", tag="fields-colour").name == "test-beam1-ordered-fields-colour"
+    for half in ({"features": "/cache/features/x"}, {"tag": "fields-colour"}):
+        with pytest.raises(ValueError, match="tag"):
+            EvalRequest(**half)

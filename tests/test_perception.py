@@ -4,19 +4,26 @@ itself, synth-slots on real SynthClips clips, and the suite on the smoke profile
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from vidcap_core.errors import FeatureError
+from vidcap_core.features import slots as learned_slots
 from vidcap_core.features.oracle import SLOT_FIELDS as ORACLE_FIELDS
+from vidcap_core.features.store import FeatureStore
 from vidcap_core.perception.measure import (
     FIELDS,
     identity_swaps,
     match_slots,
     measure_perception,
     perception_table,
+    read_learned,
     read_oracle,
 )
+from vidcap_core.perception.transplant import TRANSPLANT_GROUPS, drawn_objects, transplant, write_transplanted
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 COLUMN = {name: i for i, name in enumerate(ORACLE_FIELDS)}
@@ -100,7 +107,6 @@ def test_synth_slots_measured_on_real_clips(tiny_synth, tiny_caches):
 
 def test_measuring_features_without_slots_names_what_to_extract(tiny_synth, tiny_caches, tmp_path):
     from vidcap_core.data import load_dataset
-    from vidcap_core.errors import FeatureError
     from vidcap_core.features.extract import extract_features
 
     records = load_dataset("synth", tiny_synth).records[:2]
@@ -158,6 +164,10 @@ def test_the_perception_suite_on_the_smoke_profile(tmp_path):
     assert "swaps / clip" in text and "figures/perception_fields.png" in text
     assert "## Which faults cost captions" in text and "| all clips" in text and "| no fault" in text
     assert "no-fault clips with" in text
+    assert "## Which fields cost captions" in text and "| all of them" in text and "| none (the oracle's slots)" in text
+    facts = json.loads((results / "perception.json").read_text(encoding="utf-8"))["facts"]["captions_by_field"]
+    assert set(facts) == {"none (the oracle's slots)", *TRANSPLANT_GROUPS, "all of them", "(decoder trained on the learned slots)"}
+    assert facts["none (the oracle's slots)"]["drop"] == 0.0
     assert (results / "figures" / "perception_fields.png").stat().st_size > 1000
 
 
@@ -209,3 +219,64 @@ def test_clean_clips_are_grouped_by_their_events_and_objects():
     assert table.loc["spin", "clips"] == 2 and table.loc["spin", "exact, learned slots"] == 0.5  # c has a fault
     assert table.loc["colour change", "gap"] == 1.0 and "no event" not in table.index
     assert table.loc["1 object", "clips"] == 1 and table.loc["2 objects", "clips"] == 1
+
+
+LEARNED = {name: i for i, name in enumerate(learned_slots.SLOT_FIELDS)}
+
+
+def learned_from(oracle: np.ndarray, order: list[int]) -> np.ndarray:
+    """Learned slots (T, K, S) holding the oracle's objects in slots `order` (object o in slot order[o]),
+    with the oracle's values of the fields both layouts share, confidence = opacity."""
+    T, O, _ = oracle.shape
+    slots = np.zeros((T, O, len(learned_slots.SLOT_FIELDS)), np.float32)
+    for o, k in enumerate(order):
+        for name, i in LEARNED.items():
+            if name in COLUMN:
+                slots[:, k, i] = oracle[:, o, COLUMN[name]]
+        slots[:, k, LEARNED["confidence"]] = oracle[:, o, COLUMN["opacity"]]
+    return slots
+
+
+def test_a_transplant_takes_one_group_from_the_matched_slot_and_leaves_the_rest_true():
+    truth = oracle_slots(crossing(), np.ones((8, 2)))
+    seen = learned_from(truth, order=[1, 0])  # the learned slots hold the objects the other way round
+    seen[:, 1, LEARNED["colour=red"]], seen[:, 1, LEARNED["colour=blue"]] = 0.25, 0.75  # object 0 looks blue
+    seen[3:5, 1, :] = 0.0  # and is missed in frames 3 and 4
+    pairs = match_slots(read_oracle(truth), read_learned(seen), drawn_objects(truth))
+    assert pairs == {0: 1, 1: 0}
+    assert np.array_equal(transplant(truth, seen, pairs, []), truth)
+    colour = transplant(truth, seen, pairs, ["colour"])
+    seen_frames = [0, 1, 2, 5, 6, 7]
+    assert np.allclose(colour[seen_frames, 0, COLUMN["colour=blue"]], 0.75)
+    assert np.allclose(colour[3:5, 0], truth[3:5, 0])  # colour only where the slot holds the object
+    assert np.array_equal(np.delete(colour, COLUMN["colour=red"], -1)[:, 1], np.delete(truth, COLUMN["colour=red"], -1)[:, 1])
+    presence = transplant(truth, seen, pairs, ["presence"])
+    assert not presence[3:5, 0].any() and np.array_equal(presence[seen_frames, 0], truth[seen_frames, 0])
+    assert np.array_equal(presence[:, 1], truth[:, 1])
+    everything = transplant(truth, seen, pairs, list(TRANSPLANT_GROUPS))
+    assert not everything[3:5, 0].any() and np.allclose(everything[seen_frames, 0, COLUMN["colour=blue"]], 0.75)
+    with pytest.raises(FeatureError, match="unknown field groups"):
+        transplant(truth, seen, pairs, ["rgb"])
+
+
+def test_an_object_no_slot_follows_is_empty_only_when_presence_is_transplanted():
+    truth = oracle_slots(crossing(), np.ones((8, 2)))
+    seen = learned_from(truth, order=[0, 1])
+    assert not transplant(truth, seen, {0: 0}, ["presence"])[:, 1].any()
+    assert np.array_equal(transplant(truth, seen, {0: 0}, ["shape", "position"])[:, 1], truth[:, 1])
+
+
+def test_transplanted_features_of_real_clips_are_written_once_and_whole(tiny_synth, tiny_caches, tmp_path):
+    out = tmp_path / "oracle-with-colour"
+    write_transplanted(tiny_caches / "oracle", tiny_caches / "synth-slots", tiny_synth, ["colour"], out, split="train")
+    store, oracle = FeatureStore(out), FeatureStore(tiny_caches / "oracle")
+    ids = store.video_ids()
+    assert ids and store.meta == oracle.meta and not out.with_name(out.name + ".partial").exists()
+    first = store.load_grid(ids[0])
+    assert first.shape == oracle.load_grid(ids[0]).shape
+    assert np.array_equal(store.load(ids[0]), first.reshape(len(first), -1))
+    stamp = (out / f"{ids[0]}.grid.npy").stat().st_mtime_ns
+    write_transplanted(tiny_caches / "oracle", tiny_caches / "synth-slots", tiny_synth, ["colour"], out, split="train")
+    assert (out / f"{ids[0]}.grid.npy").stat().st_mtime_ns == stamp  # kept, not rewritten
+    with pytest.raises(FeatureError, match="transplant needs oracle slots"):
+        write_transplanted(tiny_caches / "synth-slots", tiny_caches / "synth-slots", tiny_synth, ["colour"], tmp_path / "x")

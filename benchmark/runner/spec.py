@@ -66,7 +66,14 @@ class EvalRequest:
     split: str = "test"
     beam: int = 1
     frame_order: str = "ordered"
+    features: str | None = None  # another feature cache of the same clips (None: the run's own)
+    tag: str = ""  # names what `features` holds, in the cached evaluation's name; required with it
+
+    def __post_init__(self) -> None:
+        if (self.features is None) != (not self.tag):
+            raise ValueError("an EvalRequest on other features needs a tag naming them, and a tag needs features")
 
     @property
     def name(self) -> str:
-        return f"{self.split}-beam{self.beam}-{self.frame_order}"
+        base = f"{self.split}-beam{self.beam}-{self.frame_order}"
+        return f"{base}-{self.tag}" if self.tag else base

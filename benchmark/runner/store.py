@@ -98,8 +98,10 @@ class RunStore:
         if not cached.is_file() or json.loads(cached.read_text(encoding="utf-8")).get("numerics") != numerics:
             from vidcap_core.pipeline import evaluate_run
 
-            report = evaluate_run(record.train_dir, split=request.split, beam=request.beam,
-                                  frame_order=request.frame_order, out_dir=record.dir / "evals", scorer=scorer)
+            features = Path(request.features) if request.features is not None else None
+            out_dir = record.dir / "evals" / request.tag if request.tag else record.dir / "evals"  # its own predictions
+            report = evaluate_run(record.train_dir, split=request.split, beam=request.beam, frame_order=request.frame_order,
+                                  features=features, out_dir=out_dir, scorer=scorer)
             payload = report.to_dict(per_video=True)
             if record.config["dataset"] == "synth":
                 payload["per_video_semantic"] = per_video_semantic(Path(record.config["root"]), report.predictions_file)
