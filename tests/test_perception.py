@@ -253,6 +253,9 @@ def test_a_transplant_takes_one_group_from_the_matched_slot_and_leaves_the_rest_
     presence = transplant(truth, seen, pairs, ["presence"])
     assert not presence[3:5, 0].any() and np.array_equal(presence[seen_frames, 0], truth[seen_frames, 0])
     assert np.array_equal(presence[:, 1], truth[:, 1])
+    seen[:, 0, LEARNED["confidence"]] = 0.75  # object 1 is seen with confidence 0.75
+    opacity = transplant(truth, seen, pairs, ["opacity"])
+    assert np.allclose(opacity[:, 1, COLUMN["opacity"]], 0.75) and np.array_equal(opacity[:, 0], truth[:, 0])
     everything = transplant(truth, seen, pairs, list(TRANSPLANT_GROUPS))
     assert not everything[3:5, 0].any() and np.allclose(everything[seen_frames, 0, COLUMN["colour=blue"]], 0.75)
     with pytest.raises(FeatureError, match="unknown field groups"):

@@ -192,7 +192,7 @@ def run(ctx: BenchContext) -> SuiteResult:
             "## Which fields cost captions",
             f"The attention suite's {CAPTIONER} trained on the oracle's slots (mean of its seeds) reads the {SPLIT} "
             "clips with one group of each object's fields taken from the learned slot matched to it, the rest at the "
-            "truth: presence (the frames the slot does not hold the object become empty, opacity is the slot's "
+            "truth: presence (the frames the slot does not hold the object become empty), opacity (the slot's "
             "confidence), shape, colour and size probabilities, position, angle; then all of them at once (the "
             "oracle's drawn RGB and scale, which the learned slots lack, stay true). `drop`: against the untouched "
             "oracle. The decoder never saw perception errors in training, so a drop is what that group's errors cost "

@@ -1,7 +1,7 @@
 """Learned perception transplanted into perfect perception, one group of fields at a time.
 
 A decoder trained on the oracle's slots reads the test clips with one group of an object's fields
-(presence, shape, colour, size, position, angle) replaced by what the learned slot matched to that
+(presence, opacity, shape, colour, size, position, angle) replaced by what the learned slot matched to that
 object perceives (measure.match_slots), everything else left at the truth. The drop in exact
 accuracy against the untouched oracle says what that group's perception errors cost the captions
 of a decoder that never saw them; all groups at once is the learned perception in the oracle's
@@ -10,8 +10,8 @@ at the truth in every row, so "all" is not the learned slots themselves (and a d
 learned slots adapts to their errors, which this one did not).
 
   presence   frames the learned slot does not hold the object become empty (all zeros, as the oracle
-             writes an undrawn object; an object no slot follows is empty throughout), and the opacity
-             is the slot's confidence where it does
+             writes an undrawn object; an object no slot follows is empty throughout)
+  opacity    the slot's confidence (synth-cnn's detection probability, trained on the opacity) as the opacity
   shape, colour, size, position (x, y), angle (sin, cos)
              the slot's values of the fields both layouts name alike, in the frames both hold the object
 
@@ -33,9 +33,10 @@ from vidcap_core.features.oracle import SLOT_FIELDS as ORACLE_FIELDS
 from vidcap_core.features.store import DISK_DTYPE, FeatureStore, feature_path, grid_path
 from vidcap_core.perception.measure import match_slots, read_learned, read_oracle, split_clips
 
-TRANSPLANT_VERSION = 1  # bump when transplant() writes other values: it names the caches and evaluations made with it
+TRANSPLANT_VERSION = 2  # bump when transplant() writes other values: it names the caches and evaluations made with it
 TRANSPLANT_GROUPS: dict[str, tuple[str, ...]] = {
-    "presence": ("present", "opacity"),
+    "presence": ("present",),
+    "opacity": ("opacity",),
     "shape": tuple(f for f in learned_slots.SLOT_FIELDS if f.startswith("shape=")),
     "colour": tuple(f for f in learned_slots.SLOT_FIELDS if f.startswith("colour=")),
     "size": tuple(f for f in learned_slots.SLOT_FIELDS if f.startswith("size=")),
@@ -64,13 +65,13 @@ def transplant(oracle: np.ndarray, learned: np.ndarray, pairs: Mapping[int, int]
         held = learned[:, k, _CONFIDENCE] > 0  # (T,)
         both = drawn[:, o] & held  # (T,)
         for group in groups:
-            if group == "presence":
-                continue  # last: it empties frames the other groups may have written
-            for name in TRANSPLANT_GROUPS[group]:
-                out[both, o, _ORACLE[name]] = learned[both, k, _LEARNED[name]]
-        if "presence" in groups:
+            if group == "opacity":
+                out[both, o, _ORACLE["opacity"]] = learned[both, k, _CONFIDENCE]
+            elif group != "presence":
+                for name in TRANSPLANT_GROUPS[group]:
+                    out[both, o, _ORACLE[name]] = learned[both, k, _LEARNED[name]]
+        if "presence" in groups:  # last: it empties frames the other groups may have written
             out[drawn[:, o] & ~held, o] = 0.0
-            out[both, o, _ORACLE["opacity"]] = learned[both, k, _CONFIDENCE]
     return out
 
 
