@@ -108,9 +108,8 @@ def clean_clips_by_kind(faults: pd.DataFrame, frames: pd.DataFrame, learned: pd.
 
 
 def mean_exact(group: Trained) -> float:
-    """The group's test exact accuracy, mean over its seeds (NaN when none was evaluated)."""
-    values = [e.semantic["exact"] for e in group.evals if e is not None and e.semantic]
-    return sum(values) / len(values) if values else float("nan")
+    """The group's test exact accuracy, mean over its evaluated seeds (NaN when none was evaluated)."""
+    return float(pd.Series(group.facts("sem_exact"), dtype=float).mean())
 
 
 def transplant_request(ctx: BenchContext, groups: tuple[str, ...]) -> EvalRequest:

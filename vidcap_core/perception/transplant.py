@@ -30,7 +30,8 @@ import numpy as np
 from vidcap_core.errors import FeatureError
 from vidcap_core.features import slots as learned_slots
 from vidcap_core.features.oracle import SLOT_FIELDS as ORACLE_FIELDS
-from vidcap_core.features.store import DISK_DTYPE, FeatureStore, feature_path, grid_path
+from vidcap_core.features.jobs import save_clip
+from vidcap_core.features.store import DISK_DTYPE, FeatureStore
 from vidcap_core.perception.measure import match_slots, read_learned, read_oracle, split_clips
 
 TRANSPLANT_VERSION = 2  # bump when transplant() writes other values: it names the caches and evaluations made with it
@@ -102,7 +103,6 @@ def write_transplanted(oracle_dir: Path, learned_dir: Path, synth_root: Path, gr
         truth, seen = oracle.load_grid(video_id), learned.load_grid(video_id)  # (T, O, G), (T, K, S)
         pairs = match_slots(read_oracle(truth), read_learned(seen), drawn_objects(truth))
         mixed = transplant(truth, seen, pairs, groups)  # (T, O, G)
-        np.save(grid_path(partial, video_id), mixed.astype(DISK_DTYPE))
-        np.save(feature_path(partial, video_id), mixed.reshape(len(mixed), -1).astype(DISK_DTYPE))
+        save_clip(partial, video_id, (mixed.reshape(len(mixed), -1).astype(DISK_DTYPE), mixed.astype(DISK_DTYPE)))
     partial.rename(out_dir)
     return out_dir
