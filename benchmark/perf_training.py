@@ -235,26 +235,39 @@ def side_by_side(options: TrainingPerfOptions) -> pd.DataFrame:
 RUN_PARTS = ("training steps", "validation", "probe, checkpoints", "set-up, data loading, OOD calibration")
 
 
-def run_shares(run_dir: Path, wall_seconds: float | None = None) -> dict[str, float]:
+def run_shares(run_dir: Path, wall_seconds: float | None = None, resumed_at_step: int = 0) -> dict[str, float]:
     """Seconds of a finished run by part, from its log.jsonl: training steps (`train_seconds`: the
     optimiser steps with their batches, gathered from features already in memory), validation
     (`val_seconds`), the rest of each interval (gradient probe, checkpoints) and, when `wall_seconds` (the
-    whole train() call) is given, set-up: data loading, model building, OOD calibration."""
+    last train() call) is given, set-up: data loading, model building, OOD calibration. A run resumed at
+    `resumed_at_step` logged its earlier intervals in other calls: the set-up is the last call's wall time
+    less the intervals logged after that step (the earlier calls' set-up is not recorded)."""
     rows = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines() if line.strip()]
     train = sum(r.get("train_seconds", 0.0) for r in rows)
     validation = sum(r.get("val_seconds") or 0.0 for r in rows)
     intervals = sum(r.get("seconds", 0.0) for r in rows)
     shares = {"training steps": train, "validation": validation, "probe, checkpoints": intervals - train - validation}
     if wall_seconds is not None:
-        shares["set-up, data loading, OOD calibration"] = wall_seconds - intervals
+        last_call = sum(r.get("seconds", 0.0) for r in rows if r.get("step", 0) > resumed_at_step)
+        shares["set-up, data loading, OOD calibration"] = wall_seconds - last_call
     return shares
+
+
+def resumed_step(result: dict[str, Any], run_dir: Path) -> int | None:
+    """The step a finished run's last train() call resumed at (0: trained in one call); None for a run
+    recorded before result.json said so whose logged intervals outlast its wall time (resumed: unknown)."""
+    if "resumed_at_step" in result:
+        return int(result["resumed_at_step"])
+    logged = run_shares(run_dir)
+    return 0 if result.get("wall_seconds", 0.0) >= sum(logged.values()) else None
 
 
 def run_time_table(runs_dir: Path) -> pd.DataFrame:
     """Where the finished training runs under `runs_dir` (a benchmark cache's `runs/`) spent their wall
-    time, summed per configuration (run label; its seeds together): seconds by part (`run_shares`) and
-    validation's share of the wall time. A fine-tune's own wall time covers its parent's only when that
-    was trained with it, so fine-tunes are left out."""
+    time, summed per configuration (run label; its seeds together): seconds by part (`run_shares`),
+    validation's share of the wall time and how many runs were resumed. A resumed run's set-up counts only
+    its last call's (none when the run predates `resumed_at_step`). A fine-tune's own wall time covers its
+    parent's only when that was trained with it, so fine-tunes are left out."""
     totals: dict[str, dict[str, float]] = {}
     for result_file in sorted(Path(runs_dir).glob("*/result.json")):
         run = result_file.parent
@@ -262,16 +275,19 @@ def run_time_table(runs_dir: Path) -> pd.DataFrame:
         spec = json.loads((run / "spec.json").read_text())
         if "finetune" in spec or not (run / "train" / "log.jsonl").is_file():
             continue
-        shares = run_shares(run / "train", result.get("wall_seconds"))
-        entry = totals.setdefault(result["label"], {"runs": 0.0})
+        resumed_at = resumed_step(result, run / "train")
+        wall = result.get("wall_seconds") if resumed_at is not None else None
+        shares = run_shares(run / "train", wall, resumed_at or 0)
+        entry = totals.setdefault(result["label"], {"runs": 0.0, "resumed": 0.0})
         entry["runs"] += 1
+        entry["resumed"] += resumed_at != 0
         for part, seconds in shares.items():
             entry[part] = entry.get(part, 0.0) + seconds
     rows = []
     for label, entry in sorted(totals.items()):
-        wall = sum(v for k, v in entry.items() if k != "runs")
-        rows.append({"configuration": label, "runs": int(entry["runs"]), "wall s": wall,
-                     **{f"{part} s": entry.get(part, 0.0) for part in RUN_PARTS},
+        wall = sum(entry.get(part, 0.0) for part in RUN_PARTS)
+        rows.append({"configuration": label, "runs": int(entry["runs"]), "resumed": int(entry["resumed"]),
+                     "wall s": wall, **{f"{part} s": entry.get(part, 0.0) for part in RUN_PARTS},
                      "validation share": entry.get("validation", 0.0) / wall if wall else float("nan")})
     return pd.DataFrame(rows)
 
@@ -285,6 +301,8 @@ def run_time_markdown(runs_dir: Path) -> str:
         raise ValueError(f"no finished training run under {runs_dir}: point --runs at a benchmark cache's runs/ folder")
     wall = table["wall s"].sum()
     parts = ", ".join(f"{part} {table[f'{part} s'].sum() / wall:.1%}" for part in RUN_PARTS)
+    resumed = (f" {table['resumed'].sum()} run(s) were resumed after an interruption: their earlier calls' set-up "
+               "is not recorded, so set-up is a lower bound." if table["resumed"].sum() else "")
     shown = table.copy()
     for column in shown.columns:
         if column.endswith(" s"):
@@ -295,7 +313,7 @@ def run_time_markdown(runs_dir: Path) -> str:
         f"Generated by `vidcap-bench run-time --runs {runs_dir}`: every finished MLE training run of that cache, "
         "from its log.jsonl timings (`benchmark.perf_training.run_shares`) and its whole train() call "
         "(result.json `wall_seconds`), summed per configuration over its seeds. Fine-tunes are left out.", "",
-        f"All {int(table['runs'].sum())} runs, {wall / 60:.1f} min of run time: {parts}.", "",
+        f"All {int(table['runs'].sum())} runs, {wall / 60:.1f} min of run time: {parts}.{resumed}", "",
         markdown_table(shown), ""])
 
 

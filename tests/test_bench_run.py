@@ -440,3 +440,26 @@ def test_run_time_splits_every_finished_run_of_the_cache(bench_dirs, tmp_path):
     assert table["wall s"].sum() == pytest.approx(walls)  # the parts add up to each run's whole train() call
     empty = CliRunner().invoke(app, ["run-time", "--runs", str(tmp_path / "nothing")])
     assert empty.exit_code != 0 and "no finished training run" in empty.output
+
+
+def test_run_time_counts_a_resumed_runs_set_up_from_its_last_call_only(bench_dirs, tmp_path):
+    _, cache, _, _ = bench_dirs
+    source = next(p.parent for p in sorted((cache / "runs").glob("*/result.json"))
+                  if "finetune" not in json.loads((p.parent / "spec.json").read_text()))
+    result = json.loads((source / "result.json").read_text())
+    assert result["resumed_at_step"] == 0  # trained in one call
+    rows = [json.loads(line) for line in (source / "train" / "log.jsonl").read_text().splitlines()]
+    first_step, later = rows[0]["step"], sum(r["seconds"] for r in rows[1:])
+    runs = tmp_path / "runs"
+    shutil.copytree(source, runs / "resumed")
+    resumed = {**result, "wall_seconds": later + 2.0, "resumed_at_step": first_step}  # the call after the 1st interval
+    (runs / "resumed" / "result.json").write_text(json.dumps(resumed))
+    table = run_time_table(runs)
+    assert table["resumed"].sum() == 1
+    assert table["set-up, data loading, OOD calibration s"].sum() == pytest.approx(2.0)
+    assert table["wall s"].sum() == pytest.approx(sum(r["seconds"] for r in rows) + 2.0)
+    # recorded before the field existed: known resumed only when its logged intervals outlast its wall time
+    legacy = {**{k: v for k, v in resumed.items() if k != "resumed_at_step"}, "wall_seconds": later}
+    (runs / "resumed" / "result.json").write_text(json.dumps(legacy))
+    table = run_time_table(runs)
+    assert table["resumed"].sum() == 1 and table["set-up, data loading, OOD calibration s"].sum() == 0.0

@@ -18,6 +18,12 @@ from vidcap_core.numerics import EVALUATION_STAGES, versions
 from vidcap_core.training.config import TrainConfig
 
 
+def last_logged_step(log: Path) -> int:
+    """The last step a run's log.jsonl records (0: none): where a call that resumes it starts, give or
+    take the rows newer than last.pt that resuming drops."""
+    return max((int(row.get("step", 0)) for row in read_jsonl(log)), default=0)
+
+
 class RunStore:
     """Finished and unfinished runs under `<cache>/runs`."""
 
@@ -46,6 +52,7 @@ class RunStore:
         directory.mkdir(parents=True, exist_ok=True)
         write_json(directory / "spec.json", {"label": spec.label, "key": spec.key, **spec.key_material(),
                                              "commit": describe_commit()})  # the commit: information only
+        resumed_at_step = last_logged_step(directory / "train" / "log.jsonl")  # 0 unless an interrupted call logged
         started = time.perf_counter()
         if spec.stage is None:
             config, summary, parent = *self._train_mle(spec, progress), None
@@ -53,7 +60,7 @@ class RunStore:
             config, summary, parent = self._finetune(spec, progress)
         wall = time.perf_counter() - started
         payload = {"label": spec.label, "key": spec.key, "config": config, "result": summary,
-                   "wall_seconds": round(wall, 3)}
+                   "wall_seconds": round(wall, 3), "resumed_at_step": resumed_at_step}
         if parent is not None:
             payload["parent"] = parent
         write_json(directory / "result.json", payload)
