@@ -105,8 +105,9 @@ def estimate(
     seeds: Annotated[Optional[int], typer.Option(help="As `run --seeds`.")] = None,
     claim_seeds: Annotated[Optional[int], typer.Option(help="As `run --claim-seeds`.")] = None,
     runs: Annotated[bool, typer.Option("--runs/--no-runs", help="Also list every configuration's runs.")] = True,
+    cache: Annotated[Optional[Path], typer.Option(help="Cost what a `run` over this cache has left: its finished runs and complete data cost nothing, an interrupted run only its steps left (default: an empty cache).")] = None,
 ) -> None:
-    """Estimate a `run` from an empty cache: every planned run costed on the measured runs of --results (nothing is trained)."""
+    """Estimate a `run` from an empty cache (or what is left of it in --cache): every planned run costed on the measured runs of --results (nothing is trained)."""
     import tempfile
 
     from benchmark.cost import config_frame, estimate as estimate_cost
@@ -117,8 +118,8 @@ def estimate(
     try:
         with tempfile.TemporaryDirectory() as empty:
             options = BenchOptions(suites=suite, profile=profile.value, seeds=seeds, claim_seeds=claim_seeds,
-                                   jobs=jobs, cache=Path(empty))
-            planned, totals = estimate_cost(options, results, speedup)
+                                   jobs=jobs, cache=Path(empty) if cache is None else cache)
+            planned, totals = estimate_cost(options, results, speedup, resume=cache is not None)
     except VidcapError as exc:
         _fail(exc)
         return
@@ -127,7 +128,8 @@ def estimate(
         typer.echo("")
     typer.echo(markdown_table(totals.round(1)))
     total = totals.iloc[-1]
-    typer.echo(f"\n{profile.value}: {int(total['runs'])} runs, about {total['wall minutes']:.0f} min with --jobs {jobs} "
+    left = "" if cache is None else f", {int((planned['steps left'] > 0).sum())} of them left to train in {cache}"
+    typer.echo(f"\n{profile.value}: {int(total['runs'])} runs{left}, about {total['wall minutes']:.0f} min with --jobs {jobs} "
                f"at {speedup:g} x the measured step speed (measured on {results}).")
 
 

@@ -15,7 +15,9 @@ the TOTAL row's training minutes; a suite's row shows its runs' own minutes. To 
 preparation (generation and feature extraction at the measured rates below, of the clips no set made before holds: grown sets
 share their first clips, benchmark.prepare links them) and the evaluations (test decoding,
 scoring, bootstraps) at EVAL_SECONDS each, and END_SECONDS for the best model's export and the
-generalisation check. The constants are measured on this 2-core machine from the committed logs of the
+generalisation check. With a cache (`estimate --cache`: a `run` resuming there), a run finished in it costs
+nothing, an interrupted one only the steps its log has not reached, and a data set or feature cache
+marked complete nothing to prepare. The constants are measured on this 2-core machine from the committed logs of the
 full profile (results/logs/full_profile_part1.log, _part2.log: 1 seed, --jobs 2, issue #19's round):
 - GENERATE_CLIPS_PER_S: "generated SynthClips long, 600 clips (seed 0) in 4 s" (3000 standard clips ~20 s);
 - EXTRACT_FRAMES_PER_S: the "extracted ... features" lines (3000 clips x 32 frames: synth-cnn 50 s, synth-slots
@@ -38,8 +40,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.invocation import BenchOptions, build_context
-from benchmark.prepare import ORACLE_BACKBONE, FeatureSource, without_multiplier
+from benchmark.prepare import ORACLE_BACKBONE, FeatureSource, is_complete, without_multiplier
 from benchmark.runner import RunSpec
+from benchmark.runner.store import RunStore, last_logged_step
 from benchmark.suites import SUITES
 from benchmark.suites.context import BenchContext
 from vidcap_core.errors import ConfigError
@@ -120,8 +123,11 @@ def planned_runs(ctx: BenchContext, suites: Sequence[str]) -> list[tuple[str, Ru
     return out
 
 
-def run_rows(planned: list[tuple[str, RunSpec]], measured: dict[str, Measured], speedup: float) -> pd.DataFrame:
-    """One row per planned run: suite, label, seed, budget, expected steps and seconds, and their basis."""
+def run_rows(planned: list[tuple[str, RunSpec]], measured: dict[str, Measured], speedup: float,
+             store: RunStore | None = None) -> pd.DataFrame:
+    """One row per planned run: suite, label, seed, budget, expected steps, the steps left to train (all
+    of them without `store`; none for a run finished there, those past its logged step for an interrupted
+    one) and their seconds, and the basis they were costed on."""
     rows = []
     for suite, spec in planned:
         basis = measured_basis(spec.label, spec.config.arch, measured)
@@ -130,20 +136,32 @@ def run_rows(planned: list[tuple[str, RunSpec]], measured: dict[str, Measured], 
             raise ConfigError(f"no measured run to cost {spec.label} on: the results folder has no {spec.config.arch} run")
         stopped = basis.stop_reason in STOPPED_EARLY and basis.steps <= budget
         steps = basis.steps if stopped else budget
+        left = steps if store is None else steps_left(store, spec, steps)
         rows.append({"suite": suite, "config": spec.label, "seed": spec.seed, "budget": budget, "steps": steps,
-                     "seconds": basis.seconds_per_step * steps / speedup, "basis": basis.label,
+                     "steps left": left, "seconds": basis.seconds_per_step * left / speedup, "basis": basis.label,
                      "basis_steps": basis.steps, "basis_stop": basis.stop_reason,
                      "finetune": spec.stage is not None, "key": spec.key})
     return pd.DataFrame(rows)
 
 
+def steps_left(store: RunStore, spec: RunSpec, steps: int) -> int:
+    """Of a run's expected `steps`, those a `run` over `store` would still train (an interrupted run
+    resumes from its last validation, which its log's last row records)."""
+    if store.is_finished(spec):
+        return 0
+    return max(0, steps - last_logged_step(store.dir(spec) / "train" / "log.jsonl"))
+
+
 def preparation_seconds(sources: Sequence[FeatureSource], covered: dict[str, int]) -> float:
     """Generating and extracting the clips of `sources` that no earlier source of the same base set covered:
     sets grown from one preset and seed share their first clips (benchmark.prepare links them), so a set
-    costs only the clips beyond the largest one made before. `covered` (base identity -> clips made) is updated."""
+    costs only the clips beyond the largest one made before, and one already complete in the cache nothing.
+    `covered` (base identity -> clips made) is updated."""
     seconds = 0.0
     for source in sources:
         clips = data_clips(source)
+        if is_complete(source.dir) and is_complete(source.dataset.root):
+            continue
         data_key = json.dumps(without_multiplier(source.dataset.identity()), sort_keys=True, default=str)
         feature_key = json.dumps(without_multiplier(source.identity()), sort_keys=True, default=str)
         if source.dataset.synth_preset is not None:
@@ -175,14 +193,17 @@ def evaluations(ctx: BenchContext, suite: str, specs: list[RunSpec]) -> int:
     return len(specs) * (1 + EXTRA_TEST_ORDERS.get(suite, 0))
 
 
-def estimate(options: BenchOptions, results: Path, speedup: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per-run rows, per-suite totals with a final TOTAL row) of `options`' invocation from an empty cache,
-    costed on the runs measured in `results`. Nothing is trained, generated or extracted."""
+def estimate(options: BenchOptions, results: Path, speedup: float = 1.0,
+             resume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-run rows, per-suite totals with a final TOTAL row) of `options`' invocation, costed on the runs
+    measured in `results`: from an empty cache, or with `resume` from what `options.cache` holds already.
+    Nothing is trained, generated or extracted."""
     if speedup <= 0 or not math.isfinite(speedup):
         raise ConfigError(f"--speedup {speedup} must be a positive number (2: steps twice as fast as measured)")
     ctx = build_context(options)
     names = options.resolved_suites()
-    runs = run_rows(planned_runs(ctx, names), measured_runs(results), speedup)
+    store = ctx.store if resume else None
+    runs = run_rows(planned_runs(ctx, names), measured_runs(results), speedup, store)
     totals = []
     evaluated: set[str] = set()  # run keys evaluated on the default request already
     prepared: set[Path] = set()  # feature caches an earlier suite prepared

@@ -153,6 +153,27 @@ def test_estimate_costs_every_planned_run_on_the_measured_ones(data_run, tmp_pat
         estimate(options, results, speedup=0)
 
 
+def test_estimate_over_a_cache_costs_only_what_a_resumed_run_has_left(data_run, tmp_path):
+    results, cache, _ = data_run
+    resumed = tmp_path / "cache"
+    shutil.copytree(cache, resumed, symlinks=True)
+    options = BenchOptions(suites=["data"], profile="smoke", jobs=2, cache=resumed)
+    runs, totals = estimate(options, results, resume=True)
+    total = totals.set_index("suite").loc["TOTAL"]
+    assert (runs["steps left"] == 0).all() and total["training minutes"] == 0 and total["preparation minutes"] == 0
+    interrupted = resumed / "runs" / runs["key"].iloc[0]  # as if stopped after its first validation
+    (interrupted / "result.json").unlink()
+    log = interrupted / "train" / "log.jsonl"
+    first = log.read_text().splitlines()[0]
+    log.write_text(first + "\n")
+    runs, totals = estimate(options, results, resume=True)
+    left = runs.set_index("key").loc[interrupted.name]
+    assert left["steps left"] == left["steps"] - json.loads(first)["step"] > 0
+    assert (runs["steps left"] > 0).sum() == 1 and totals.set_index("suite").loc["TOTAL", "training minutes"] > 0
+    fresh, _ = estimate(BenchOptions(suites=["data"], profile="smoke", jobs=2, cache=resumed), results)
+    assert (fresh["steps left"] == fresh["steps"]).all()  # without resume: from an empty cache
+
+
 def test_cli_estimate(data_run, tmp_path):
     results, *_ = data_run
     copied = tmp_path / "results"
@@ -162,5 +183,9 @@ def test_cli_estimate(data_run, tmp_path):
     assert done.exit_code == 0, done.output
     assert "| TOTAL " in done.output and "attention-lstm-regions-oracle-2x" in done.output
     assert "smoke: 4 runs, about" in done.output
+    left = CliRunner().invoke(app, ["estimate", "--suite", "data", "--profile", "smoke", "--results", str(copied),
+                                    "--cache", str(data_run[1]), "--no-runs"])
+    assert left.exit_code == 0, left.output
+    assert f"smoke: 4 runs, 0 of them left to train in {data_run[1]}, about" in left.output
     missing = CliRunner().invoke(app, ["estimate", "--profile", "smoke", "--results", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no suite CSV" in missing.output
