@@ -160,10 +160,12 @@ def preparation_seconds(sources: Sequence[FeatureSource], covered: dict[str, int
     seconds = 0.0
     for source in sources:
         clips = data_clips(source)
-        if is_complete(source.dir) and is_complete(source.dataset.root):
-            continue
         data_key = json.dumps(without_multiplier(source.dataset.identity()), sort_keys=True, default=str)
         feature_key = json.dumps(without_multiplier(source.identity()), sort_keys=True, default=str)
+        if is_complete(source.dir) and is_complete(source.dataset.root):  # made: a larger set grown later shares it
+            covered[data_key] = max(clips, covered.get(data_key, 0))
+            covered[feature_key] = max(clips, covered.get(feature_key, 0))
+            continue
         if source.dataset.synth_preset is not None:
             seconds += max(0, clips - covered.get(data_key, 0)) / GENERATE_CLIPS_PER_S
             covered[data_key] = max(clips, covered.get(data_key, 0))

@@ -12,7 +12,7 @@ and against another revision of the code, side by side.
   checkout; the driver asks them in turns, the order reversed every other repeat, so drift and other work
   on the machine hit both alike. The ratio of medians is the speed-up. Times are CPU seconds of the worker
   (one thread: its wall time when nothing else ran) and wall seconds beside them.
-- Where a run's time goes: `run_shares(RUN_DIR)` splits a finished training run's wall time into
+- Where a run's time goes: `run_shares(rows)` (a run's log.jsonl rows) splits a finished training run's wall time into
   training steps, validation, the rest of each interval (checkpoints, gradient probe) and set-up, from the
   timings every log.jsonl row holds; `vidcap-bench run-time --runs CACHE/runs` sums it per configuration.
 """
@@ -37,6 +37,7 @@ import pandas as pd
 
 from benchmark.identity import BENCH_TORCH_THREADS, REPO_ROOT
 from benchmark.step_timing import StepCase, Sizes, build_step, full_profile_cases, median_ms, time_steps
+from vidcap_core.files import read_jsonl
 
 STEP_TIMING_SCRIPT = Path(__file__).resolve().with_name("step_timing.py")
 WARMUP_STEPS = 2
@@ -235,14 +236,14 @@ def side_by_side(options: TrainingPerfOptions) -> pd.DataFrame:
 RUN_PARTS = ("training steps", "validation", "probe, checkpoints", "set-up, data loading, OOD calibration")
 
 
-def run_shares(run_dir: Path, wall_seconds: float | None = None, resumed_at_step: int = 0) -> dict[str, float]:
-    """Seconds of a finished run by part, from its log.jsonl: training steps (`train_seconds`: the
-    optimiser steps with their batches, gathered from features already in memory), validation
+def run_shares(rows: list[dict[str, Any]], wall_seconds: float | None = None,
+               resumed_at_step: int = 0) -> dict[str, float]:
+    """Seconds of a finished run by part, from the rows of its log.jsonl: training steps (`train_seconds`:
+    the optimiser steps with their batches, gathered from features already in memory), validation
     (`val_seconds`), the rest of each interval (gradient probe, checkpoints) and, when `wall_seconds` (the
     last train() call) is given, set-up: data loading, model building, OOD calibration. A run resumed at
     `resumed_at_step` logged its earlier intervals in other calls: the set-up is the last call's wall time
     less the intervals logged after that step (the earlier calls' set-up is not recorded)."""
-    rows = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines() if line.strip()]
     train = sum(r.get("train_seconds", 0.0) for r in rows)
     validation = sum(r.get("val_seconds") or 0.0 for r in rows)
     intervals = sum(r.get("seconds", 0.0) for r in rows)
@@ -253,13 +254,12 @@ def run_shares(run_dir: Path, wall_seconds: float | None = None, resumed_at_step
     return shares
 
 
-def resumed_step(result: dict[str, Any], run_dir: Path) -> int | None:
+def resumed_step(result: dict[str, Any], rows: list[dict[str, Any]]) -> int | None:
     """The step a finished run's last train() call resumed at (0: trained in one call); None for a run
-    recorded before result.json said so whose logged intervals outlast its wall time (resumed: unknown)."""
+    recorded before result.json said so whose logged intervals (`rows`) outlast its wall time (resumed: unknown)."""
     if "resumed_at_step" in result:
         return int(result["resumed_at_step"])
-    logged = run_shares(run_dir)
-    return 0 if result.get("wall_seconds", 0.0) >= sum(logged.values()) else None
+    return 0 if result.get("wall_seconds", 0.0) >= sum(r.get("seconds", 0.0) for r in rows) else None
 
 
 def run_time_table(runs_dir: Path) -> pd.DataFrame:
@@ -275,9 +275,10 @@ def run_time_table(runs_dir: Path) -> pd.DataFrame:
         spec = json.loads((run / "spec.json").read_text())
         if "finetune" in spec or not (run / "train" / "log.jsonl").is_file():
             continue
-        resumed_at = resumed_step(result, run / "train")
+        rows = read_jsonl(run / "train" / "log.jsonl")
+        resumed_at = resumed_step(result, rows)
         wall = result.get("wall_seconds") if resumed_at is not None else None
-        shares = run_shares(run / "train", wall, resumed_at or 0)
+        shares = run_shares(rows, wall, resumed_at or 0)
         entry = totals.setdefault(result["label"], {"runs": 0.0, "resumed": 0.0})
         entry["runs"] += 1
         entry["resumed"] += resumed_at != 0
