@@ -211,6 +211,9 @@ PROFILES: dict[str, Profile] = {
         #   0.783 over 3 seeds against 0.68-0.69 at 4 x (seeds 0 and 2). Clips cost no steps; 8 x costs about 4 more
         #   minutes of data and feature extraction. Choice: 8 x (it helps the perception-limited runs and costs the
         #   decoder-limited ones nothing), from the regeneration after 2026-12-05; results/ up to then was made at 4 x.
+        #   The round's final regeneration at this profile (results/data.md, patience 6) confirms it, monotonic now:
+        #       oracle slots       0.757 .807 .707      0.812 .860 .763      0.977 .987 .967      0.965 .977 .953
+        #       learned slots      0.737 .790 .683      0.792 .827 .757      0.827 .873 .780      0.862 .873 .850
         # - cost at 2 x today's step speed: 81 runs, 95.7 min (training 70.9, data and features 10.4, evaluations and
         #   bootstraps 14.4) when every S2VT-LSTM run spends its whole 8000 steps, an upper bound: each 1000 steps its
         #   nine runs (LSTM, oracle, no clipping; 3 seeds) stop earlier saves about 2 min. At today's speed 167 min,
