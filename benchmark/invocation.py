@@ -212,6 +212,7 @@ def run_benchmark(options: BenchOptions, stream: TextIO | None = None) -> BenchS
     finally:
         ctx.close()
     wall = time.perf_counter() - started
+    total, to_train = ctx.executor.progress.total, ctx.executor.progress.to_train  # with the runs suites added
     write_manifest(ctx, options, names, timings, wall, total, to_train)
     return BenchSummary(results, wall, total, to_train, None if choice is None else choice.label)
 

@@ -1,9 +1,10 @@
 """vidcap-bench's run keys (benchmark/identity.py, runner.py's RunSpec): what changes a key and what does not
 (the declared numerics versions, never the source), fine-tunes keyed on their parents, and the profiles'
-one training recipe (profiles.py)."""
+one training recipe (profiles.py); and the progress display's counts of the runs to train."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from benchmark.identity import stable_hash
 from benchmark.prepare import DatasetSource, FeatureSource
-from benchmark.runner import EvalRequest, FinetuneStage, RunSpec, training_waves
+from benchmark.runner import EvalRequest, FinetuneStage, ProgressDisplay, RunRecord, RunSpec, training_waves
 from vidcap_core.errors import ConfigError
 from vidcap_core.training.config import TrainConfig
 
@@ -149,3 +150,27 @@ def test_an_evaluation_on_other_features_is_named_by_its_tag():
     for half in ({"features": "/cache/features/x"}, {"tag": "fields-colour"}):
         with pytest.raises(ValueError, match="tag"):
             EvalRequest(**half)
+
+
+# ----------------------------------------------------------------------------- progress lines
+
+
+def test_runs_a_suite_adds_after_the_plan_count_in_the_progress_lines(tmp_path):
+    """The beam suite trains its chosen configuration's claim seeds only once it has chosen (after the plan
+    was counted); `plan_more` adds them, so i/n never runs past n and the estimate of what is left covers them
+    (before, the final regeneration's log read `[ 64/63] ... left nothing` for a run still to come)."""
+    stream = io.StringIO()
+    progress = ProgressDisplay(total=2, to_train=0, jobs=1, stream=stream)
+    for seed in (0, 1):
+        progress.skipped("beam", make_spec(tmp_path, seed=seed))
+    added = [make_spec(tmp_path, seed=seed) for seed in (2, 3)]
+    progress.plan_more(len(added), len(added))
+    for spec in added:
+        progress.started_run("beam", spec, resumed=False)
+        record = RunRecord(key=spec.key, label=spec.label, config=spec.config.to_dict(), dir=tmp_path,
+                           result={"best_val": {"exact": 0.5}, "convergence": {"converged": True}}, wall_seconds=60.0)
+        progress.finished_run("beam", record)
+    lines = stream.getvalue().splitlines()
+    assert [line[:7] for line in lines] == ["[  1/2]", "[  2/2]", "[  3/4]", "[  3/4]", "[  4/4]", "[  4/4]"]
+    assert "left 2 run(s))" in lines[2] and lines[3].endswith("left 1 run(s), ~1m00s")
+    assert lines[5].endswith("left nothing")

@@ -41,6 +41,12 @@ class ProgressDisplay:
         self.started = time.perf_counter()
         self.stream = stream
 
+    def plan_more(self, runs: int, to_train: int) -> None:
+        """Count runs a suite adds once it has results (the beam suite's chosen configuration's claim
+        seeds), so i/n and the estimate cover them too."""
+        self.total += runs
+        self.to_train += to_train
+
     def say(self, text: str) -> None:
         print(text, file=self.stream or sys.stderr, flush=True)
 
