@@ -1,14 +1,14 @@
 """The beam suite's claim seeds, trained after the plan was counted: the beam claim reads the configuration
 chosen on validation, which gets the claim seeds (benchmark/suites/beam.py `choose_with_claim_seeds`) once it
-has been chosen. A smoke `vidcap-bench run --suite beam --claim-seeds 2` on SynthClips tiny (real tiny runs;
-the numbers mean nothing) checks that the progress lines and bench_run.json count those runs too."""
+has been chosen, so the executor counts them when the suite asks for them (`Executor.count_unplanned`). A
+smoke `vidcap-bench run --suite beam --claim-seeds 2` on SynthClips tiny (real tiny runs; the numbers mean
+nothing) checks that the progress lines and bench_run.json count those runs too."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
-
 from dataclasses import replace
 
 import torch

@@ -18,7 +18,7 @@ from benchmark.prepare import PrepLog, ensure_features
 from benchmark.runner.progress import ProgressDisplay
 from benchmark.runner.records import RunRecord
 from benchmark.runner.spec import RunSpec
-from benchmark.runner.store import RunStore
+from benchmark.runner.store import RunStore, count_pending
 from vidcap_core.errors import ConfigError
 from vidcap_core.processes import die_with_parent, lifeline
 
@@ -34,6 +34,7 @@ class Executor:
     seeds: tuple[int, ...] = (0,)
     train_progress: bool = False
     counted: set[str] = field(default_factory=set)  # keys already shown on the progress display
+    planned: set[str] = field(default_factory=set)  # keys the progress display's total counts
     seen: dict[str, tuple[RunSpec, RunRecord]] = field(default_factory=dict)  # every run this invocation used
     tally: dict[str, list[int]] = field(default_factory=dict)  # suite -> [trained now, reused]
     trained: set[str] = field(default_factory=set)  # keys trained in this invocation
@@ -54,6 +55,7 @@ class Executor:
         missing = [parent for key, parent in parents.items() if key not in unique]
         if missing:
             records.update(self.ensure(suite, missing))
+        self.count_unplanned([spec for key, spec in unique.items() if key not in self.planned])
         pending: list[RunSpec] = []
         for key, spec in unique.items():
             if self.store.is_finished(spec):
@@ -75,9 +77,18 @@ class Executor:
             self.seen[key] = (spec, records[key])
         return records
 
+    def count_unplanned(self, specs: Sequence[RunSpec]) -> None:
+        """Count runs the plan did not (the beam suite's chosen configuration's claim seeds, known only once
+        it has chosen) on the progress display, so its i/n never runs past n."""
+        if specs:
+            self.planned.update(spec.key for spec in specs)
+            self.progress.plan_more(*count_pending(self.store, specs))
+
     def train_ahead(self, planned: Sequence[tuple[str, RunSpec]]) -> None:
         """Train every (suite, spec) not finished yet in one pool, longest budget first (parents before
-        their fine-tunes), before the suites run; they then load them from the store."""
+        their fine-tunes), before the suites run; they then load them from the store. The progress display's
+        total counts these already."""
+        self.planned.update(spec.key for _, spec in planned)
         pending: dict[str, tuple[str, RunSpec]] = {}
         for suite, spec in planned:
             if spec.key not in pending and not self.store.is_finished(spec):

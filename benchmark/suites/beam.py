@@ -13,7 +13,6 @@ import pandas as pd
 
 from benchmark.figures import lines_over_x
 from benchmark.runner import EvalRequest, RunSpec
-from benchmark.runner.store import count_pending
 from benchmark.selection import VAL_COLUMNS, choose, grid_labels, region_options, selection_values
 from benchmark.suites.compare import compare_configs, metrics_for
 from benchmark.suites.context import BenchContext
@@ -49,7 +48,6 @@ def choose_with_claim_seeds(ctx: BenchContext, grid: dict[str, Trained]) -> dict
             break
         arch, cell = choice.label.split("-")[:2]
         specs = ctx.grid(arch, cell, seeds=tuple(sorted(claimed | have)), **region_options(choice.label))
-        ctx.executor.progress.plan_more(*count_pending(ctx.store, [s for s in specs if s.seed not in have]))
         grid = {**grid, choice.label: train_and_evaluate(ctx, NAME, {choice.label: specs}, request=None)[choice.label]}
     return grid
 
